@@ -1,0 +1,1 @@
+//! Feature checks per mode behind `nslat check` (to be written).

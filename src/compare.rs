@@ -1,0 +1,1 @@
+//! The experiment behind `nslat compare` (to be written).

@@ -1,0 +1,1 @@
+//! nftables rules inside lab namespaces, via the nftables crate (to be written).

@@ -1,0 +1,15 @@
+//! nslat: how much latency a container's network setup adds, why, and which setup removes it.
+//!
+//! The binary only parses the command line and calls into this library; see `DESIGN.md`.
+
+pub mod bench;
+pub mod check;
+pub mod cli;
+pub mod compare;
+pub mod firewall;
+pub mod lab;
+pub mod netlink;
+pub mod netns;
+pub mod probe;
+pub mod report;
+pub mod stats;

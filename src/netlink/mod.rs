@@ -1,0 +1,1 @@
+//! Our thin synchronous netlink socket over netlink-packet-route + netlink-sys (to be written).

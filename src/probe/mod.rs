@@ -1,0 +1,1 @@
+//! Kernel counters read before and after a run (to be written).

@@ -1,0 +1,1 @@
+//! Exporters: table, JSON, CSV, Markdown, HTML (to be written).

@@ -1,0 +1,1 @@
+//! Histogram summaries, confidence intervals and Welch's t-test (to be written).

@@ -1,0 +1,108 @@
+//! Helpers shared by the integration tests: privilege and tool checks that skip with a printed
+//! reason (but fail under CI, where nothing may be skipped), unique names, and the root-namespace
+//! safety snapshot.
+#![allow(dead_code)]
+
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Whether this run is CI's (CI=true): there, missing prerequisites are failures, not skips.
+pub fn in_ci() -> bool {
+    std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false)
+}
+
+/// Returns true when `test` can run; otherwise prints why it is skipped (outside CI) or panics (in CI).
+pub fn prerequisite(test: &str, ok: bool, reason: &str) -> bool {
+    if ok {
+        return true;
+    }
+    if in_ci() {
+        panic!("{test}: cannot run under CI: {reason}");
+    }
+    eprintln!("SKIPPED {test}: {reason}");
+    false
+}
+
+/// Root is needed for namespaces, links and rules.
+pub fn need_root(test: &str) -> bool {
+    prerequisite(test, nix::unistd::geteuid().is_root(), "needs root (run the tests with sudo)")
+}
+
+/// An external program must be on PATH.
+pub fn need_tool(test: &str, tool: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    prerequisite(test, found, &format!("`{tool}` is not installed (scripts/install-deps installs it)"))
+}
+
+/// A short name unique to this test process and call, e.g. `t1234a3`: lab names, namespace
+/// prefixes. Tests running in parallel never collide.
+pub fn unique(tag: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("t{}{}{}", std::process::id() % 100_000, tag, n)
+}
+
+/// The path of the built `nslat` binary.
+pub fn nslat_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_nslat")
+}
+
+fn capture(program: &str, args: &[&str]) -> String {
+    match Command::new(program).args(args).output() {
+        Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
+        Err(e) => format!("<{program} failed: {e}>"),
+    }
+}
+
+/// What nslat must never change in the root namespace: links, addresses, routes, the sysctls it
+/// could touch, and the nftables ruleset.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RootSnapshot {
+    pub links: String,
+    pub addresses: String,
+    pub routes: String,
+    pub sysctls: String,
+    pub ruleset: String,
+}
+
+impl RootSnapshot {
+    /// Reads the root namespace's state (the test process runs in it).
+    pub fn take() -> Self {
+        let mut sysctls = String::new();
+        for dir in ["/proc/sys/net/ipv4", "/proc/sys/net/ipv6/conf/all", "/proc/sys/net/ipv4/conf/all"] {
+            let Ok(entries) = std::fs::read_dir(dir) else { continue };
+            let mut files: Vec<_> = entries.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect();
+            files.sort();
+            for f in files {
+                if let Ok(v) = std::fs::read_to_string(&f) {
+                    sysctls.push_str(&format!("{}={}", f.display(), v));
+                }
+            }
+        }
+        RootSnapshot {
+            links: capture("ip", &["-o", "-d", "link", "show"]),
+            addresses: capture("ip", &["-o", "addr", "show"]),
+            routes: capture("ip", &["route", "show", "table", "all"]) + &capture("ip", &["-6", "route", "show", "table", "all"]),
+            sysctls,
+            ruleset: capture("nft", &["list", "ruleset"]),
+        }
+    }
+
+    /// Panics with the differing part when the root namespace changed since `self` was taken.
+    pub fn assert_unchanged(&self) {
+        let now = RootSnapshot::take();
+        for (what, before, after) in [
+            ("links", &self.links, &now.links),
+            ("addresses", &self.addresses, &now.addresses),
+            ("routes", &self.routes, &now.routes),
+            ("sysctls", &self.sysctls, &now.sysctls),
+            ("nftables ruleset", &self.ruleset, &now.ruleset),
+        ] {
+            assert!(before == after, "root namespace {what} changed:\n--- before\n{before}\n--- after\n{after}");
+        }
+    }
+}

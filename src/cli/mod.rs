@@ -55,13 +55,14 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
+        Err(e) if !e.use_stderr() => {
+            // --help and --version
             let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(EXIT_ERROR)
-            } else {
-                ExitCode::SUCCESS
-            };
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("Error: {}", one_line_usage_error(&e.render().to_string()));
+            return ExitCode::from(EXIT_ERROR);
         }
     };
     match dispatch(cli.command) {
@@ -73,6 +74,25 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Folds clap's multi-line usage error into one line: the message up to the first blank line, and
+/// the hint where help is (clap's own last line).
+fn one_line_usage_error(rendered: &str) -> String {
+    let mut paragraphs = rendered
+        .split("\n\n")
+        .map(str::trim)
+        .filter(|p| !p.is_empty());
+    let message = paragraphs.next().unwrap_or("invalid command line");
+    let message = message.strip_prefix("error: ").unwrap_or(message);
+    let message: Vec<&str> = message.lines().map(str::trim).collect();
+    let hint = rendered
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("For more information, try "))
+        .map(|h| format!(" (for more information, try {})", h.trim_end_matches('.')))
+        .unwrap_or_default();
+    format!("{}{hint}", message.join(" "))
+}
+
 fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => serve::run(args),
@@ -82,5 +102,29 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Detach(args) => attach::run_detach(args),
         Command::Compare(args) => compare::run(args),
         Command::Check(args) => check::run(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usage_error(args: &[&str]) -> String {
+        let e = Cli::try_parse_from(args).unwrap_err();
+        one_line_usage_error(&e.render().to_string())
+    }
+
+    #[test]
+    fn usage_errors_fold_into_one_line() {
+        let line = usage_error(&["nslat", "frobnicate"]);
+        assert!(!line.contains('\n'), "{line}");
+        assert!(line.contains("frobnicate"), "{line}");
+        assert!(line.contains("--help"), "{line}");
+    }
+
+    #[test]
+    fn help_is_not_an_error() {
+        let e = Cli::try_parse_from(["nslat", "--help"]).unwrap_err();
+        assert!(!e.use_stderr());
     }
 }

@@ -198,7 +198,9 @@ pub fn kernel_release() -> String {
 
 /// The machine's host name, if it has one.
 pub fn host_name() -> Option<String> {
-    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok())
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
 }
 
 fn rep_latency(run: &RunResult) -> f64 {
@@ -229,7 +231,10 @@ fn mean_of(xs: impl Iterator<Item = f64>) -> Option<f64> {
 }
 
 fn estimate(c: MeanCi) -> Estimate {
-    Estimate { mean: c.mean, ci95: c.ci95 }
+    Estimate {
+        mean: c.mean,
+        ci95: c.ci95,
+    }
 }
 
 /// Builds one mode's result; `baseline` is the baseline's per-rep latencies (µs), if any and if
@@ -267,7 +272,12 @@ pub fn build_mode(input: &ModeInput, baseline: Option<&[f64]>) -> ModeResult {
             let m = |f: fn(&RunResult) -> f64| {
                 mean_of(input.reps.iter().map(|r| f(&r.run))).unwrap_or(0.0)
             };
-            (m(|r| r.latency_us.p50), m(|r| r.latency_us.p99), m(|r| r.latency_us.p99_9), Vec::new())
+            (
+                m(|r| r.latency_us.p50),
+                m(|r| r.latency_us.p99),
+                m(|r| r.latency_us.p99_9),
+                Vec::new(),
+            )
         }
     };
 
@@ -285,7 +295,11 @@ pub fn build_mode(input: &ModeInput, baseline: Option<&[f64]>) -> ModeResult {
     let probed: Vec<&crate::probe::PerTx> = per_tx.iter().flatten().collect();
     if let Some(first) = probed.first() {
         for name in first.tracepoints.keys() {
-            if let Some(m) = mean_of(probed.iter().filter_map(|p| p.tracepoints.get(name).copied())) {
+            if let Some(m) = mean_of(
+                probed
+                    .iter()
+                    .filter_map(|p| p.tracepoints.get(name).copied()),
+            ) {
                 tracepoints_per_tx.insert(name.clone(), m);
             }
         }
@@ -313,13 +327,15 @@ pub fn build_mode(input: &ModeInput, baseline: Option<&[f64]>) -> ModeResult {
         })
         .collect();
 
-    let vs_host = baseline.and_then(|b| stats::vs_baseline(&lat, b)).map(|v| VsHost {
-        delta_us: v.delta,
-        delta_pct: (v.ratio - 1.0) * 100.0,
-        ratio: v.ratio,
-        p_value: v.p_value,
-        significant: v.significant,
-    });
+    let vs_host = baseline
+        .and_then(|b| stats::vs_baseline(&lat, b))
+        .map(|v| VsHost {
+            delta_us: v.delta,
+            delta_pct: (v.ratio - 1.0) * 100.0,
+            ratio: v.ratio,
+            p_value: v.p_value,
+            significant: v.significant,
+        });
 
     ModeResult {
         mode: input.mode.clone(),
@@ -349,7 +365,11 @@ pub fn build_report(meta: &ReportMeta, inputs: &[ModeInput]) -> CompareReport {
     let modes: Vec<ModeResult> = inputs
         .iter()
         .map(|m| {
-            let b = if m.mode == BASELINE { None } else { baseline.as_deref() };
+            let b = if m.mode == BASELINE {
+                None
+            } else {
+                baseline.as_deref()
+            };
             build_mode(m, b)
         })
         .collect();
@@ -448,7 +468,10 @@ pub fn verdict(report: &CompareReport) -> Vec<String> {
         .any(|m| m.mode == report.baseline && m.available);
     let mut out = Vec::new();
     if !has_baseline {
-        out.push(format!("no {} baseline was measured: nothing to compare with", report.baseline));
+        out.push(format!(
+            "no {} baseline was measured: nothing to compare with",
+            report.baseline
+        ));
     }
     for m in report.modes.iter().filter(|m| m.mode != report.baseline) {
         if !m.available {
@@ -503,7 +526,14 @@ pub fn explain_from_steps(target: &str, baseline_us: f64, steps: &[(String, Mean
             }
         })
         .collect();
-    Explain { target: target.to_string(), baseline_us, target_us, gap_us, parts, notes: Vec::new() }
+    Explain {
+        target: target.to_string(),
+        baseline_us,
+        target_us,
+        gap_us,
+        parts,
+        notes: Vec::new(),
+    }
 }
 
 #[cfg(test)]
@@ -515,7 +545,8 @@ mod tests {
         let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
         let base = (mean_us * 1000.0) as u64;
         for i in 0..1000u64 {
-            h.record(base - spread_ns / 2 + (i * spread_ns) / 1000).unwrap();
+            h.record(base - spread_ns / 2 + (i * spread_ns) / 1000)
+                .unwrap();
         }
         RunResult {
             test: TestKind::TcpRr,
@@ -523,7 +554,13 @@ mod tests {
             warmup_transactions: 0,
             elapsed_s: 1.0,
             trans_per_s: tps,
-            latency_us: LatencySummary { mean: mean_us, rate_mean: mean_us, p50: mean_us, p99: mean_us, ..Default::default() },
+            latency_us: LatencySummary {
+                mean: mean_us,
+                rate_mean: mean_us,
+                p50: mean_us,
+                p99: mean_us,
+                ..Default::default()
+            },
             cpu: CpuUsage::default(),
             lost: None,
             throughput_gbps: None,
@@ -543,7 +580,11 @@ mod tests {
                 .iter()
                 .map(|&m| RepInput {
                     run: run(m, 1e6 / m, 400),
-                    probes: Some(ProbeDelta { backlog_pkts: backlog * 1000, net_rx: 2000, ..Default::default() }),
+                    probes: Some(ProbeDelta {
+                        backlog_pkts: backlog * 1000,
+                        net_rx: 2000,
+                        ..Default::default()
+                    }),
                 })
                 .collect(),
         }
@@ -568,7 +609,11 @@ mod tests {
             mode("host", &[5.12, 5.08, 5.15, 5.10, 5.11], 2),
             mode("bridge", &[6.60, 6.55, 6.71, 6.62, 6.58], 5),
             mode("macvlan", &[5.10, 5.20, 4.95, 5.30, 5.05], 3),
-            ModeInput { mode: "ipvlan-l2".into(), unavailable: Some("no ipvlan in this kernel".into()), reps: vec![] },
+            ModeInput {
+                mode: "ipvlan-l2".into(),
+                unavailable: Some("no ipvlan in this kernel".into()),
+                reps: vec![],
+            },
         ];
         let r = build_report(&meta("same"), &inputs);
         let host = &r.modes[0];
@@ -582,22 +627,46 @@ mod tests {
         assert!(bridge.significant && bridge.delta_us > 1.4);
         assert!(!r.modes[2].vs_host.unwrap().significant);
         assert!(!r.modes[3].available);
-        assert_eq!(r.verdict[0], "bridge adds 1.5 µs (+29%) per round trip, significant");
-        assert!(r.verdict[1].starts_with("macvlan: no significant cost"), "{}", r.verdict[1]);
-        assert_eq!(r.verdict[2], "ipvlan-l2: not measured (no ipvlan in this kernel)");
+        assert_eq!(
+            r.verdict[0],
+            "bridge adds 1.5 µs (+29%) per round trip, significant"
+        );
+        assert!(
+            r.verdict[1].starts_with("macvlan: no significant cost"),
+            "{}",
+            r.verdict[1]
+        );
+        assert_eq!(
+            r.verdict[2],
+            "ipvlan-l2: not measured (no ipvlan in this kernel)"
+        );
         // macvlan's ±3.7% interval is wider than WIDE_CI_REL: warned with a remedy.
         assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
-        assert!(r.warnings[0].message.starts_with("macvlan:") && r.warnings[0].remedy.contains("--reps"));
+        assert!(
+            r.warnings[0].message.starts_with("macvlan:")
+                && r.warnings[0].remedy.contains("--reps")
+        );
 
         let split = build_report(&meta("split"), &inputs[..2]);
-        assert!(split.warnings.iter().any(|w| w.remedy.contains("--cpu same")));
+        assert!(split
+            .warnings
+            .iter()
+            .any(|w| w.remedy.contains("--cpu same")));
 
         let json = serde_json::to_value(&r).unwrap();
         for key in ["cpu_placement", "test", "reps", "duration_s", "kernel"] {
             assert!(json.get(key).is_some(), "{key}");
         }
         let m = &json["modes"][1];
-        for key in ["mode", "available", "reason", "trans_per_s", "latency_us", "vs_host", "probes"] {
+        for key in [
+            "mode",
+            "available",
+            "reason",
+            "trans_per_s",
+            "latency_us",
+            "vs_host",
+            "probes",
+        ] {
             assert!(m.get(key).is_some(), "{key}");
         }
         for key in ["mean", "p50", "p99", "p99_9", "ci95"] {
@@ -606,7 +675,12 @@ mod tests {
         for key in ["delta_us", "ratio", "p_value", "significant"] {
             assert!(m["vs_host"].get(key).is_some(), "{key}");
         }
-        for key in ["backlog_pkts_per_tx", "net_rx_per_tx", "cpu_us_per_tx", "tracepoints_per_tx"] {
+        for key in [
+            "backlog_pkts_per_tx",
+            "net_rx_per_tx",
+            "cpu_us_per_tx",
+            "tracepoints_per_tx",
+        ] {
             assert!(m["probes"].get(key).is_some(), "{key}");
         }
         let back: CompareReport = serde_json::from_value(json).unwrap();
@@ -618,17 +692,33 @@ mod tests {
         let r = build_report(&meta("same"), &[mode("bridge", &[6.6], 5)]);
         assert!(r.verdict[0].starts_with("no host baseline"));
         assert!(r.warnings.iter().any(|w| w.remedy.contains("--reps 3")));
-        let r = build_report(&meta("same"), &[mode("host", &[5.0], 2), mode("bridge", &[6.0], 5)]);
-        assert!(r.verdict[0].contains("significance unknown"), "{}", r.verdict[0]);
+        let r = build_report(
+            &meta("same"),
+            &[mode("host", &[5.0], 2), mode("bridge", &[6.0], 5)],
+        );
+        assert!(
+            r.verdict[0].contains("significance unknown"),
+            "{}",
+            r.verdict[0]
+        );
     }
 
     #[test]
     fn explain_shares_add_up() {
-        let c = |m: f64| MeanCi { n: 3, mean: m, stddev: 0.0, ci95: Some(0.01) };
+        let c = |m: f64| MeanCi {
+            n: 3,
+            mean: m,
+            stddev: 0.0,
+            ci95: Some(0.01),
+        };
         let e = explain_from_steps(
             "bridge",
             5.0,
-            &[("veth (ptp)".into(), c(6.0)), ("+ bridge".into(), c(6.5)), ("+ MASQUERADE".into(), c(7.0))],
+            &[
+                ("veth (ptp)".into(), c(6.0)),
+                ("+ bridge".into(), c(6.5)),
+                ("+ MASQUERADE".into(), c(7.0)),
+            ],
         );
         assert_eq!(e.gap_us, 2.0);
         let shares: Vec<f64> = e.parts.iter().map(|p| p.share).collect();

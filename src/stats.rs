@@ -49,7 +49,9 @@ pub fn cdf_points_us(h: &Histogram<u64>, points: usize) -> Vec<(f64, f64)> {
         return Vec::new();
     }
     let linear = points.saturating_sub(6).max(2);
-    let mut qs: Vec<f64> = (0..linear).map(|i| i as f64 / (linear - 1) as f64).collect();
+    let mut qs: Vec<f64> = (0..linear)
+        .map(|i| i as f64 / (linear - 1) as f64)
+        .collect();
     qs.extend([0.95, 0.99, 0.995, 0.999, 0.9999]);
     qs.retain(|q| *q < 1.0);
     qs.push(1.0);
@@ -74,7 +76,9 @@ pub struct MeanCi {
 impl MeanCi {
     /// Half-width relative to the mean (0.01 = ±1 %); `None` without an interval or mean 0.
     pub fn rel_half_width(&self) -> Option<f64> {
-        self.ci95.filter(|_| self.mean != 0.0).map(|h| h / self.mean.abs())
+        self.ci95
+            .filter(|_| self.mean != 0.0)
+            .map(|h| h / self.mean.abs())
     }
 }
 
@@ -105,7 +109,12 @@ pub fn mean_ci95(xs: &[f64]) -> Option<MeanCi> {
     let (mean, stddev) = mean_sd(xs)?;
     let n = xs.len();
     let ci95 = (n >= 2).then(|| t_quantile(0.95, (n - 1) as f64) * stddev / (n as f64).sqrt());
-    Some(MeanCi { n, mean, stddev, ci95 })
+    Some(MeanCi {
+        n,
+        mean,
+        stddev,
+        ci95,
+    })
 }
 
 /// Result of Welch's unequal-variance t-test.
@@ -132,14 +141,17 @@ pub fn welch(a: &[f64], b: &[f64]) -> Option<Welch> {
     if se2 == 0.0 {
         let same = ma == mb;
         return Some(Welch {
-            t: if same { 0.0 } else { f64::INFINITY.copysign(ma - mb) },
+            t: if same {
+                0.0
+            } else {
+                f64::INFINITY.copysign(ma - mb)
+            },
             df: (a.len() + b.len() - 2) as f64,
             p_value: if same { 1.0 } else { 0.0 },
         });
     }
     let t = (ma - mb) / se2.sqrt();
-    let df = se2 * se2
-        / (va * va / (a.len() - 1) as f64 + vb * vb / (b.len() - 1) as f64);
+    let df = se2 * se2 / (va * va / (a.len() - 1) as f64 + vb * vb / (b.len() - 1) as f64);
     let p_value = StudentsT::new(0.0, 1.0, df)
         .map(|d| 2.0 * d.sf(t.abs()))
         .unwrap_or(f64::NAN)
@@ -187,7 +199,13 @@ mod tests {
 
     #[test]
     fn t_quantiles_match_scipy() {
-        for (df, want) in [(1.0, 12.70620474), (2.0, 4.30265273), (4.0, 2.77644511), (9.0, 2.26215716), (29.0, 2.04522964)] {
+        for (df, want) in [
+            (1.0, 12.70620474),
+            (2.0, 4.30265273),
+            (4.0, 2.77644511),
+            (9.0, 2.26215716),
+            (29.0, 2.04522964),
+        ] {
             close(t_quantile(0.95, df), want, 1e-6);
         }
     }
@@ -254,7 +272,10 @@ mod tests {
         assert!(cdf.len() <= 50 && cdf.len() > 40);
         assert!(cdf.windows(2).all(|w| w[0].0 <= w[1].0 && w[0].1 < w[1].1));
         assert_eq!(cdf.last().unwrap().1, 1.0);
-        assert_eq!(summarize_ns(&Histogram::<u64>::new(3).unwrap()), HistSummary::default());
+        assert_eq!(
+            summarize_ns(&Histogram::<u64>::new(3).unwrap()),
+            HistSummary::default()
+        );
         assert!(cdf_points_us(&Histogram::<u64>::new(3).unwrap(), 50).is_empty());
     }
 }

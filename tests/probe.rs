@@ -51,10 +51,18 @@ fn loopback_traffic_moves_every_counter() {
     eprintln!("{d:#?}");
     // Each round trip puts at least two data segments through loopback's netif_rx -> backlog.
     // Other traffic on the machine only adds, so these are lower bounds.
-    assert!(d.backlog_pkts >= 2 * ROUND_TRIPS, "backlog {}", d.backlog_pkts);
+    assert!(
+        d.backlog_pkts >= 2 * ROUND_TRIPS,
+        "backlog {}",
+        d.backlog_pkts
+    );
     assert!(d.net_rx > 0, "NET_RX softirqs");
     for name in ["net:netif_rx", "net:net_dev_xmit", "net:netif_receive_skb"] {
-        assert!(d.tracepoints[name] >= 2 * ROUND_TRIPS, "{name}: {}", d.tracepoints[name]);
+        assert!(
+            d.tracepoints[name] >= 2 * ROUND_TRIPS,
+            "{name}: {}",
+            d.tracepoints[name]
+        );
     }
     assert!(d.tracepoints["irq:softirq_entry"] > 0);
     let per = d.per_tx(ROUND_TRIPS);
@@ -76,15 +84,18 @@ fn softnet_is_global_not_per_namespace() {
     let g = Guard(common::unique("probe"));
     let path = nslat::netns::create(&g.0).unwrap();
     let before = probe::softnet::read().unwrap();
-    let inside: Vec<probe::softnet::SoftnetCpu> =
-        nslat::netns::run_in(Some(&path), || -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
-            Ok(probe::softnet::read()?)
-        })
-        .unwrap();
+    let inside: Vec<probe::softnet::SoftnetCpu> = nslat::netns::run_in(
+        Some(&path),
+        || -> Result<_, Box<dyn std::error::Error + Send + Sync>> { Ok(probe::softnet::read()?) },
+    )
+    .unwrap();
     let after = probe::softnet::read().unwrap();
     assert_eq!(inside.len(), before.len());
     for ((b, i), a) in before.iter().zip(&inside).zip(&after) {
         // A fresh namespace has seen no packets; per-namespace data would read ~0 here.
-        assert!(b.processed <= i.processed && i.processed <= a.processed, "{b:?} {i:?} {a:?}");
+        assert!(
+            b.processed <= i.processed && i.processed <= a.processed,
+            "{b:?} {i:?} {a:?}"
+        );
     }
 }

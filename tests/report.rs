@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use nslat::compare::CompareReport;
-use nslat::report::{self, CsvExporter, Exporter, HtmlExporter, JsonExporter, MarkdownExporter, TableExporter};
+use nslat::report::{
+    self, CsvExporter, Exporter, HtmlExporter, JsonExporter, MarkdownExporter, TableExporter,
+};
 
 fn render(e: &dyn Exporter) -> String {
     let mut buf = Vec::new();
@@ -17,15 +19,24 @@ fn render(e: &dyn Exporter) -> String {
 }
 
 fn check_snapshot(name: &str, actual: &str) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(name);
     if std::env::var("NSLAT_UPDATE_SNAPSHOTS").is_ok_and(|v| v == "1") {
         std::fs::write(&path, actual).unwrap();
         return;
     }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (run with NSLAT_UPDATE_SNAPSHOTS=1)", path.display()));
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with NSLAT_UPDATE_SNAPSHOTS=1)",
+            path.display()
+        )
+    });
     if expected != actual {
-        let diff_at = expected.lines().zip(actual.lines()).position(|(a, b)| a != b);
+        let diff_at = expected
+            .lines()
+            .zip(actual.lines())
+            .position(|(a, b)| a != b);
         panic!(
             "{name} differs from its snapshot (first differing line: {diff_at:?});\n--- actual ---\n{actual}"
         );
@@ -46,7 +57,10 @@ fn json_snapshot_and_round_trip() {
     // last ulp, so numbers are compared with a relative tolerance).
     let original = serde_json::to_value(report::sample_report()).unwrap();
     let decoded = serde_json::to_value(&back).unwrap();
-    assert!(approx_eq(&original, &decoded), "round trip changed the report");
+    assert!(
+        approx_eq(&original, &decoded),
+        "round trip changed the report"
+    );
 }
 
 fn approx_eq(a: &serde_json::Value, b: &serde_json::Value) -> bool {
@@ -58,7 +72,9 @@ fn approx_eq(a: &serde_json::Value, b: &serde_json::Value) -> bool {
         }
         (Array(x), Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(x, y)| approx_eq(x, y)),
         (Object(x), Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| approx_eq(v, w)))
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| approx_eq(v, w)))
         }
         _ => a == b,
     }
@@ -90,7 +106,10 @@ fn html_snapshot() {
     let html = render(&HtmlExporter);
     check_snapshot("report.html", &html);
     assert_eq!(html.matches("<svg").count(), 2);
-    assert!(!html.contains("<script") && !html.contains("http://") || html.contains("xmlns=\"http://www.w3.org/2000/svg\""));
+    assert!(
+        !html.contains("<script") && !html.contains("http://")
+            || html.contains("xmlns=\"http://www.w3.org/2000/svg\"")
+    );
 }
 
 #[test]
@@ -121,15 +140,29 @@ fn html_renders_in_headless_chromium() {
             .arg(&url)
             .output()
             .unwrap();
-        assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "chromium failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let dom = chromium(&["--dump-dom"]);
-    assert_eq!(dom.matches("<svg").count(), 2, "two inline SVG plots in the DOM");
-    assert!(dom.contains("<polyline") || dom.contains("<path"), "CDF lines");
+    assert_eq!(
+        dom.matches("<svg").count(),
+        2,
+        "two inline SVG plots in the DOM"
+    );
+    assert!(
+        dom.contains("<polyline") || dom.contains("<path"),
+        "CDF lines"
+    );
     assert!(dom.contains("<rect"), "bars");
     for mode in ["host", "bridge", "ptp", "macvlan"] {
-        assert!(dom.contains(&format!(">{mode}<")), "legend/axis label {mode}");
+        assert!(
+            dom.contains(&format!(">{mode}<")),
+            "legend/axis label {mode}"
+        );
     }
     chromium(&[&format!("--screenshot={}", shot.display())]);
     let len = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);

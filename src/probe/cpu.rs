@@ -41,7 +41,9 @@ pub fn parse(text: &str) -> Result<Vec<CpuTimes>, ProbeError> {
             continue; // the all-CPU line
         }
         let bad = |m: String| ProbeError::parse(PATH, index + 1, m);
-        let cpu: usize = id.parse().map_err(|_| bad(format!("bad CPU name '{name}'")))?;
+        let cpu: usize = id
+            .parse()
+            .map_err(|_| bad(format!("bad CPU name '{name}'")))?;
         let v: Vec<u64> = cols
             .map(str::parse)
             .collect::<Result<_, _>>()

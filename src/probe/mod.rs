@@ -40,7 +40,11 @@ pub enum ProbeError {
         source: std::io::Error,
     },
     #[error("{path} line {line}: {message}")]
-    Parse { path: String, line: usize, message: String },
+    Parse {
+        path: String,
+        line: usize,
+        message: String,
+    },
     /// A probe that cannot work here (no perf, no tracefs); the reason says why.
     #[error("{0}")]
     Unavailable(String),
@@ -48,13 +52,19 @@ pub enum ProbeError {
 
 impl ProbeError {
     fn parse(path: &str, line: usize, message: String) -> Self {
-        ProbeError::Parse { path: path.to_string(), line, message }
+        ProbeError::Parse {
+            path: path.to_string(),
+            line,
+            message,
+        }
     }
 }
 
 fn read_file(path: &str) -> Result<String, ProbeError> {
-    std::fs::read_to_string(path)
-        .map_err(|source| ProbeError::Read { path: path.to_string(), source })
+    std::fs::read_to_string(path).map_err(|source| ProbeError::Read {
+        path: path.to_string(),
+        source,
+    })
 }
 
 /// Parses a kernel CPU list such as `0-3,8,10-11` (`/sys/devices/system/cpu/online`).
@@ -99,7 +109,11 @@ pub struct ProbeConfig {
 impl ProbeConfig {
     /// The /proc counters only.
     pub fn new(cpus: Option<Vec<usize>>) -> Self {
-        ProbeConfig { cpus, tracepoints: None, tracepoints_unavailable: None }
+        ProbeConfig {
+            cpus,
+            tracepoints: None,
+            tracepoints_unavailable: None,
+        }
     }
 
     /// The /proc counters plus perf counters for `names` on every online CPU. If perf or tracefs
@@ -196,7 +210,10 @@ impl Snapshot {
     /// either snapshot (hot-plugged) are skipped; 32-bit softnet counters wrap modulo 2^32.
     pub fn delta(before: &Snapshot, after: &Snapshot) -> ProbeDelta {
         let mut d = ProbeDelta {
-            elapsed_s: after.taken.saturating_duration_since(before.taken).as_secs_f64(),
+            elapsed_s: after
+                .taken
+                .saturating_duration_since(before.taken)
+                .as_secs_f64(),
             ..ProbeDelta::default()
         };
         for a in after.softnet.iter().filter(|a| after.selected(a.cpu)) {
@@ -254,7 +271,11 @@ impl ProbeDelta {
             cpu_user_us: self.cpu_user_us / n,
             cpu_system_us: self.cpu_system_us / n,
             cpu_softirq_us: self.cpu_softirq_us / n,
-            tracepoints: self.tracepoints.iter().map(|(k, v)| (k.clone(), *v as f64 / n)).collect(),
+            tracepoints: self
+                .tracepoints
+                .iter()
+                .map(|(k, v)| (k.clone(), *v as f64 / n))
+                .collect(),
         }
     }
 }
@@ -272,16 +293,35 @@ mod tests {
         assert!(parse_cpu_list("a").is_err());
     }
 
-    fn snap(cpus: Option<Vec<usize>>, processed: [u32; 2], rx: [u64; 2], user: [u64; 2]) -> Snapshot {
+    fn snap(
+        cpus: Option<Vec<usize>>,
+        processed: [u32; 2],
+        rx: [u64; 2],
+        user: [u64; 2],
+    ) -> Snapshot {
         Snapshot {
             taken: Instant::now(),
             softnet: (0..2)
-                .map(|c| softnet::SoftnetCpu { cpu: c, processed: processed[c], ..Default::default() })
+                .map(|c| softnet::SoftnetCpu {
+                    cpu: c,
+                    processed: processed[c],
+                    ..Default::default()
+                })
                 .collect(),
             softirqs: (0..2)
-                .map(|c| softirqs::SoftirqCpu { cpu: c, net_rx: rx[c], net_tx: 0 })
+                .map(|c| softirqs::SoftirqCpu {
+                    cpu: c,
+                    net_rx: rx[c],
+                    net_tx: 0,
+                })
                 .collect(),
-            cpu: (0..2).map(|c| cpu::CpuTimes { cpu: c, user: user[c], ..Default::default() }).collect(),
+            cpu: (0..2)
+                .map(|c| cpu::CpuTimes {
+                    cpu: c,
+                    user: user[c],
+                    ..Default::default()
+                })
+                .collect(),
             tracepoints: BTreeMap::from([(
                 "net:netif_rx".to_string(),
                 BTreeMap::from([(0, rx[0] * 2), (1, rx[1] * 2)]),

@@ -55,12 +55,20 @@ pub fn parse(text: &str) -> Result<Vec<SoftirqCpu>, ProbeError> {
         *slot = Some(values);
     }
     let (Some(rx), Some(tx)) = (rx, tx) else {
-        return Err(ProbeError::parse(PATH, 0, "no NET_RX or NET_TX line".into()));
+        return Err(ProbeError::parse(
+            PATH,
+            0,
+            "no NET_RX or NET_TX line".into(),
+        ));
     };
     Ok(cpus
         .iter()
         .enumerate()
-        .map(|(i, &cpu)| SoftirqCpu { cpu, net_rx: rx[i], net_tx: tx[i] })
+        .map(|(i, &cpu)| SoftirqCpu {
+            cpu,
+            net_rx: rx[i],
+            net_tx: tx[i],
+        })
         .collect())
 }
 
@@ -79,8 +87,16 @@ mod tests {
         assert_eq!(
             v,
             vec![
-                SoftirqCpu { cpu: 0, net_rx: 7043, net_tx: 4 },
-                SoftirqCpu { cpu: 1, net_rx: 9147, net_tx: 0 },
+                SoftirqCpu {
+                    cpu: 0,
+                    net_rx: 7043,
+                    net_tx: 4
+                },
+                SoftirqCpu {
+                    cpu: 1,
+                    net_rx: 9147,
+                    net_tx: 0
+                },
             ]
         );
     }
@@ -89,14 +105,24 @@ mod tests {
     fn sparse_cpu_ids_follow_the_header() {
         let text = "       CPU0  CPU3\n NET_TX: 1 2\n NET_RX: 30 40\n";
         let v = parse(text).unwrap();
-        assert_eq!(v[1], SoftirqCpu { cpu: 3, net_rx: 40, net_tx: 2 });
+        assert_eq!(
+            v[1],
+            SoftirqCpu {
+                cpu: 3,
+                net_rx: 40,
+                net_tx: 2
+            }
+        );
     }
 
     #[test]
     fn malformed_input_is_an_error() {
         assert!(parse("").is_err());
         assert!(parse("CPU0 CPUx\nNET_RX: 1 2\nNET_TX: 1 2\n").is_err());
-        assert!(parse("CPU0 CPU1\nNET_RX: 1\nNET_TX: 1 2\n").is_err(), "short row");
+        assert!(
+            parse("CPU0 CPU1\nNET_RX: 1\nNET_TX: 1 2\n").is_err(),
+            "short row"
+        );
         assert!(parse("CPU0 CPU1\nNET_RX: 1 -2\nNET_TX: 1 2\n").is_err());
         assert!(parse("CPU0 CPU1\nTIMER: 1 2\n").is_err(), "no NET_RX");
     }

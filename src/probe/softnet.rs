@@ -93,7 +93,12 @@ mod tests {
         let v = parse(text).unwrap();
         assert_eq!(
             v[1],
-            SoftnetCpu { cpu: 2, processed: 255, dropped: 0, time_squeeze: 3 }
+            SoftnetCpu {
+                cpu: 2,
+                processed: 255,
+                dropped: 0,
+                time_squeeze: 3
+            }
         );
         assert_eq!(v[0].dropped, 1);
     }

@@ -39,7 +39,12 @@ pub fn parse_id(text: &str) -> Result<u64, ProbeError> {
 /// Splits `sys:name` into its parts.
 pub fn split_name(name: &str) -> Result<(&str, &str), ProbeError> {
     match name.split_once(':') {
-        Some((s, n)) if !s.is_empty() && !n.is_empty() && !n.contains(['/', '.']) && !s.contains(['/', '.']) => {
+        Some((s, n))
+            if !s.is_empty()
+                && !n.is_empty()
+                && !n.contains(['/', '.'])
+                && !s.contains(['/', '.']) =>
+        {
             Ok((s, n))
         }
         _ => Err(ProbeError::Unavailable(format!(
@@ -79,10 +84,22 @@ pub fn read_ids(names: &[&str]) -> Result<Vec<u64>, ProbeError> {
         };
         unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_FS)
             .map_err(|e| fail("unshare mount namespace", e))?;
-        mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-            .map_err(|e| fail("make mounts private", e))?;
-        mount(Some("tracefs"), MOUNT_POINT, Some("tracefs"), MsFlags::empty(), None::<&str>)
-            .map_err(|e| fail("mount tracefs", e))?;
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .map_err(|e| fail("make mounts private", e))?;
+        mount(
+            Some("tracefs"),
+            MOUNT_POINT,
+            Some("tracefs"),
+            MsFlags::empty(),
+            None::<&str>,
+        )
+        .map_err(|e| fail("mount tracefs", e))?;
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         read_ids_at(Path::new(MOUNT_POINT), &refs)
         // The thread exits here; its private namespace (and the mount) go with it.
@@ -173,8 +190,13 @@ mod tests {
         let ev = dir.path().join("events/net/netif_rx");
         std::fs::create_dir_all(&ev).unwrap();
         std::fs::write(ev.join("id"), "1500\n").unwrap();
-        assert_eq!(read_ids_at(dir.path(), &["net:netif_rx"]).unwrap(), vec![1500]);
-        let e = read_ids_at(dir.path(), &["net:nope"]).unwrap_err().to_string();
+        assert_eq!(
+            read_ids_at(dir.path(), &["net:netif_rx"]).unwrap(),
+            vec![1500]
+        );
+        let e = read_ids_at(dir.path(), &["net:nope"])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("net:nope"), "{e}");
     }
 }

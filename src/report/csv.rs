@@ -39,7 +39,9 @@ const FIXED: [&str; 25] = [
 ];
 
 fn num(v: Option<f64>) -> String {
-    v.filter(|x| x.is_finite()).map(|x| x.to_string()).unwrap_or_default()
+    v.filter(|x| x.is_finite())
+        .map(|x| x.to_string())
+        .unwrap_or_default()
 }
 
 impl Exporter for CsvExporter {
@@ -47,7 +49,10 @@ impl Exporter for CsvExporter {
         let tps = tracepoint_names(r);
         let mut w = ::csv::Writer::from_writer(out);
         let mut header: Vec<String> = FIXED.iter().map(|s| s.to_string()).collect();
-        header.extend(tps.iter().map(|n| format!("tp_{}_per_tx", n.replace(':', "_"))));
+        header.extend(
+            tps.iter()
+                .map(|n| format!("tp_{}_per_tx", n.replace(':', "_"))),
+        );
         w.write_record(&header)?;
         for m in &r.modes {
             let l = m.latency_us;
@@ -79,7 +84,10 @@ impl Exporter for CsvExporter {
                 num(m.probes.net_rx_per_tx),
                 num(m.probes.cpu_us_per_tx),
             ];
-            row.extend(tps.iter().map(|n| num(m.probes.tracepoints_per_tx.get(n).copied())));
+            row.extend(
+                tps.iter()
+                    .map(|n| num(m.probes.tracepoints_per_tx.get(n).copied())),
+            );
             w.write_record(&row)?;
         }
         w.flush()?;

@@ -4,7 +4,9 @@
 
 use std::io::Write;
 
-use super::{display_row, headline, opt, plots, tracepoint_names, Exporter, ReportError, DISPLAY_HEADERS};
+use super::{
+    display_row, headline, opt, plots, tracepoint_names, Exporter, ReportError, DISPLAY_HEADERS,
+};
 use crate::compare::CompareReport;
 
 /// Self-contained HTML page.
@@ -42,9 +44,22 @@ td{text-align:right}td:first-child{text-align:left}th{background:#eee}\
 figure{margin:1.5em 0}";
 
 fn table(out: &mut dyn Write, header: &[String], rows: &[Vec<String>]) -> std::io::Result<()> {
-    writeln!(out, "<table>\n<tr>{}</tr>", header.iter().map(|h| format!("<th>{}</th>", escape(h))).collect::<String>())?;
+    writeln!(
+        out,
+        "<table>\n<tr>{}</tr>",
+        header
+            .iter()
+            .map(|h| format!("<th>{}</th>", escape(h)))
+            .collect::<String>()
+    )?;
     for r in rows {
-        writeln!(out, "<tr>{}</tr>", r.iter().map(|c| format!("<td>{}</td>", escape(c))).collect::<String>())?;
+        writeln!(
+            out,
+            "<tr>{}</tr>",
+            r.iter()
+                .map(|c| format!("<td>{}</td>", escape(c)))
+                .collect::<String>()
+        )?;
     }
     writeln!(out, "</table>")
 }
@@ -53,21 +68,44 @@ impl Exporter for HtmlExporter {
     fn export(&self, r: &CompareReport, out: &mut dyn Write) -> Result<(), ReportError> {
         let cdf = plots::cdf_svg(r)?;
         let bars = plots::bars_svg(r)?;
-        let title = format!("nslat compare: {} {},{}", r.test, r.request_size, r.response_size);
-        writeln!(out, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">")?;
-        writeln!(out, "<title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>", escape(&title))?;
-        writeln!(out, "<h1>{}</h1>\n<p>{}</p>", escape(&title), escape(&headline(r)))?;
+        let title = format!(
+            "nslat compare: {} {},{}",
+            r.test, r.request_size, r.response_size
+        );
+        writeln!(
+            out,
+            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">"
+        )?;
+        writeln!(
+            out,
+            "<title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>",
+            escape(&title)
+        )?;
+        writeln!(
+            out,
+            "<h1>{}</h1>\n<p>{}</p>",
+            escape(&title),
+            escape(&headline(r))
+        )?;
         writeln!(out, "<h2>Verdict</h2>\n<ul>")?;
         for v in &r.verdict {
             writeln!(out, "<li>{}</li>", escape(v))?;
         }
         writeln!(out, "</ul>")?;
         for w in &r.warnings {
-            writeln!(out, "<div class=\"warn\">{}<br>Remedy: {}</div>", escape(&w.message), escape(&w.remedy))?;
+            writeln!(
+                out,
+                "<div class=\"warn\">{}<br>Remedy: {}</div>",
+                escape(&w.message),
+                escape(&w.remedy)
+            )?;
         }
         let rows: Vec<Vec<String>> = r.modes.iter().map(display_row).collect();
         table(out, &DISPLAY_HEADERS.map(String::from), &rows)?;
-        writeln!(out, "<p>*: significant at p &lt; 0.05 (Welch's t-test over the repetitions' means).</p>")?;
+        writeln!(
+            out,
+            "<p>*: significant at p &lt; 0.05 (Welch's t-test over the repetitions' means).</p>"
+        )?;
         writeln!(out, "<figure id=\"cdf\">{}</figure>", inline_svg(&cdf))?;
         writeln!(out, "<figure id=\"bars\">{}</figure>", inline_svg(&bars))?;
         let tps = tracepoint_names(r);
@@ -81,19 +119,41 @@ impl Exporter for HtmlExporter {
                 .filter(|m| m.available)
                 .map(|m| {
                     let mut c = vec![m.mode.clone()];
-                    c.extend(tps.iter().map(|n| opt(m.probes.tracepoints_per_tx.get(n).copied(), 2)));
+                    c.extend(
+                        tps.iter()
+                            .map(|n| opt(m.probes.tracepoints_per_tx.get(n).copied(), 2)),
+                    );
                     c
                 })
                 .collect();
             table(out, &h, &rows)?;
         }
         if let Some(e) = &r.explain {
-            writeln!(out, "<h2>Where {}'s {:+.2} µs over the host go</h2>", escape(&e.target), e.gap_us)?;
-            let mut rows = vec![vec!["host (baseline)".to_string(), format!("{:.2}", e.baseline_us), "—".into(), "—".into()]];
+            writeln!(
+                out,
+                "<h2>Where {}'s {:+.2} µs over the host go</h2>",
+                escape(&e.target),
+                e.gap_us
+            )?;
+            let mut rows = vec![vec![
+                "host (baseline)".to_string(),
+                format!("{:.2}", e.baseline_us),
+                "—".into(),
+                "—".into(),
+            ]];
             rows.extend(e.parts.iter().map(|p| {
-                vec![p.name.clone(), format!("{:.2}", p.latency_us), format!("{:+.2}", p.adds_us), format!("{:.0}%", p.share * 100.0)]
+                vec![
+                    p.name.clone(),
+                    format!("{:.2}", p.latency_us),
+                    format!("{:+.2}", p.adds_us),
+                    format!("{:.0}%", p.share * 100.0),
+                ]
             }));
-            table(out, &["variant", "latency µs", "adds µs", "share of gap"].map(String::from), &rows)?;
+            table(
+                out,
+                &["variant", "latency µs", "adds µs", "share of gap"].map(String::from),
+                &rows,
+            )?;
             for n in &e.notes {
                 writeln!(out, "<p>{}</p>", escape(n))?;
             }
@@ -107,6 +167,9 @@ impl Exporter for HtmlExporter {
 mod tests {
     #[test]
     fn escapes_markup() {
-        assert_eq!(super::escape("<a href=\"x\">&'</a>"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;");
+        assert_eq!(
+            super::escape("<a href=\"x\">&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;"
+        );
     }
 }

@@ -28,7 +28,10 @@ impl Exporter for MarkdownExporter {
         for m in &r.modes {
             row(out, &display_row(m))?;
         }
-        writeln!(out, "\n`*`: significant at p < 0.05 (Welch's t-test over the repetitions' means).")?;
+        writeln!(
+            out,
+            "\n`*`: significant at p < 0.05 (Welch's t-test over the repetitions' means)."
+        )?;
         let tps = tracepoint_names(r);
         if !tps.is_empty() {
             writeln!(out, "\n## Tracepoints per transaction\n")?;
@@ -38,7 +41,10 @@ impl Exporter for MarkdownExporter {
             writeln!(out, "|{}", "---|".repeat(h.len()))?;
             for m in r.modes.iter().filter(|m| m.available) {
                 let mut c = vec![m.mode.clone()];
-                c.extend(tps.iter().map(|n| opt(m.probes.tracepoints_per_tx.get(n).copied(), 2)));
+                c.extend(
+                    tps.iter()
+                        .map(|n| opt(m.probes.tracepoints_per_tx.get(n).copied(), 2)),
+                );
                 row(out, &c)?;
             }
         }
@@ -53,14 +59,21 @@ impl Exporter for MarkdownExporter {
             }
         }
         if let Some(e) = &r.explain {
-            writeln!(
+            writeln!(out, "\n## Where {}'s {:.2} µs go\n", e.target, e.gap_us)?;
+            row(
                 out,
-                "\n## Where {}'s {:.2} µs go\n",
-                e.target, e.gap_us
+                &["variant", "latency µs", "adds µs", "share of gap"].map(String::from),
             )?;
-            row(out, &["variant", "latency µs", "adds µs", "share of gap"].map(String::from))?;
             writeln!(out, "|---|---|---|---|")?;
-            row(out, &["host (baseline)".into(), format!("{:.2}", e.baseline_us), "—".into(), "—".into()])?;
+            row(
+                out,
+                &[
+                    "host (baseline)".into(),
+                    format!("{:.2}", e.baseline_us),
+                    "—".into(),
+                    "—".into(),
+                ],
+            )?;
             for p in &e.parts {
                 row(
                     out,

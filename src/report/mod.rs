@@ -49,7 +49,10 @@ pub fn export_to_path(
     report: &CompareReport,
     path: &Path,
 ) -> Result<(), ReportError> {
-    let err = |source| ReportError::Path { path: path.display().to_string(), source };
+    let err = |source| ReportError::Path {
+        path: path.display().to_string(),
+        source,
+    };
     let mut f = std::io::BufWriter::new(std::fs::File::create(path).map_err(err)?);
     exporter.export(report, &mut f)?;
     f.flush().map_err(err)
@@ -57,8 +60,10 @@ pub fn export_to_path(
 
 /// `--html DIR`: creates DIR if needed and writes DIR/index.html; returns that path.
 pub fn write_html_dir(report: &CompareReport, dir: &Path) -> Result<PathBuf, ReportError> {
-    std::fs::create_dir_all(dir)
-        .map_err(|source| ReportError::Path { path: dir.display().to_string(), source })?;
+    std::fs::create_dir_all(dir).map_err(|source| ReportError::Path {
+        path: dir.display().to_string(),
+        source,
+    })?;
     let path = dir.join("index.html");
     export_to_path(&HtmlExporter, report, &path)?;
     Ok(path)
@@ -147,7 +152,11 @@ pub(crate) fn headline(r: &CompareReport) -> String {
         "split" => "split (client and server on different CPUs)",
         other => other,
     };
-    let host = r.host_name.as_deref().map(|h| format!(" · host {h}")).unwrap_or_default();
+    let host = r
+        .host_name
+        .as_deref()
+        .map(|h| format!(" · host {h}"))
+        .unwrap_or_default();
     format!(
         "{} {},{} · {} reps × {} s · CPU placement: {} · kernel {}{}",
         r.test, r.request_size, r.response_size, r.reps, r.duration_s, placement, r.kernel, host
@@ -183,7 +192,10 @@ pub fn sample_report() -> CompareReport {
         mode: name.into(),
         available: true,
         reason: None,
-        trans_per_s: Some(Estimate { mean: 1e6 / mean, ci95: Some(1e6 / mean * ci / mean) }),
+        trans_per_s: Some(Estimate {
+            mean: 1e6 / mean,
+            ci95: Some(1e6 / mean * ci / mean),
+        }),
         latency_us: Some(LatencyEstimate {
             mean,
             p50: mean - 0.1,
@@ -261,10 +273,42 @@ pub fn sample_report() -> CompareReport {
             "bridge",
             5.1,
             &[
-                ("veth pair (ptp)".into(), crate::stats::MeanCi { n: 5, mean: 6.0, stddev: 0.03, ci95: Some(0.04) }),
-                ("+ bridge".into(), crate::stats::MeanCi { n: 5, mean: 6.3, stddev: 0.03, ci95: Some(0.04) }),
-                ("+ conntrack (NAT table)".into(), crate::stats::MeanCi { n: 5, mean: 6.5, stddev: 0.03, ci95: Some(0.04) }),
-                ("+ MASQUERADE".into(), crate::stats::MeanCi { n: 5, mean: 6.6, stddev: 0.03, ci95: Some(0.05) }),
+                (
+                    "veth pair (ptp)".into(),
+                    crate::stats::MeanCi {
+                        n: 5,
+                        mean: 6.0,
+                        stddev: 0.03,
+                        ci95: Some(0.04),
+                    },
+                ),
+                (
+                    "+ bridge".into(),
+                    crate::stats::MeanCi {
+                        n: 5,
+                        mean: 6.3,
+                        stddev: 0.03,
+                        ci95: Some(0.04),
+                    },
+                ),
+                (
+                    "+ conntrack (NAT table)".into(),
+                    crate::stats::MeanCi {
+                        n: 5,
+                        mean: 6.5,
+                        stddev: 0.03,
+                        ci95: Some(0.04),
+                    },
+                ),
+                (
+                    "+ MASQUERADE".into(),
+                    crate::stats::MeanCi {
+                        n: 5,
+                        mean: 6.6,
+                        stddev: 0.03,
+                        ci95: Some(0.05),
+                    },
+                ),
             ],
         )),
         checks: None,

@@ -31,10 +31,13 @@ fn plot_err<E: std::fmt::Display>(e: E) -> ReportError {
     ReportError::Plot(e.to_string())
 }
 
+/// (mode index, mode name, CDF points).
+type Series<'a> = (usize, &'a str, &'a [(f64, f64)]);
+
 /// Latency CDF, one line per measured mode. The x axis ends a little past the largest p99.9 so
 /// that rare outliers do not squash the curves (points beyond it are not drawn).
 pub fn cdf_svg(r: &CompareReport) -> Result<String, ReportError> {
-    let series: Vec<(usize, &str, &[(f64, f64)])> = r
+    let series: Vec<Series> = r
         .modes
         .iter()
         .enumerate()
@@ -63,7 +66,10 @@ pub fn cdf_svg(r: &CompareReport) -> Result<String, ReportError> {
         root.fill(&WHITE).map_err(plot_err)?;
         let mut chart = ChartBuilder::on(&root)
             .caption(
-                format!("Latency CDF, {} {},{} (all transactions)", r.test, r.request_size, r.response_size),
+                format!(
+                    "Latency CDF, {} {},{} (all transactions)",
+                    r.test, r.request_size, r.response_size
+                ),
                 ("sans-serif", 22),
             )
             .margin(16)
@@ -88,7 +94,9 @@ pub fn cdf_svg(r: &CompareReport) -> Result<String, ReportError> {
                 ))
                 .map_err(plot_err)?
                 .label(*name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3))
+                });
         }
         if !series.is_empty() {
             chart
@@ -112,7 +120,10 @@ pub fn bars_svg(r: &CompareReport) -> Result<String, ReportError> {
         .iter()
         .enumerate()
         .filter(|(_, m)| m.available)
-        .filter_map(|(i, m)| m.latency_us.map(|l| (i, m.mode.as_str(), l.mean, l.ci95.unwrap_or(0.0))))
+        .filter_map(|(i, m)| {
+            m.latency_us
+                .map(|l| (i, m.mode.as_str(), l.mean, l.ci95.unwrap_or(0.0)))
+        })
         .collect();
     let y_max = bars.iter().map(|b| b.2 + b.3).fold(0.0, f64::max).max(1e-3) * 1.15;
     // A segmented `0..k` range has k + 1 slots (its end is inclusive).
@@ -124,14 +135,19 @@ pub fn bars_svg(r: &CompareReport) -> Result<String, ReportError> {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(plot_err)?;
         let mut chart = ChartBuilder::on(&root)
-            .caption("Mean latency per round trip, with 95% confidence interval", ("sans-serif", 22))
+            .caption(
+                "Mean latency per round trip, with 95% confidence interval",
+                ("sans-serif", 22),
+            )
             .margin(16)
             .x_label_area_size(48)
             .y_label_area_size(64)
             .build_cartesian_2d((0..last).into_segmented(), 0.0..y_max)
             .map_err(plot_err)?;
         let label = |v: &SegmentValue<usize>| match v {
-            SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => names.get(*i).cloned().unwrap_or_default(),
+            SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
+                names.get(*i).cloned().unwrap_or_default()
+            }
             SegmentValue::Last => String::new(),
         };
         chart
@@ -148,7 +164,10 @@ pub fn bars_svg(r: &CompareReport) -> Result<String, ReportError> {
         for (slot, (i, _, mean, ci)) in bars.iter().enumerate() {
             let c = color(*i);
             let mut bar = Rectangle::new(
-                [(SegmentValue::Exact(slot), 0.0), (SegmentValue::Exact(slot + 1), *mean)],
+                [
+                    (SegmentValue::Exact(slot), 0.0),
+                    (SegmentValue::Exact(slot + 1), *mean),
+                ],
                 c.mix(0.75).filled(),
             );
             bar.set_margin(0, 0, 18, 18);
@@ -163,8 +182,10 @@ pub fn bars_svg(r: &CompareReport) -> Result<String, ReportError> {
                 .map_err(plot_err)?;
             for y in [lo, hi] {
                 chart
-                    .draw_series(std::iter::once(EmptyElement::at((center(), y))
-                        + PathElement::new(vec![(-8, 0), (8, 0)], BLACK.stroke_width(2))))
+                    .draw_series(std::iter::once(
+                        EmptyElement::at((center(), y))
+                            + PathElement::new(vec![(-8, 0), (8, 0)], BLACK.stroke_width(2)),
+                    ))
                     .map_err(plot_err)?;
             }
             chart

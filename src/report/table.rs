@@ -37,7 +37,10 @@ impl Exporter for TableExporter {
         }
         right_align(&mut t, 1);
         writeln!(out, "{t}")?;
-        writeln!(out, "*: significant at p < 0.05 (Welch's t-test over the repetitions' means)")?;
+        writeln!(
+            out,
+            "*: significant at p < 0.05 (Welch's t-test over the repetitions' means)"
+        )?;
         let tps = tracepoint_names(r);
         if !tps.is_empty() {
             let mut h = vec!["tracepoints per tx".to_string()];
@@ -45,16 +48,32 @@ impl Exporter for TableExporter {
             let mut t = table(h);
             for m in r.modes.iter().filter(|m| m.available) {
                 let mut c = vec![m.mode.clone()];
-                c.extend(tps.iter().map(|n| opt(m.probes.tracepoints_per_tx.get(n).copied(), 2)));
+                c.extend(
+                    tps.iter()
+                        .map(|n| opt(m.probes.tracepoints_per_tx.get(n).copied(), 2)),
+                );
                 t.add_row(c);
             }
             right_align(&mut t, 1);
             writeln!(out, "{t}")?;
         }
         if let Some(e) = &r.explain {
-            writeln!(out, "Where {}'s {:+.2} µs over the host go:", e.target, e.gap_us)?;
-            let mut t = table(["variant", "latency µs", "adds µs", "share"].map(String::from).to_vec());
-            t.add_row(vec!["host (baseline)".into(), format!("{:.2}", e.baseline_us), "—".into(), "—".into()]);
+            writeln!(
+                out,
+                "Where {}'s {:+.2} µs over the host go:",
+                e.target, e.gap_us
+            )?;
+            let mut t = table(
+                ["variant", "latency µs", "adds µs", "share"]
+                    .map(String::from)
+                    .to_vec(),
+            );
+            t.add_row(vec![
+                "host (baseline)".into(),
+                format!("{:.2}", e.baseline_us),
+                "—".into(),
+                "—".into(),
+            ]);
             for p in &e.parts {
                 t.add_row(vec![
                     p.name.clone(),

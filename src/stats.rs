@@ -23,6 +23,24 @@ pub struct HistSummary {
     pub max: f64,
 }
 
+impl HistSummary {
+    /// As the engine's [`LatencySummary`](crate::bench::LatencySummary), with netperf's
+    /// `rate_mean` (elapsed / transactions, µs) supplied by the caller.
+    pub fn to_latency_summary(&self, rate_mean: f64) -> crate::bench::LatencySummary {
+        crate::bench::LatencySummary {
+            mean: self.mean,
+            rate_mean,
+            stddev: self.stddev,
+            min: self.min,
+            p50: self.p50,
+            p90: self.p90,
+            p99: self.p99,
+            p99_9: self.p99_9,
+            max: self.max,
+        }
+    }
+}
+
 /// Summarizes a histogram of nanosecond values in microseconds (all zero when empty).
 pub fn summarize_ns(h: &Histogram<u64>) -> HistSummary {
     if h.is_empty() {

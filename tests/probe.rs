@@ -38,7 +38,21 @@ fn loopback_traffic_moves_every_counter() {
     if !common::need_root("loopback_traffic_moves_every_counter") {
         return;
     }
+    let root = common::RootSnapshot::take();
+    let tracefs_mounts = || {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(" - tracefs "))
+            .count()
+    };
+    let mounted_before = tracefs_mounts();
     let cfg = ProbeConfig::with_tracepoints(None, &probe::tracepoints::DEFAULT);
+    assert_eq!(
+        tracefs_mounts(),
+        mounted_before,
+        "tracefs was mounted in a private mount namespace, not in ours"
+    );
     assert!(
         cfg.tracepoints.is_some(),
         "tracepoints should be countable as root here: {:?}",
@@ -68,6 +82,7 @@ fn loopback_traffic_moves_every_counter() {
     let per = d.per_tx(ROUND_TRIPS);
     assert!(per.backlog_pkts >= 2.0);
     assert!(d.elapsed_s > 0.0);
+    root.assert_unchanged();
 }
 
 #[test]
@@ -98,4 +113,23 @@ fn softnet_is_global_not_per_namespace() {
             "{b:?} {i:?} {a:?}"
         );
     }
+}
+
+#[test]
+fn unavailable_tracepoints_are_one_line_and_the_rest_works() {
+    // As root: the id file does not exist; without root: tracefs cannot be mounted. Either way
+    // the snapshot says why in one line and still reads the /proc counters.
+    let cfg = ProbeConfig::with_tracepoints(None, &["net:no_such_tracepoint"]);
+    assert!(cfg.tracepoints.is_none());
+    let why = cfg.tracepoints_unavailable.clone().unwrap();
+    assert!(
+        why.starts_with("tracepoints not counted:") && !why.contains('\n'),
+        "{why}"
+    );
+    let s = Snapshot::take(&cfg).unwrap();
+    assert_eq!(s.notes, vec![why.clone()]);
+    assert!(!s.softnet.is_empty() && !s.softirqs.is_empty() && !s.cpu.is_empty());
+    let d = Snapshot::delta(&s, &Snapshot::take(&cfg).unwrap());
+    assert!(d.tracepoints.is_empty());
+    assert_eq!(d.notes, vec![why]);
 }

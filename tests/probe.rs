@@ -126,6 +126,7 @@ fn unavailable_tracepoints_are_one_line_and_the_rest_works() {
         why.starts_with("tracepoints not counted:") && !why.contains('\n'),
         "{why}"
     );
+    eprintln!("{why}");
     let s = Snapshot::take(&cfg).unwrap();
     assert_eq!(s.notes, vec![why.clone()]);
     assert!(!s.softnet.is_empty() && !s.softirqs.is_empty() && !s.cpu.is_empty());

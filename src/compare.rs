@@ -1,1 +1,727 @@
-//! The experiment behind `nslat compare` (to be written).
+//! The experiment behind `nslat compare`: its report data model, and the pure functions that
+//! turn per-repetition measurements into per-mode statistics, warnings and verdict sentences.
+//! (Planning and running the repetitions is the orchestration's job; this module only computes.)
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::bench::{RunResult, TestKind};
+use crate::probe::ProbeDelta;
+use crate::stats::{self, MeanCi};
+
+/// The mode every other mode is compared with.
+pub const BASELINE: &str = "host";
+
+/// A mode whose latency CI half-width exceeds this fraction of its mean gets a warning.
+pub const WIDE_CI_REL: f64 = 0.02;
+
+/// Points kept of each mode's latency CDF.
+pub const CDF_POINTS: usize = 120;
+
+/// The whole result of `nslat compare` (what `--json` writes and every exporter reads).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompareReport {
+    /// netperf's test name, e.g. `TCP_RR`.
+    pub test: String,
+    pub request_size: usize,
+    pub response_size: usize,
+    /// Repetitions per mode.
+    pub reps: usize,
+    /// Measured seconds per repetition.
+    pub duration_s: f64,
+    /// `same` (client and server on one CPU) or `split` (different CPUs).
+    pub cpu_placement: String,
+    /// `uname -r`.
+    pub kernel: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_name: Option<String>,
+    /// The mode the others are compared with (`host`).
+    pub baseline: String,
+    /// One sentence per mode, e.g. "bridge adds 1.5 µs (+29%) per round trip, significant".
+    pub verdict: Vec<String>,
+    pub warnings: Vec<Warning>,
+    pub modes: Vec<ModeResult>,
+    #[serde(default)]
+    pub explain: Option<Explain>,
+    /// Feature checks per mode (`nslat check`'s matrix), when run.
+    #[serde(default)]
+    pub checks: Option<serde_json::Value>,
+}
+
+/// Something that limits the conclusions, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Warning {
+    pub message: String,
+    pub remedy: String,
+}
+
+/// A mean with the half-width of its 95 % confidence interval (`None`: fewer than 2 reps).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Estimate {
+    pub mean: f64,
+    pub ci95: Option<f64>,
+}
+
+/// Latency of a mode in µs: mean across repetitions with its CI; percentiles of all
+/// transactions of all repetitions (merged histograms; else the mean of the reps' percentiles).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LatencyEstimate {
+    pub mean: f64,
+    pub p50: f64,
+    pub p99: f64,
+    pub p99_9: f64,
+    pub ci95: Option<f64>,
+}
+
+/// A mode against the baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct VsHost {
+    /// Mean latency minus the baseline's, µs.
+    pub delta_us: f64,
+    /// (ratio - 1) * 100.
+    pub delta_pct: f64,
+    /// Mean latency / the baseline's.
+    pub ratio: f64,
+    /// Welch two-sided p-value over the repetitions' mean latencies (`None`: < 2 reps).
+    pub p_value: Option<f64>,
+    pub significant: bool,
+}
+
+/// Probe counters per transaction, averaged over repetitions (`None`: not measured).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProbeFigures {
+    pub backlog_pkts_per_tx: Option<f64>,
+    pub net_rx_per_tx: Option<f64>,
+    pub cpu_us_per_tx: Option<f64>,
+    pub tracepoints_per_tx: BTreeMap<String, f64>,
+}
+
+/// One repetition's figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RepFigures {
+    pub transactions: u64,
+    pub trans_per_s: f64,
+    pub latency_mean_us: f64,
+    pub latency_p50_us: f64,
+    pub latency_p99_us: f64,
+    pub backlog_pkts_per_tx: Option<f64>,
+    pub net_rx_per_tx: Option<f64>,
+    pub cpu_us_per_tx: Option<f64>,
+}
+
+/// Everything about one mode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModeResult {
+    pub mode: String,
+    pub available: bool,
+    /// Why the mode was not measured (when `available` is false).
+    pub reason: Option<String>,
+    /// `None` when not available.
+    pub trans_per_s: Option<Estimate>,
+    pub latency_us: Option<LatencyEstimate>,
+    /// `None` for the baseline itself, or without a baseline.
+    pub vs_host: Option<VsHost>,
+    pub probes: ProbeFigures,
+    pub reps: Vec<RepFigures>,
+    /// (latency µs, fraction of transactions ≤ it), downsampled, for the CDF plot.
+    pub cdf: Vec<(f64, f64)>,
+}
+
+/// `--explain`: the target mode's gap to the baseline split into the parts that make it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Explain {
+    /// The mode being explained, e.g. `bridge`.
+    pub target: String,
+    pub baseline_us: f64,
+    /// Latency of the last (complete) variant.
+    pub target_us: f64,
+    /// target_us - baseline_us.
+    pub gap_us: f64,
+    /// Cumulative variants in order, each adding one part.
+    pub parts: Vec<ExplainPart>,
+    pub notes: Vec<String>,
+}
+
+/// One variant of the ablation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExplainPart {
+    /// What this variant adds, e.g. "veth pair (ptp)", "+ bridge", "+ conntrack (NAT table)".
+    pub name: String,
+    pub latency_us: f64,
+    pub ci95: Option<f64>,
+    /// Latency minus the previous variant's (the first: minus the baseline).
+    pub adds_us: f64,
+    /// adds_us / gap_us (0 when the gap is 0).
+    pub share: f64,
+}
+
+/// One measured repetition of a mode: the engine's result and the probe delta around it.
+#[derive(Debug, Clone)]
+pub struct RepInput {
+    pub run: RunResult,
+    /// Counters from before the warm-up to after the run (divided by warm-up + measured
+    /// transactions); `None` when not probed.
+    pub probes: Option<ProbeDelta>,
+}
+
+/// All repetitions of one mode, or why it could not be measured.
+#[derive(Debug, Clone)]
+pub struct ModeInput {
+    pub mode: String,
+    /// `Some(reason)`: the mode is unavailable here (e.g. "ipvlan: kernel module missing").
+    pub unavailable: Option<String>,
+    pub reps: Vec<RepInput>,
+}
+
+/// The run's settings, copied into the report.
+#[derive(Debug, Clone)]
+pub struct ReportMeta {
+    pub test: TestKind,
+    pub request_size: usize,
+    pub response_size: usize,
+    pub reps: usize,
+    pub duration_s: f64,
+    /// `same` or `split`.
+    pub cpu_placement: String,
+    pub kernel: String,
+    pub host_name: Option<String>,
+}
+
+/// `uname -r` (empty if uname fails).
+pub fn kernel_release() -> String {
+    nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The machine's host name, if it has one.
+pub fn host_name() -> Option<String> {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+}
+
+fn rep_latency(run: &RunResult) -> f64 {
+    if run.latency_us.mean > 0.0 {
+        run.latency_us.mean
+    } else {
+        run.latency_us.rate_mean
+    }
+}
+
+/// The repetitions' mean latencies (µs) of a mode: the sample the t-test compares.
+pub fn rep_latencies(input: &ModeInput) -> Vec<f64> {
+    input.reps.iter().map(|r| rep_latency(&r.run)).collect()
+}
+
+fn merged_histogram(reps: &[RepInput]) -> Option<Histogram<u64>> {
+    let mut it = reps.iter().map(|r| r.run.histogram.as_ref());
+    let mut merged = it.next()??.clone();
+    for h in it {
+        merged.add(h?).ok()?;
+    }
+    Some(merged)
+}
+
+fn mean_of(xs: impl Iterator<Item = f64>) -> Option<f64> {
+    let v: Vec<f64> = xs.collect();
+    stats::mean_sd(&v).map(|(m, _)| m)
+}
+
+fn estimate(c: MeanCi) -> Estimate {
+    Estimate {
+        mean: c.mean,
+        ci95: c.ci95,
+    }
+}
+
+/// Builds one mode's result; `baseline` is the baseline's per-rep latencies (µs), if any and if
+/// this is not the baseline itself.
+pub fn build_mode(input: &ModeInput, baseline: Option<&[f64]>) -> ModeResult {
+    let unavailable = |reason: String| ModeResult {
+        mode: input.mode.clone(),
+        available: false,
+        reason: Some(reason),
+        trans_per_s: None,
+        latency_us: None,
+        vs_host: None,
+        probes: ProbeFigures::default(),
+        reps: Vec::new(),
+        cdf: Vec::new(),
+    };
+    if let Some(reason) = &input.unavailable {
+        return unavailable(reason.clone());
+    }
+    if input.reps.is_empty() {
+        return unavailable("no repetition completed".into());
+    }
+    let lat = rep_latencies(input);
+    let tps: Vec<f64> = input.reps.iter().map(|r| r.run.trans_per_s).collect();
+    let lat_ci = stats::mean_ci95(&lat).expect("non-empty");
+    let tps_ci = stats::mean_ci95(&tps).expect("non-empty");
+
+    let merged = merged_histogram(&input.reps);
+    let (p50, p99, p99_9, cdf) = match &merged {
+        Some(h) if !h.is_empty() => {
+            let s = stats::summarize_ns(h);
+            (s.p50, s.p99, s.p99_9, stats::cdf_points_us(h, CDF_POINTS))
+        }
+        _ => {
+            let m = |f: fn(&RunResult) -> f64| {
+                mean_of(input.reps.iter().map(|r| f(&r.run))).unwrap_or(0.0)
+            };
+            (
+                m(|r| r.latency_us.p50),
+                m(|r| r.latency_us.p99),
+                m(|r| r.latency_us.p99_9),
+                Vec::new(),
+            )
+        }
+    };
+
+    let per_tx: Vec<Option<crate::probe::PerTx>> = input
+        .reps
+        .iter()
+        .map(|r| {
+            r.probes
+                .as_ref()
+                .map(|p| p.per_tx(r.run.transactions + r.run.warmup_transactions))
+        })
+        .collect();
+    let avg = |f: fn(&crate::probe::PerTx) -> f64| mean_of(per_tx.iter().flatten().map(f));
+    let mut tracepoints_per_tx = BTreeMap::new();
+    let probed: Vec<&crate::probe::PerTx> = per_tx.iter().flatten().collect();
+    if let Some(first) = probed.first() {
+        for name in first.tracepoints.keys() {
+            if let Some(m) = mean_of(
+                probed
+                    .iter()
+                    .filter_map(|p| p.tracepoints.get(name).copied()),
+            ) {
+                tracepoints_per_tx.insert(name.clone(), m);
+            }
+        }
+    }
+    let probes = ProbeFigures {
+        backlog_pkts_per_tx: avg(|p| p.backlog_pkts),
+        net_rx_per_tx: avg(|p| p.net_rx),
+        cpu_us_per_tx: avg(|p| p.cpu_us),
+        tracepoints_per_tx,
+    };
+
+    let reps = input
+        .reps
+        .iter()
+        .zip(&per_tx)
+        .map(|(r, p)| RepFigures {
+            transactions: r.run.transactions,
+            trans_per_s: r.run.trans_per_s,
+            latency_mean_us: rep_latency(&r.run),
+            latency_p50_us: r.run.latency_us.p50,
+            latency_p99_us: r.run.latency_us.p99,
+            backlog_pkts_per_tx: p.as_ref().map(|p| p.backlog_pkts),
+            net_rx_per_tx: p.as_ref().map(|p| p.net_rx),
+            cpu_us_per_tx: p.as_ref().map(|p| p.cpu_us),
+        })
+        .collect();
+
+    let vs_host = baseline
+        .and_then(|b| stats::vs_baseline(&lat, b))
+        .map(|v| VsHost {
+            delta_us: v.delta,
+            delta_pct: (v.ratio - 1.0) * 100.0,
+            ratio: v.ratio,
+            p_value: v.p_value,
+            significant: v.significant,
+        });
+
+    ModeResult {
+        mode: input.mode.clone(),
+        available: true,
+        reason: None,
+        trans_per_s: Some(estimate(tps_ci)),
+        latency_us: Some(LatencyEstimate {
+            mean: lat_ci.mean,
+            p50,
+            p99,
+            p99_9,
+            ci95: lat_ci.ci95,
+        }),
+        vs_host,
+        probes,
+        reps,
+        cdf,
+    }
+}
+
+/// Builds the report: every mode against [`BASELINE`] (when measured), warnings, verdict.
+pub fn build_report(meta: &ReportMeta, inputs: &[ModeInput]) -> CompareReport {
+    let baseline = inputs
+        .iter()
+        .find(|m| m.mode == BASELINE && m.unavailable.is_none() && !m.reps.is_empty())
+        .map(rep_latencies);
+    let modes: Vec<ModeResult> = inputs
+        .iter()
+        .map(|m| {
+            let b = if m.mode == BASELINE {
+                None
+            } else {
+                baseline.as_deref()
+            };
+            build_mode(m, b)
+        })
+        .collect();
+    let mut notes: Vec<String> = inputs
+        .iter()
+        .flat_map(|m| m.reps.iter())
+        .filter_map(|r| r.probes.as_ref())
+        .flat_map(|p| p.notes.iter().cloned())
+        .collect();
+    notes.sort();
+    notes.dedup();
+    let mut report = CompareReport {
+        test: meta.test.name().to_string(),
+        request_size: meta.request_size,
+        response_size: meta.response_size,
+        reps: meta.reps,
+        duration_s: meta.duration_s,
+        cpu_placement: meta.cpu_placement.clone(),
+        kernel: meta.kernel.clone(),
+        host_name: meta.host_name.clone(),
+        baseline: BASELINE.to_string(),
+        verdict: Vec::new(),
+        warnings: Vec::new(),
+        modes,
+        explain: None,
+        checks: None,
+    };
+    report.warnings = warnings(&report);
+    report.warnings.extend(notes.into_iter().map(|n| Warning {
+        message: n,
+        remedy: "run as root on a kernel with perf events and tracefs for tracepoint counts".into(),
+    }));
+    report.verdict = verdict(&report);
+    report
+}
+
+/// The warnings the numbers call for: too few repetitions, intervals too wide to conclude, and
+/// split CPU placement (the cross-CPU wake-up dominates every path).
+pub fn warnings(report: &CompareReport) -> Vec<Warning> {
+    let mut out = Vec::new();
+    let measured: Vec<&ModeResult> = report.modes.iter().filter(|m| m.available).collect();
+    if report.reps < 2 || measured.iter().any(|m| m.reps.len() < 2) {
+        out.push(Warning {
+            message: "fewer than 2 repetitions: no confidence interval and no significance test"
+                .into(),
+            remedy: "use --reps 3 or more".into(),
+        });
+    }
+    for m in &measured {
+        let Some(l) = m.latency_us else { continue };
+        let Some(h) = l.ci95 else { continue };
+        let rel = if l.mean != 0.0 { h / l.mean } else { 0.0 };
+        if rel > WIDE_CI_REL {
+            out.push(Warning {
+                message: format!(
+                    "{}: mean latency {:.2} µs ± {:.1}% (95% CI) between repetitions: too wide to \
+                     conclude on differences smaller than that",
+                    m.mode,
+                    l.mean,
+                    rel * 100.0
+                ),
+                remedy: "raise --reps or -l, and keep the machine otherwise idle".into(),
+            });
+        }
+    }
+    if report.cpu_placement == "split" {
+        let host = report
+            .modes
+            .iter()
+            .find(|m| m.mode == report.baseline)
+            .and_then(|m| m.latency_us)
+            .map(|l| format!(" (host: {:.1} µs)", l.mean))
+            .unwrap_or_default();
+        out.push(Warning {
+            message: format!(
+                "client and server run on different CPUs: the cross-CPU wake-up dominates every \
+                 mode's latency{host} and hides the network path's own cost"
+            ),
+            remedy: "use --cpu same to measure the network path itself".into(),
+        });
+    }
+    out
+}
+
+/// One sentence per non-baseline mode, e.g. "bridge adds 1.5 µs (+29%) per round trip,
+/// significant" or "macvlan: no significant cost (-0.2 µs, -4%, p=0.31)".
+pub fn verdict(report: &CompareReport) -> Vec<String> {
+    let unit = if report.test == TestKind::TcpCrr.name() {
+        "per transaction"
+    } else {
+        "per round trip"
+    };
+    let has_baseline = report
+        .modes
+        .iter()
+        .any(|m| m.mode == report.baseline && m.available);
+    let mut out = Vec::new();
+    if !has_baseline {
+        out.push(format!(
+            "no {} baseline was measured: nothing to compare with",
+            report.baseline
+        ));
+    }
+    for m in report.modes.iter().filter(|m| m.mode != report.baseline) {
+        if !m.available {
+            out.push(format!(
+                "{}: not measured ({})",
+                m.mode,
+                m.reason.as_deref().unwrap_or("unavailable")
+            ));
+            continue;
+        }
+        let Some(v) = m.vs_host else { continue };
+        let sentence = match v.p_value {
+            None => format!(
+                "{}: {:+.1} µs ({:+.0}%) {unit}, significance unknown (one repetition)",
+                m.mode, v.delta_us, v.delta_pct
+            ),
+            Some(_) if v.significant && v.delta_us > 0.0 => format!(
+                "{} adds {:.1} µs ({:+.0}%) {unit}, significant",
+                m.mode, v.delta_us, v.delta_pct
+            ),
+            Some(_) if v.significant => format!(
+                "{} saves {:.1} µs ({:+.0}%) {unit}, significant",
+                m.mode, -v.delta_us, v.delta_pct
+            ),
+            Some(p) => format!(
+                "{}: no significant cost ({:+.1} µs, {:+.0}%, p={:.2})",
+                m.mode, v.delta_us, v.delta_pct, p
+            ),
+        };
+        out.push(sentence);
+    }
+    out
+}
+
+/// Builds the `--explain` breakdown from the baseline's latency and cumulative variants
+/// (`(what it adds, latency CI)` in order, the last being the complete target mode).
+pub fn explain_from_steps(target: &str, baseline_us: f64, steps: &[(String, MeanCi)]) -> Explain {
+    let target_us = steps.last().map(|(_, c)| c.mean).unwrap_or(baseline_us);
+    let gap_us = target_us - baseline_us;
+    let mut prev = baseline_us;
+    let parts = steps
+        .iter()
+        .map(|(name, c)| {
+            let adds_us = c.mean - prev;
+            prev = c.mean;
+            ExplainPart {
+                name: name.clone(),
+                latency_us: c.mean,
+                ci95: c.ci95,
+                adds_us,
+                share: if gap_us != 0.0 { adds_us / gap_us } else { 0.0 },
+            }
+        })
+        .collect();
+    Explain {
+        target: target.to_string(),
+        baseline_us,
+        target_us,
+        gap_us,
+        parts,
+        notes: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::{CpuUsage, LatencySummary, Placement};
+
+    pub(crate) fn run(mean_us: f64, tps: f64, spread_ns: u64) -> RunResult {
+        let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
+        let base = (mean_us * 1000.0) as u64;
+        for i in 0..1000u64 {
+            h.record(base - spread_ns / 2 + (i * spread_ns) / 1000)
+                .unwrap();
+        }
+        RunResult {
+            test: TestKind::TcpRr,
+            transactions: 1000,
+            warmup_transactions: 0,
+            elapsed_s: 1.0,
+            trans_per_s: tps,
+            latency_us: LatencySummary {
+                mean: mean_us,
+                rate_mean: mean_us,
+                p50: mean_us,
+                p99: mean_us,
+                ..Default::default()
+            },
+            cpu: CpuUsage::default(),
+            lost: None,
+            throughput_gbps: None,
+            request_size: 1,
+            response_size: 1,
+            clock: "CLOCK_MONOTONIC".into(),
+            placement: Placement::default(),
+            histogram: Some(h),
+        }
+    }
+
+    fn mode(name: &str, means: &[f64], backlog: u64) -> ModeInput {
+        ModeInput {
+            mode: name.into(),
+            unavailable: None,
+            reps: means
+                .iter()
+                .map(|&m| RepInput {
+                    run: run(m, 1e6 / m, 400),
+                    probes: Some(ProbeDelta {
+                        backlog_pkts: backlog * 1000,
+                        net_rx: 2000,
+                        ..Default::default()
+                    }),
+                })
+                .collect(),
+        }
+    }
+
+    fn meta(placement: &str) -> ReportMeta {
+        ReportMeta {
+            test: TestKind::TcpRr,
+            request_size: 1,
+            response_size: 1,
+            reps: 5,
+            duration_s: 2.0,
+            cpu_placement: placement.into(),
+            kernel: "6.18".into(),
+            host_name: None,
+        }
+    }
+
+    #[test]
+    fn report_statistics_verdict_and_warnings() {
+        let inputs = vec![
+            mode("host", &[5.12, 5.08, 5.15, 5.10, 5.11], 2),
+            mode("bridge", &[6.60, 6.55, 6.71, 6.62, 6.58], 5),
+            mode("macvlan", &[5.10, 5.20, 4.95, 5.30, 5.05], 3),
+            ModeInput {
+                mode: "ipvlan-l2".into(),
+                unavailable: Some("no ipvlan in this kernel".into()),
+                reps: vec![],
+            },
+        ];
+        let r = build_report(&meta("same"), &inputs);
+        let host = &r.modes[0];
+        assert!(host.vs_host.is_none());
+        assert!((host.latency_us.unwrap().mean - 5.112).abs() < 1e-9);
+        assert!((host.latency_us.unwrap().ci95.unwrap() - 0.0321396757073).abs() < 1e-6);
+        assert_eq!(host.probes.backlog_pkts_per_tx, Some(2.0));
+        assert_eq!(host.probes.net_rx_per_tx, Some(2.0));
+        assert!(!host.cdf.is_empty());
+        let bridge = r.modes[1].vs_host.unwrap();
+        assert!(bridge.significant && bridge.delta_us > 1.4);
+        assert!(!r.modes[2].vs_host.unwrap().significant);
+        assert!(!r.modes[3].available);
+        assert_eq!(
+            r.verdict[0],
+            "bridge adds 1.5 µs (+29%) per round trip, significant"
+        );
+        assert!(
+            r.verdict[1].starts_with("macvlan: no significant cost"),
+            "{}",
+            r.verdict[1]
+        );
+        assert_eq!(
+            r.verdict[2],
+            "ipvlan-l2: not measured (no ipvlan in this kernel)"
+        );
+        // macvlan's ±3.7% interval is wider than WIDE_CI_REL: warned with a remedy.
+        assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
+        assert!(
+            r.warnings[0].message.starts_with("macvlan:")
+                && r.warnings[0].remedy.contains("--reps")
+        );
+
+        let split = build_report(&meta("split"), &inputs[..2]);
+        assert!(split
+            .warnings
+            .iter()
+            .any(|w| w.remedy.contains("--cpu same")));
+
+        let json = serde_json::to_value(&r).unwrap();
+        for key in ["cpu_placement", "test", "reps", "duration_s", "kernel"] {
+            assert!(json.get(key).is_some(), "{key}");
+        }
+        let m = &json["modes"][1];
+        for key in [
+            "mode",
+            "available",
+            "reason",
+            "trans_per_s",
+            "latency_us",
+            "vs_host",
+            "probes",
+        ] {
+            assert!(m.get(key).is_some(), "{key}");
+        }
+        for key in ["mean", "p50", "p99", "p99_9", "ci95"] {
+            assert!(m["latency_us"].get(key).is_some(), "{key}");
+        }
+        for key in ["delta_us", "ratio", "p_value", "significant"] {
+            assert!(m["vs_host"].get(key).is_some(), "{key}");
+        }
+        for key in [
+            "backlog_pkts_per_tx",
+            "net_rx_per_tx",
+            "cpu_us_per_tx",
+            "tracepoints_per_tx",
+        ] {
+            assert!(m["probes"].get(key).is_some(), "{key}");
+        }
+        let back: CompareReport = serde_json::from_value(json).unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn single_rep_and_no_baseline() {
+        let r = build_report(&meta("same"), &[mode("bridge", &[6.6], 5)]);
+        assert!(r.verdict[0].starts_with("no host baseline"));
+        assert!(r.warnings.iter().any(|w| w.remedy.contains("--reps 3")));
+        let r = build_report(
+            &meta("same"),
+            &[mode("host", &[5.0], 2), mode("bridge", &[6.0], 5)],
+        );
+        assert!(
+            r.verdict[0].contains("significance unknown"),
+            "{}",
+            r.verdict[0]
+        );
+    }
+
+    #[test]
+    fn explain_shares_add_up() {
+        let c = |m: f64| MeanCi {
+            n: 3,
+            mean: m,
+            stddev: 0.0,
+            ci95: Some(0.01),
+        };
+        let e = explain_from_steps(
+            "bridge",
+            5.0,
+            &[
+                ("veth (ptp)".into(), c(6.0)),
+                ("+ bridge".into(), c(6.5)),
+                ("+ MASQUERADE".into(), c(7.0)),
+            ],
+        );
+        assert_eq!(e.gap_us, 2.0);
+        let shares: Vec<f64> = e.parts.iter().map(|p| p.share).collect();
+        assert_eq!(shares, vec![0.5, 0.25, 0.25]);
+    }
+}

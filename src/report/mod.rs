@@ -1,1 +1,316 @@
-//! Exporters: table, JSON, CSV, Markdown, HTML (to be written).
+//! Exporters of a [`CompareReport`]: terminal table, JSON, CSV, Markdown and a self-contained
+//! HTML page with SVG plots. One [`Exporter`] per format, all writing to any `Write`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::compare::{CompareReport, ModeResult};
+
+pub mod csv;
+pub mod html;
+pub mod json;
+pub mod markdown;
+pub mod plots;
+pub mod table;
+
+pub use self::csv::CsvExporter;
+pub use self::html::HtmlExporter;
+pub use self::json::JsonExporter;
+pub use self::markdown::MarkdownExporter;
+pub use self::table::TableExporter;
+
+/// Errors of the exporters.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("writing the report: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("encoding JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("encoding CSV: {0}")]
+    Csv(#[from] ::csv::Error),
+    #[error("drawing a plot: {0}")]
+    Plot(String),
+    #[error("{path}: {source}")]
+    Path {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Writes a report in one format.
+pub trait Exporter {
+    fn export(&self, report: &CompareReport, out: &mut dyn Write) -> Result<(), ReportError>;
+}
+
+/// Exports to a file at `path` (created or truncated).
+pub fn export_to_path(
+    exporter: &dyn Exporter,
+    report: &CompareReport,
+    path: &Path,
+) -> Result<(), ReportError> {
+    let err = |source| ReportError::Path {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).map_err(err)?);
+    exporter.export(report, &mut f)?;
+    f.flush().map_err(err)
+}
+
+/// `--html DIR`: creates DIR if needed and writes DIR/index.html; returns that path.
+pub fn write_html_dir(report: &CompareReport, dir: &Path) -> Result<PathBuf, ReportError> {
+    std::fs::create_dir_all(dir).map_err(|source| ReportError::Path {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    let path = dir.join("index.html");
+    export_to_path(&HtmlExporter, report, &path)?;
+    Ok(path)
+}
+
+/// The column titles of the human-readable table (terminal, Markdown, HTML).
+pub(crate) const DISPLAY_HEADERS: [&str; 11] = [
+    "mode",
+    "latency µs (95% CI)",
+    "p50 µs",
+    "p99 µs",
+    "p99.9 µs",
+    "trans/s",
+    "vs host",
+    "p-value",
+    "backlog pkts/tx",
+    "NET_RX/tx",
+    "CPU µs/tx",
+];
+
+pub(crate) const DASH: &str = "—";
+
+pub(crate) fn opt(v: Option<f64>, decimals: usize) -> String {
+    match v {
+        Some(x) if x.is_finite() => format!("{x:.decimals$}"),
+        _ => DASH.to_string(),
+    }
+}
+
+fn p_value(p: Option<f64>) -> String {
+    match p {
+        Some(p) if p < 0.001 => "<0.001".into(),
+        Some(p) => format!("{p:.3}"),
+        None => DASH.into(),
+    }
+}
+
+/// One display row per mode, cells formatted for people.
+pub(crate) fn display_row(m: &ModeResult) -> Vec<String> {
+    if !m.available {
+        // The reason is in the verdict line; a long cell here would widen the whole column.
+        let mut row = vec![m.mode.clone(), "not available".to_string()];
+        row.resize(DISPLAY_HEADERS.len(), DASH.to_string());
+        return row;
+    }
+    let lat = m.latency_us;
+    let latency = match lat {
+        Some(l) => match l.ci95 {
+            Some(h) => format!("{:.2} ± {:.2}", l.mean, h),
+            None => format!("{:.2}", l.mean),
+        },
+        None => DASH.into(),
+    };
+    let tps = match m.trans_per_s {
+        Some(t) => format!("{:.0}", t.mean),
+        None => DASH.into(),
+    };
+    let vs = match m.vs_host {
+        Some(v) => format!(
+            "{:+.2} µs ({:+.1}%){}",
+            v.delta_us,
+            v.delta_pct,
+            if v.significant { " *" } else { "" }
+        ),
+        None => DASH.into(),
+    };
+    vec![
+        m.mode.clone(),
+        latency,
+        opt(lat.map(|l| l.p50), 2),
+        opt(lat.map(|l| l.p99), 2),
+        opt(lat.map(|l| l.p99_9), 2),
+        tps,
+        vs,
+        p_value(m.vs_host.and_then(|v| v.p_value)),
+        opt(m.probes.backlog_pkts_per_tx, 2),
+        opt(m.probes.net_rx_per_tx, 2),
+        opt(m.probes.cpu_us_per_tx, 2),
+    ]
+}
+
+/// The one-line description of the run, e.g. "TCP_RR 1,1 · 5 reps × 2 s · CPU placement: same".
+pub(crate) fn headline(r: &CompareReport) -> String {
+    let placement = match r.cpu_placement.as_str() {
+        "same" => "same (client and server on one CPU)",
+        "split" => "split (client and server on different CPUs)",
+        other => other,
+    };
+    let host = r
+        .host_name
+        .as_deref()
+        .map(|h| format!(" · host {h}"))
+        .unwrap_or_default();
+    format!(
+        "{} {},{} · {} reps × {} s · CPU placement: {} · kernel {}{}",
+        r.test, r.request_size, r.response_size, r.reps, r.duration_s, placement, r.kernel, host
+    )
+}
+
+/// The union of tracepoint names over the modes, sorted.
+pub(crate) fn tracepoint_names(r: &CompareReport) -> Vec<String> {
+    let mut names: Vec<String> = r
+        .modes
+        .iter()
+        .flat_map(|m| m.probes.tracepoints_per_tx.keys().cloned())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// A fixed report for tests and examples (numbers are made up, shapes are real).
+#[doc(hidden)]
+pub fn sample_report() -> CompareReport {
+    use crate::compare::*;
+    use std::collections::BTreeMap;
+    let cdf = |base: f64| -> Vec<(f64, f64)> {
+        (0..=20)
+            .map(|i| {
+                let q = i as f64 / 20.0;
+                (base + 0.8 * q + if i == 20 { 3.0 } else { 0.0 }, q)
+            })
+            .collect()
+    };
+    let mode = |name: &str, mean: f64, ci: f64, backlog: f64, vs: Option<VsHost>| ModeResult {
+        mode: name.into(),
+        available: true,
+        reason: None,
+        trans_per_s: Some(Estimate {
+            mean: 1e6 / mean,
+            ci95: Some(1e6 / mean * ci / mean),
+        }),
+        latency_us: Some(LatencyEstimate {
+            mean,
+            p50: mean - 0.1,
+            p99: mean + 1.5,
+            p99_9: mean + 4.0,
+            ci95: Some(ci),
+        }),
+        vs_host: vs,
+        probes: ProbeFigures {
+            backlog_pkts_per_tx: Some(backlog),
+            net_rx_per_tx: Some(backlog / 2.0),
+            cpu_us_per_tx: Some(mean * 0.98),
+            tracepoints_per_tx: BTreeMap::from([
+                ("net:netif_rx".to_string(), backlog / 2.0),
+                ("net:netif_receive_skb".to_string(), backlog),
+            ]),
+        },
+        reps: vec![RepFigures {
+            transactions: 400_000,
+            trans_per_s: 1e6 / mean,
+            latency_mean_us: mean,
+            latency_p50_us: mean - 0.1,
+            latency_p99_us: mean + 1.5,
+            backlog_pkts_per_tx: Some(backlog),
+            net_rx_per_tx: Some(backlog / 2.0),
+            cpu_us_per_tx: Some(mean * 0.98),
+        }],
+        cdf: cdf(mean - 0.5),
+    };
+    let vs = |d: f64, p: f64| VsHost {
+        delta_us: d,
+        delta_pct: d / 5.1 * 100.0,
+        ratio: (5.1 + d) / 5.1,
+        p_value: Some(p),
+        significant: p < 0.05,
+    };
+    CompareReport {
+        test: "TCP_RR".into(),
+        request_size: 1,
+        response_size: 1,
+        reps: 5,
+        duration_s: 2.0,
+        cpu_placement: "same".into(),
+        kernel: "6.18.0-test".into(),
+        host_name: Some("lab-machine".into()),
+        baseline: "host".into(),
+        verdict: vec![
+            "bridge adds 1.5 µs (+29%) per round trip, significant".into(),
+            "ptp adds 0.9 µs (+18%) per round trip, significant".into(),
+            "macvlan: no significant cost (-0.1 µs, -2%, p=0.31)".into(),
+            "ipvlan-l2: not measured (no ipvlan support in this kernel)".into(),
+        ],
+        warnings: vec![Warning {
+            message: "macvlan: mean latency 5.00 µs ± 2.4% (95% CI) between repetitions".into(),
+            remedy: "raise --reps or -l, and keep the machine otherwise idle".into(),
+        }],
+        modes: vec![
+            mode("host", 5.1, 0.03, 2.0, None),
+            mode("bridge", 6.6, 0.05, 5.0, Some(vs(1.5, 0.00001))),
+            mode("ptp", 6.0, 0.04, 4.0, Some(vs(0.9, 0.0002))),
+            mode("macvlan", 5.0, 0.12, 3.0, Some(vs(-0.1, 0.31))),
+            ModeResult {
+                mode: "ipvlan-l2".into(),
+                available: false,
+                reason: Some("no ipvlan support in this kernel".into()),
+                trans_per_s: None,
+                latency_us: None,
+                vs_host: None,
+                probes: ProbeFigures::default(),
+                reps: vec![],
+                cdf: vec![],
+            },
+        ],
+        explain: Some(explain_from_steps(
+            "bridge",
+            5.1,
+            &[
+                (
+                    "veth pair (ptp)".into(),
+                    crate::stats::MeanCi {
+                        n: 5,
+                        mean: 6.0,
+                        stddev: 0.03,
+                        ci95: Some(0.04),
+                    },
+                ),
+                (
+                    "+ bridge".into(),
+                    crate::stats::MeanCi {
+                        n: 5,
+                        mean: 6.3,
+                        stddev: 0.03,
+                        ci95: Some(0.04),
+                    },
+                ),
+                (
+                    "+ conntrack (NAT table)".into(),
+                    crate::stats::MeanCi {
+                        n: 5,
+                        mean: 6.5,
+                        stddev: 0.03,
+                        ci95: Some(0.04),
+                    },
+                ),
+                (
+                    "+ MASQUERADE".into(),
+                    crate::stats::MeanCi {
+                        n: 5,
+                        mean: 6.6,
+                        stddev: 0.03,
+                        ci95: Some(0.05),
+                    },
+                ),
+            ],
+        )),
+        checks: None,
+    }
+}

@@ -1,0 +1,173 @@
+//! Snapshot tests of every exporter on a fixed report (`nslat::report::sample_report`), and the
+//! HTML page rendered by headless Chromium. Regenerate the snapshots with
+//! `NSLAT_UPDATE_SNAPSHOTS=1 cargo test --test report` and review the diff.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use nslat::compare::CompareReport;
+use nslat::report::{
+    self, CsvExporter, Exporter, HtmlExporter, JsonExporter, MarkdownExporter, TableExporter,
+};
+
+fn render(e: &dyn Exporter) -> String {
+    let mut buf = Vec::new();
+    e.export(&report::sample_report(), &mut buf).unwrap();
+    String::from_utf8(buf).unwrap()
+}
+
+fn check_snapshot(name: &str, actual: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(name);
+    if std::env::var("NSLAT_UPDATE_SNAPSHOTS").is_ok_and(|v| v == "1") {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with NSLAT_UPDATE_SNAPSHOTS=1)",
+            path.display()
+        )
+    });
+    if expected != actual {
+        let diff_at = expected
+            .lines()
+            .zip(actual.lines())
+            .position(|(a, b)| a != b);
+        panic!(
+            "{name} differs from its snapshot (first differing line: {diff_at:?});\n--- actual ---\n{actual}"
+        );
+    }
+}
+
+#[test]
+fn table_snapshot() {
+    check_snapshot("table.txt", &render(&TableExporter));
+}
+
+#[test]
+fn json_snapshot_and_round_trip() {
+    let text = render(&JsonExporter);
+    check_snapshot("report.json", &text);
+    let back: CompareReport = serde_json::from_str(&text).unwrap();
+    // Same document after a decode/encode cycle (serde_json's float parsing may differ in the
+    // last ulp, so numbers are compared with a relative tolerance).
+    let original = serde_json::to_value(report::sample_report()).unwrap();
+    let decoded = serde_json::to_value(&back).unwrap();
+    assert!(
+        approx_eq(&original, &decoded),
+        "round trip changed the report"
+    );
+}
+
+fn approx_eq(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value::*;
+    match (a, b) {
+        (Number(x), Number(y)) => {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            (x - y).abs() <= 1e-12 * x.abs().max(y.abs())
+        }
+        (Array(x), Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(x, y)| approx_eq(x, y)),
+        (Object(x), Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| approx_eq(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+#[test]
+fn csv_snapshot() {
+    let text = render(&CsvExporter);
+    check_snapshot("report.csv", &text);
+    let mut r = csv::Reader::from_reader(text.as_bytes());
+    let headers = r.headers().unwrap().clone();
+    let rows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), report::sample_report().modes.len());
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    assert_eq!(&rows[1][col("mode")], "bridge");
+    assert_eq!(rows[1][col("latency_us_mean")].parse::<f64>().unwrap(), 6.6);
+    assert_eq!(&rows[4][col("available")], "false");
+    assert_eq!(&rows[4][col("latency_us_mean")], "");
+    assert!(headers.iter().any(|h| h == "tp_net_netif_rx_per_tx"));
+}
+
+#[test]
+fn markdown_snapshot() {
+    check_snapshot("report.md", &render(&MarkdownExporter));
+}
+
+#[test]
+fn html_snapshot() {
+    let html = render(&HtmlExporter);
+    check_snapshot("report.html", &html);
+    assert_eq!(html.matches("<svg").count(), 2);
+    assert!(
+        !html.contains("<script") && !html.contains("http://")
+            || html.contains("xmlns=\"http://www.w3.org/2000/svg\"")
+    );
+}
+
+#[test]
+fn html_renders_in_headless_chromium() {
+    if !common::need_tool("html_renders_in_headless_chromium", "chromium") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let page = report::write_html_dir(&report::sample_report(), &dir.path().join("out")).unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let shot = dir.path().join("shot.png");
+    let url = format!("file://{}", page.display());
+    let chromium = |extra: &[&str]| {
+        let out = Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--window-size=1200,1600",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(extra)
+            .arg(&url)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "chromium failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let dom = chromium(&["--dump-dom"]);
+    assert_eq!(
+        dom.matches("<svg").count(),
+        2,
+        "two inline SVG plots in the DOM"
+    );
+    assert!(
+        dom.contains("<polyline") || dom.contains("<path"),
+        "CDF lines"
+    );
+    assert!(dom.contains("<rect"), "bars");
+    for mode in ["host", "bridge", "ptp", "macvlan"] {
+        assert!(
+            dom.contains(&format!(">{mode}<")),
+            "legend/axis label {mode}"
+        );
+    }
+    chromium(&[&format!("--screenshot={}", shot.display())]);
+    let len = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
+    assert!(len > 10_000, "screenshot written ({len} bytes)");
+    if let Ok(keep) = std::env::var("NSLAT_KEEP_SCREENSHOT") {
+        std::fs::copy(&shot, keep).unwrap();
+    }
+}

@@ -24,12 +24,8 @@ pub const DATA_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum ClientError {
     #[error("invalid run: {0}")]
     Invalid(String),
-    #[error("cannot reach the server at {addr}: {source} (is `nslat serve` running there?)")]
-    Connect {
-        addr: SocketAddr,
-        #[source]
-        source: io::Error,
-    },
+    #[error("cannot reach the server at {addr}: {error} (is `nslat serve` running there?)")]
+    Connect { addr: SocketAddr, error: io::Error },
     #[error("the server refused the token: give the server's --token")]
     Token,
     #[error("protocol version mismatch: this client speaks version {ours}, the server {theirs}; run the same nslat version on both sides")]
@@ -40,19 +36,15 @@ pub enum ClientError {
     Busy(String),
     #[error("control connection to the server: {0}")]
     Control(#[from] ControlError),
-    #[error("{what}: {source}")]
-    Io {
-        what: String,
-        #[source]
-        source: io::Error,
-    },
+    #[error("{what}: {error}")]
+    Io { what: String, error: io::Error },
     #[error(transparent)]
     Netns(#[from] NetnsError),
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> ClientError {
     let what = what.into();
-    move |source| ClientError::Io { what, source }
+    move |error| ClientError::Io { what, error }
 }
 
 /// Checks a spec before anything is opened.
@@ -62,7 +54,10 @@ pub fn validate(spec: &RunSpec) -> Result<(), ClientError> {
         return bad("the test length must be more than 0 s".into());
     }
     if spec.test.is_request_response() {
-        for (what, v) in [("request", spec.request_size), ("response", spec.response_size)] {
+        for (what, v) in [
+            ("request", spec.request_size),
+            ("response", spec.response_size),
+        ] {
             if !(1..=MAX_RR_SIZE).contains(&v) {
                 return bad(format!("{what} size {v} is not in 1..={MAX_RR_SIZE} bytes"));
             }
@@ -102,10 +97,10 @@ pub fn run(spec: &RunSpec) -> Result<RunResult, ClientError> {
 }
 
 fn handshake(spec: &RunSpec) -> Result<(TcpStream, u16), ClientError> {
-    let mut ctl = TcpStream::connect_timeout(&spec.server, CONTROL_TIMEOUT).map_err(|source| {
+    let mut ctl = TcpStream::connect_timeout(&spec.server, CONTROL_TIMEOUT).map_err(|error| {
         ClientError::Connect {
             addr: spec.server,
-            source,
+            error,
         }
     })?;
     let _ = ctl.set_nodelay(true);
@@ -189,9 +184,12 @@ fn run_here(spec: &RunSpec) -> Result<RunResult, ClientError> {
             let s = connect_data(data_addr)?;
             let req = vec![0u8; spec.request_size];
             let mut resp = vec![0u8; spec.response_size];
-            let o = rr::tcp_client(&s, &req, &mut resp, warm, dur, &mut hist)
-                .map_err(io_err(what))?;
-            (o, o.transactions * (spec.request_size + spec.response_size) as u64)
+            let o =
+                rr::tcp_client(&s, &req, &mut resp, warm, dur, &mut hist).map_err(io_err(what))?;
+            (
+                o,
+                o.transactions * (spec.request_size + spec.response_size) as u64,
+            )
         }
         TestKind::UdpRr => {
             let any = match data_addr.ip() {
@@ -206,14 +204,20 @@ fn run_here(spec: &RunSpec) -> Result<RunResult, ClientError> {
             let mut resp = vec![0u8; spec.response_size];
             let o = rr::udp_client(&s, &mut req, &mut resp, warm, dur, &mut hist)
                 .map_err(io_err(what))?;
-            (o, o.transactions * (spec.request_size + spec.response_size) as u64)
+            (
+                o,
+                o.transactions * (spec.request_size + spec.response_size) as u64,
+            )
         }
         TestKind::TcpCrr => {
             let req = vec![0u8; spec.request_size];
             let mut resp = vec![0u8; spec.response_size];
             let o = crr::client(data_addr, &req, &mut resp, warm, dur, &mut hist)
                 .map_err(io_err(what))?;
-            (o, o.transactions * (spec.request_size + spec.response_size) as u64)
+            (
+                o,
+                o.transactions * (spec.request_size + spec.response_size) as u64,
+            )
         }
         TestKind::TcpStream | TestKind::TcpMaerts => {
             let s = connect_data(data_addr)?;
@@ -227,9 +231,7 @@ fn run_here(spec: &RunSpec) -> Result<RunResult, ClientError> {
     let server = match read_message(&mut ctl, Instant::now() + CONTROL_TIMEOUT, &|| true)? {
         Message::Done { server: Some(s) } => s,
         Message::Done { server: None } => ServerDone::default(),
-        other => {
-            return Err(ControlError::Garbled(format!("expected done, got {other:?}")).into())
-        }
+        other => return Err(ControlError::Garbled(format!("expected done, got {other:?}")).into()),
     };
     let _ = write_message(&mut ctl, &Message::Bye);
     Ok(result(spec, &out, bytes, &server, hist))

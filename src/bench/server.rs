@@ -13,8 +13,8 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use super::control::{
-    decode_body, peek_version, read_body, read_message, write_message, Hello, Message,
-    RefuseCode, ServerDone, PROTOCOL_VERSION,
+    decode_body, peek_version, read_body, read_message, write_message, Hello, Message, RefuseCode,
+    ServerDone, PROTOCOL_VERSION,
 };
 use super::timing::{is_timeout, nproc, pin_to, thread_cpu_ns};
 use super::{crr, rr, stream, TestKind, DEFAULT_PORT};
@@ -63,25 +63,20 @@ impl ServerConfig {
 impl Default for ServerConfig {
     /// Listens on 0.0.0.0:12866.
     fn default() -> Self {
-        ServerConfig::new(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), DEFAULT_PORT))
+        ServerConfig::new(SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            DEFAULT_PORT,
+        ))
     }
 }
 
 /// Errors starting or running a server.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        #[source]
-        source: io::Error,
-    },
-    #[error("{what}: {source}")]
-    Io {
-        what: String,
-        #[source]
-        source: io::Error,
-    },
+    #[error("cannot listen on {addr}: {error}")]
+    Bind { addr: SocketAddr, error: io::Error },
+    #[error("{what}: {error}")]
+    Io { what: String, error: io::Error },
     #[error("the server thread panicked")]
     Panicked,
 }
@@ -107,11 +102,13 @@ pub struct ServerHandle {
 impl Server {
     /// Binds the control socket on the calling thread (so in the calling thread's namespace).
     pub fn bind(cfg: ServerConfig) -> Result<Server, ServerError> {
-        let listener = TcpListener::bind(cfg.listen).map_err(|source| ServerError::Bind {
+        let listener = TcpListener::bind(cfg.listen).map_err(|error| ServerError::Bind {
             addr: cfg.listen,
-            source,
+            error,
         })?;
-        let local = listener.local_addr().map_err(io_err("reading the bound address"))?;
+        let local = listener
+            .local_addr()
+            .map_err(io_err("reading the bound address"))?;
         set_timeouts(&listener, POLL).map_err(io_err("setting the accept timeout"))?;
         let netns = File::open("/proc/thread-self/ns/net")
             .map_err(io_err("opening /proc/thread-self/ns/net"))?;
@@ -172,7 +169,11 @@ impl Server {
             if sessions.len() >= cfg.max_clients {
                 let mut conn = conn;
                 let _ = conn.set_write_timeout(Some(POLL));
-                refuse(&mut conn, RefuseCode::Busy, "too many clients; try again later");
+                refuse(
+                    &mut conn,
+                    RefuseCode::Busy,
+                    "too many clients; try again later",
+                );
                 continue;
             }
             let verbose = cfg.verbose;
@@ -219,15 +220,17 @@ impl Drop for ServerHandle {
 }
 
 fn io_err(what: &str) -> impl FnOnce(io::Error) -> ServerError + '_ {
-    move |source| ServerError::Io {
+    move |error| ServerError::Io {
         what: what.to_string(),
-        source,
+        error,
     }
 }
 
 /// Moves the calling thread into the namespace of `ns` unless it is already there.
 fn enter_same_netns(ns: &File) -> Result<(), ServerError> {
-    let want = ns.metadata().map_err(io_err("reading the server's namespace"))?;
+    let want = ns
+        .metadata()
+        .map_err(io_err("reading the server's namespace"))?;
     let have = std::fs::metadata("/proc/thread-self/ns/net")
         .map_err(io_err("reading this thread's namespace"))?;
     if want.ino() == have.ino() && want.dev() == have.dev() {
@@ -236,7 +239,7 @@ fn enter_same_netns(ns: &File) -> Result<(), ServerError> {
     nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| {
         ServerError::Io {
             what: "entering the server's network namespace".into(),
-            source: e.into(),
+            error: e.into(),
         }
     })
 }
@@ -358,7 +361,9 @@ fn session_inner(
                 Some(v) if v != PROTOCOL_VERSION => refuse(
                     conn,
                     RefuseCode::Version,
-                    &format!("protocol version {v} is not supported (server speaks {PROTOCOL_VERSION})"),
+                    &format!(
+                        "protocol version {v} is not supported (server speaks {PROTOCOL_VERSION})"
+                    ),
                 ),
                 _ => refuse(conn, RefuseCode::BadRequest, "garbled hello"),
             }
@@ -556,17 +561,29 @@ mod tests {
             response_size: (MAX_RR_SIZE + 1) as u32,
             ..hello()
         };
-        assert_eq!(check_hello(&big, &cfg).unwrap_err().0, RefuseCode::BadRequest);
+        assert_eq!(
+            check_hello(&big, &cfg).unwrap_err().0,
+            RefuseCode::BadRequest
+        );
         let cpu = Hello {
             server_cpu: Some(100_000),
             ..hello()
         };
-        assert_eq!(check_hello(&cpu, &cfg).unwrap_err().0, RefuseCode::BadRequest);
+        assert_eq!(
+            check_hello(&cpu, &cfg).unwrap_err().0,
+            RefuseCode::BadRequest
+        );
         cfg.max_duration = Duration::from_millis(500);
-        assert_eq!(check_hello(&hello(), &cfg).unwrap_err().0, RefuseCode::BadRequest);
+        assert_eq!(
+            check_hello(&hello(), &cfg).unwrap_err().0,
+            RefuseCode::BadRequest
+        );
         cfg.max_duration = Duration::from_secs(10);
         cfg.token = Some("t".into());
-        assert_eq!(check_hello(&hello(), &cfg).unwrap_err().0, RefuseCode::Token);
+        assert_eq!(
+            check_hello(&hello(), &cfg).unwrap_err().0,
+            RefuseCode::Token
+        );
         let ok = Hello {
             token: Some("t".into()),
             ..hello()

@@ -50,7 +50,11 @@ pub fn server(
     let mut buf = vec![0u8; size];
     let mut c = ServerCounts::default();
     while !stop.load(Ordering::Relaxed) {
-        let r = if send { s.write(&buf) } else { s.read(&mut buf) };
+        let r = if send {
+            s.write(&buf)
+        } else {
+            s.read(&mut buf)
+        };
         match r {
             Ok(0) => break,
             Ok(n) => {

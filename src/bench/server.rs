@@ -79,6 +79,8 @@ pub enum ServerError {
     Io { what: String, error: io::Error },
     #[error("the server thread panicked")]
     Panicked,
+    #[error(transparent)]
+    Netns(#[from] crate::netns::NetnsError),
 }
 
 /// A bound, not yet serving, server.

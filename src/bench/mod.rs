@@ -14,6 +14,7 @@ pub mod crr;
 pub mod rr;
 pub mod server;
 pub mod stream;
+pub mod timing;
 
 /// The default control port, netperf's.
 pub const DEFAULT_PORT: u16 = 12866;

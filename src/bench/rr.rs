@@ -1,1 +1,145 @@
-//! (to be written)
+//! TCP_RR and UDP_RR: one transaction in flight, request then response.
+//!
+//! Each side does exactly one send and one receive system call per transaction (for sizes that
+//! fit one segment). UDP_RR numbers its requests in their first bytes (up to 8) and the server
+//! echoes them, so a late response to a timed-out request is recognized and discarded.
+
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use super::timing::{
+    is_timeout, server_read_full, server_write_all, timed_loop, LoopOutcome, ServerCounts,
+};
+
+/// How long a UDP_RR transaction waits for its response before it counts as lost.
+pub const UDP_TIMEOUT: Duration = Duration::from_millis(10);
+
+/// How many leading bytes of a UDP_RR request carry its sequence number.
+pub fn seq_len(request_size: usize, response_size: usize) -> usize {
+    request_size.min(response_size).min(8)
+}
+
+/// Client: TCP_RR over a connected stream.
+pub fn tcp_client(
+    s: &TcpStream,
+    req: &[u8],
+    resp: &mut [u8],
+    warmup_ns: u64,
+    duration_ns: u64,
+    hist: &mut Histogram<u64>,
+) -> io::Result<LoopOutcome> {
+    let mut s = s;
+    timed_loop(warmup_ns, duration_ns, hist, |_| {
+        s.write_all(req)?;
+        s.read_exact(resp)?;
+        Ok(true)
+    })
+}
+
+/// Client: UDP_RR over a connected socket whose read timeout is the per-transaction timeout.
+pub fn udp_client(
+    s: &UdpSocket,
+    req: &mut [u8],
+    resp: &mut [u8],
+    warmup_ns: u64,
+    duration_ns: u64,
+    hist: &mut Histogram<u64>,
+) -> io::Result<LoopOutcome> {
+    let k = seq_len(req.len(), resp.len());
+    let mut seq: u64 = 0;
+    timed_loop(warmup_ns, duration_ns, hist, |_| {
+        seq = seq.wrapping_add(1);
+        let tag = seq.to_le_bytes();
+        req[..k].copy_from_slice(&tag[..k]);
+        s.send(req)?;
+        loop {
+            match s.recv(resp) {
+                Ok(n) if n >= k && resp[..k] == tag[..k] => return Ok(true),
+                Ok(_) => continue, // a late answer to an earlier, timed-out request
+                Err(e) if is_timeout(&e) => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    })
+}
+
+/// Server: answers TCP_RR requests until the client closes or `stop` is set.
+pub fn tcp_server(
+    s: &TcpStream,
+    request_size: usize,
+    response_size: usize,
+    stop: &AtomicBool,
+) -> io::Result<ServerCounts> {
+    let mut s = s;
+    let mut req = vec![0u8; request_size];
+    let resp = vec![0u8; response_size];
+    let mut c = ServerCounts::default();
+    loop {
+        if !server_read_full(&mut s, &mut req, stop)? {
+            break;
+        }
+        if !server_write_all(&mut s, &resp, stop)? {
+            break;
+        }
+        c.transactions += 1;
+        c.bytes += (request_size + response_size) as u64;
+    }
+    Ok(c)
+}
+
+/// Server: answers UDP_RR requests on `s` (bound, with a short read timeout) until `stop` is set.
+/// The first datagram's sender becomes the only peer. With `drop_every = Some(n)`, every n-th
+/// request goes unanswered (for testing loss handling).
+pub fn udp_server(
+    s: &UdpSocket,
+    request_size: usize,
+    response_size: usize,
+    drop_every: Option<u32>,
+    stop: &AtomicBool,
+) -> io::Result<ServerCounts> {
+    let k = seq_len(request_size, response_size);
+    let mut req = vec![0u8; request_size.max(1)];
+    let mut resp = vec![0u8; response_size];
+    let mut c = ServerCounts::default();
+    let mut received: u64 = 0;
+    let mut connected = false;
+    while !stop.load(Ordering::Relaxed) {
+        let got = if connected {
+            s.recv(&mut req)
+        } else {
+            s.recv_from(&mut req).and_then(|(n, peer)| {
+                s.connect(peer)?;
+                connected = true;
+                Ok(n)
+            })
+        };
+        let n = match got {
+            Ok(n) => n,
+            Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => continue,
+            // ICMP errors from a vanished client: keep going until told to stop.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
+            Err(e) => return Err(e),
+        };
+        received += 1;
+        if let Some(every) = drop_every {
+            if every > 0 && received % every as u64 == 0 {
+                continue;
+            }
+        }
+        let kk = k.min(n);
+        resp[..kk].copy_from_slice(&req[..kk]);
+        match s.send(&resp) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
+            Err(e) => return Err(e),
+        }
+        c.transactions += 1;
+        c.bytes += (n + response_size) as u64;
+    }
+    Ok(c)
+}

@@ -1,8 +1,82 @@
-//! `nslat serve` (to be written).
+//! `nslat serve`: run the measurement server.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::{bench, netns};
+use anyhow::Context;
 
 #[derive(Debug, clap::Args)]
-pub struct ServeArgs {}
+#[command(
+    long_about = "Run the measurement server (a netserver) that `nslat run` and `nslat compare` talk to.\n\n\
+        A control connection (nslat's own versioned protocol) negotiates each test; the data go over a \
+        separate socket on a fresh port of the same address. Each test gets its own threads, and the \
+        server pins its data thread to the CPU the client asks for (`nslat run -T LCPU,RCPU`). Every \
+        wait is bounded (--idle-timeout, --max-duration, --max-clients), so silent or hostile clients \
+        cannot hold the server. Root is not needed (except for --netns).\n\n\
+        Examples:\n  \
+        nslat serve                                   # listen on [::]:12866 (all IPv4 and IPv6 addresses)\n  \
+        nslat serve --listen 198.18.0.1:12866 --token s3cret\n  \
+        sudo nslat serve --netns remote --max-clients 8 --idle-timeout 10"
+)]
+pub struct ServeArgs {
+    /// Control address to listen on [default: [::]:12866, or 0.0.0.0:12866 without IPv6]
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Option<SocketAddr>,
+    /// Serve inside this network namespace (a name from `ip netns list`, or a path like /proc/PID/ns/net)
+    #[arg(long, value_name = "NAME|PATH")]
+    netns: Option<String>,
+    /// Refuse clients that do not present this token (`nslat run --token`)
+    #[arg(long, value_name = "SECRET")]
+    token: Option<String>,
+    /// Longest test a client may ask for, warm-up included
+    #[arg(long, value_name = "SECS", default_value = "3600", value_parser = super::run::parse_positive_secs)]
+    max_duration: Duration,
+    /// Tests served at once; more clients are refused as busy
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    max_clients: u32,
+    /// How long a client may stay silent where the server waits for it
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = super::run::parse_positive_secs)]
+    idle_timeout: Duration,
+    /// Do not log a line per test
+    #[arg(long, short)]
+    quiet: bool,
+    /// Testing aid: leave every N-th UDP_RR request unanswered
+    #[arg(long, value_name = "N", hide = true, value_parser = clap::value_parser!(u32).range(1..))]
+    udp_drop_every: Option<u32>,
+}
 
-pub fn run(_args: ServeArgs) -> anyhow::Result<()> {
-    anyhow::bail!("nslat serve is not implemented yet")
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let ns = args.netns.as_deref().map(netns::resolve).transpose()?;
+    let mut cfg = bench::server::ServerConfig::new(args.listen.unwrap_or_else(|| {
+        SocketAddr::new(std::net::Ipv6Addr::UNSPECIFIED.into(), bench::DEFAULT_PORT)
+    }));
+    cfg.token = args.token;
+    cfg.max_duration = args.max_duration;
+    cfg.max_clients = args.max_clients as usize;
+    cfg.idle_timeout = args.idle_timeout;
+    cfg.udp_drop_every = args.udp_drop_every;
+    cfg.verbose = !args.quiet;
+    let explicit = args.listen.is_some();
+    let server = netns::run_in(ns.as_deref(), move || -> anyhow::Result<_> {
+        match bench::server::Server::bind(cfg.clone()) {
+            Ok(s) => Ok(s),
+            // No IPv6 here: fall back to every IPv4 address.
+            Err(_) if !explicit => {
+                cfg.listen =
+                    SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), bench::DEFAULT_PORT);
+                Ok(bench::server::Server::bind(cfg)?)
+            }
+            Err(e) => Err(e.into()),
+        }
+    })?;
+    eprintln!(
+        "nslat serve: listening on {} (protocol v{}){}",
+        server.local_addr(),
+        bench::control::PROTOCOL_VERSION,
+        args.netns
+            .map(|n| format!(" in network namespace {n}"))
+            .unwrap_or_default()
+    );
+    server.serve().context("serving")
 }

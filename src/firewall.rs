@@ -27,7 +27,7 @@ pub const POLICY_TABLE: &str = "nslat-policy";
 /// Errors from applying rules.
 #[derive(Debug, thiserror::Error)]
 pub enum FirewallError {
-    #[error("nft in {netns}: {source}")]
+    #[error("nft in {netns}")]
     Nft {
         netns: PathBuf,
         #[source]

@@ -69,7 +69,7 @@ pub(super) fn teardown(name: &str) -> super::DownReport {
         Ok(Some(s)) => s.namespaces,
         Ok(None) => Vec::new(),
         Err(e) => {
-            report.errors.push(e.to_string());
+            report.errors.push(super::error_chain(&e));
             Vec::new()
         }
     };
@@ -83,11 +83,11 @@ pub(super) fn teardown(name: &str) -> super::DownReport {
         match netns::delete(&n) {
             Ok(true) => report.removed.push(n),
             Ok(false) => {}
-            Err(e) => report.errors.push(format!("{n}: {e}")),
+            Err(e) => report.errors.push(format!("{n}: {}", super::error_chain(&e))),
         }
     }
     if let Err(e) = LabState::remove(name) {
-        report.errors.push(e.to_string());
+        report.errors.push(super::error_chain(&e));
     }
     report
 }

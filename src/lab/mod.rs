@@ -53,19 +53,19 @@ pub enum LabError {
     NoNat,
     #[error("state file {path}: {reason}")]
     State { path: PathBuf, reason: String },
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Io {
         what: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("{0}")]
+    #[error(transparent)]
     Netlink(#[from] NetlinkError),
-    #[error("{0}")]
+    #[error(transparent)]
     Netns(#[from] NetnsError),
-    #[error("{0}")]
+    #[error(transparent)]
     Firewall(#[from] FirewallError),
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Step {
         what: String,
         #[source]
@@ -278,6 +278,18 @@ pub fn down(name: &str) -> Result<DownReport, LabError> {
     let report = build::teardown(name);
     lock.remove_file();
     Ok(report)
+}
+
+/// An error with its sources, `a: b: c` (for reports that keep errors as text).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
 }
 
 /// Names of labs with a state file.

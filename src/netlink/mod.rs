@@ -37,7 +37,7 @@ pub enum NetlinkError {
     /// A link name was looked up and not found.
     #[error("no interface named '{0}' in this namespace")]
     NoSuchLink(String),
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Io {
         what: String,
         #[source]
@@ -45,7 +45,7 @@ pub enum NetlinkError {
     },
     #[error("decoding a netlink reply: {0}")]
     Decode(String),
-    #[error("setting sysctl {path}: {source}")]
+    #[error("setting sysctl {path}")]
     Sysctl {
         path: PathBuf,
         #[source]

@@ -31,7 +31,9 @@ pub enum AttachError {
     BadGateway(String),
     #[error("process {0} not found (is the container running? `docker inspect -f '{{{{.State.Pid}}}}' NAME`)")]
     NoSuchPid(u32),
-    #[error("{0} is this process's own network namespace: give the container's (--pid or --netns)")]
+    #[error(
+        "{0} is this process's own network namespace: give the container's (--pid or --netns)"
+    )]
     OwnNamespace(PathBuf),
     #[error("parent interface '{0}' not found: give an existing interface with --parent (see `ip link`)")]
     NoParent(String),
@@ -149,7 +151,8 @@ pub fn parse_cidr(s: &str) -> Result<(IpAddr, u8), AttachError> {
 fn validate_ifname(n: &str) -> Result<(), AttachError> {
     let ok = !n.is_empty()
         && n.len() <= 15
-        && n.chars().all(|c| c.is_ascii_graphic() && c != '/' && c != ':');
+        && n.chars()
+            .all(|c| c.is_ascii_graphic() && c != '/' && c != ':');
     if ok {
         Ok(())
     } else {
@@ -158,10 +161,12 @@ fn validate_ifname(n: &str) -> Result<(), AttachError> {
 }
 
 fn ino(path: &Path) -> Result<u64, AttachError> {
-    fs::metadata(path).map(|m| m.ino()).map_err(|source| AttachError::Io {
-        what: format!("reading {}", path.display()),
-        source,
-    })
+    fs::metadata(path)
+        .map(|m| m.ino())
+        .map_err(|source| AttachError::Io {
+            what: format!("reading {}", path.display()),
+            source,
+        })
 }
 
 fn record_path(ino: u64, ifname: &str) -> PathBuf {
@@ -184,7 +189,10 @@ pub fn attach(spec: &AttachSpec) -> Result<AttachRecord, AttachError> {
     validate_ifname(&spec.ifname)?;
     let max = if spec.addr.is_ipv4() { 32 } else { 128 };
     if spec.prefix > max {
-        return Err(AttachError::BadCidr(format!("{}/{}", spec.addr, spec.prefix)));
+        return Err(AttachError::BadCidr(format!(
+            "{}/{}",
+            spec.addr, spec.prefix
+        )));
     }
     if let Some(gw) = spec.gateway {
         if gw.is_ipv4() != spec.addr.is_ipv4() || gw.is_unspecified() {
@@ -193,7 +201,11 @@ pub fn attach(spec: &AttachSpec) -> Result<AttachRecord, AttachError> {
     }
     let target = spec.target.resolve()?;
     let target_ino = ino(&target)?;
-    let parent_netns = spec.parent_netns.as_deref().map(netns::resolve).transpose()?;
+    let parent_netns = spec
+        .parent_netns
+        .as_deref()
+        .map(netns::resolve)
+        .transpose()?;
     let parent_ino = match &parent_netns {
         Some(p) => ino(p)?,
         None => ino(Path::new("/proc/self/ns/net"))?,
@@ -211,7 +223,8 @@ pub fn attach(spec: &AttachSpec) -> Result<AttachRecord, AttachError> {
     if target_nl.link_exists(&spec.ifname)? {
         return Err(AttachError::IfnameTaken(spec.ifname.clone()));
     }
-    let host_link = (spec.mode == AttachMode::Bridge).then(|| format!("nsl{:x}", target_ino % 0xfff_ffff));
+    let host_link =
+        (spec.mode == AttachMode::Bridge).then(|| format!("nsl{:x}", target_ino % 0xfff_ffff));
     if let Some(h) = &host_link {
         if parent_nl.link_exists(h)? {
             return Err(AttachError::IfnameTaken(h.clone()));
@@ -233,7 +246,8 @@ pub fn attach(spec: &AttachSpec) -> Result<AttachRecord, AttachError> {
     let path = record_path(target_ino, &spec.ifname);
     let io = |what: String| move |source| AttachError::Io { what, source };
     fs::create_dir_all(ATTACH_DIR).map_err(io(format!("creating {ATTACH_DIR}")))?;
-    let json = serde_json::to_vec_pretty(&record).map_err(|e| AttachError::Record(path.clone(), e.to_string()))?;
+    let json = serde_json::to_vec_pretty(&record)
+        .map_err(|e| AttachError::Record(path.clone(), e.to_string()))?;
     fs::write(&path, json).map_err(io(format!("writing {}", path.display())))?;
 
     let made = apply(spec, &record, &mut parent_nl, parent_index, &mut target_nl);
@@ -257,9 +271,15 @@ fn apply(
         source,
     })?;
     match spec.mode {
-        AttachMode::Macvlan => parent_nl.create_macvlan(&spec.ifname, parent_index, Some(fd.as_fd()))?,
+        AttachMode::Macvlan => {
+            parent_nl.create_macvlan(&spec.ifname, parent_index, Some(fd.as_fd()))?
+        }
         AttachMode::IpvlanL2 | AttachMode::IpvlanL3 => {
-            let m = if spec.mode == AttachMode::IpvlanL2 { IpvlanMode::L2 } else { IpvlanMode::L3 };
+            let m = if spec.mode == AttachMode::IpvlanL2 {
+                IpvlanMode::L2
+            } else {
+                IpvlanMode::L3
+            };
             parent_nl.create_ipvlan(&spec.ifname, parent_index, m, Some(fd.as_fd()))?
         }
         AttachMode::Bridge => {
@@ -317,7 +337,9 @@ pub fn detach(target: &Target, ifname: Option<&str>) -> Result<Vec<AttachRecord>
     for e in entries {
         let p = e.path();
         let Ok(data) = fs::read(&p) else { continue };
-        let Ok(rec) = serde_json::from_slice::<AttachRecord>(&data) else { continue };
+        let Ok(rec) = serde_json::from_slice::<AttachRecord>(&data) else {
+            continue;
+        };
         if rec.netns_ino != target_ino || ifname.is_some_and(|n| n != rec.ifname) {
             continue;
         }
@@ -340,17 +362,34 @@ mod tests {
 
     #[test]
     fn cidrs_parse() {
-        assert_eq!(parse_cidr("198.18.0.50/24").unwrap(), ("198.18.0.50".parse().unwrap(), 24));
+        assert_eq!(
+            parse_cidr("198.18.0.50/24").unwrap(),
+            ("198.18.0.50".parse().unwrap(), 24)
+        );
         assert_eq!(parse_cidr("2001:2::5/64").unwrap().1, 64);
-        for bad in ["198.18.0.50", "198.18.0.50/33", "1.2.3/24", "x/1", "0.0.0.0/0", "2001:2::5/129", "/24"] {
+        for bad in [
+            "198.18.0.50",
+            "198.18.0.50/33",
+            "1.2.3/24",
+            "x/1",
+            "0.0.0.0/0",
+            "2001:2::5/129",
+            "/24",
+        ] {
             assert!(parse_cidr(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn modes_parse() {
-        assert_eq!("macvlan".parse::<AttachMode>().unwrap(), AttachMode::Macvlan);
-        assert_eq!("ipvlan-l3".parse::<AttachMode>().unwrap(), AttachMode::IpvlanL3);
+        assert_eq!(
+            "macvlan".parse::<AttachMode>().unwrap(),
+            AttachMode::Macvlan
+        );
+        assert_eq!(
+            "ipvlan-l3".parse::<AttachMode>().unwrap(),
+            AttachMode::IpvlanL3
+        );
         assert!("vxlan".parse::<AttachMode>().is_err());
     }
 

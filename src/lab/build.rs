@@ -17,6 +17,12 @@ use crate::netns;
 
 /// Env var: abort the process (like `kill -9`) right after step N of `up` (crash tests).
 pub const ABORT_ENV: &str = "NSLAT_ABORT_AFTER_STEP";
+/// Env var: pause up to 10 s after step N of `up`, until a signal arrives (signal tests).
+pub const PAUSE_ENV: &str = "NSLAT_PAUSE_AFTER_STEP";
+
+fn env_step(var: &str) -> Option<u32> {
+    std::env::var(var).ok().and_then(|v| v.parse().ok())
+}
 
 pub(super) fn up(spec: &LabSpec) -> Result<LabState, LabError> {
     spec.validate()?;
@@ -41,7 +47,8 @@ pub(super) fn up(spec: &LabSpec) -> Result<LabState, LabError> {
         spec,
         prefix,
         step: 0,
-        abort_after: std::env::var(ABORT_ENV).ok().and_then(|v| v.parse().ok()),
+        abort_after: env_step(ABORT_ENV),
+        pause_after: env_step(PAUSE_ENV),
         guard: &guard,
         fds: HashMap::new(),
         nl: HashMap::new(),
@@ -83,7 +90,9 @@ pub(super) fn teardown(name: &str) -> super::DownReport {
         match netns::delete(&n) {
             Ok(true) => report.removed.push(n),
             Ok(false) => {}
-            Err(e) => report.errors.push(format!("{n}: {}", super::error_chain(&e))),
+            Err(e) => report
+                .errors
+                .push(format!("{n}: {}", super::error_chain(&e))),
         }
     }
     if let Err(e) = LabState::remove(name) {
@@ -97,6 +106,7 @@ struct Builder<'a> {
     prefix: String,
     step: u32,
     abort_after: Option<u32>,
+    pause_after: Option<u32>,
     guard: &'a UpGuard,
     fds: HashMap<String, File>,
     nl: HashMap<String, Netlink>,
@@ -116,6 +126,12 @@ impl Builder<'_> {
         self.step += 1;
         if self.abort_after == Some(self.step) {
             std::process::abort();
+        }
+        if self.pause_after == Some(self.step) {
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while !self.guard.interrupted() && std::time::Instant::now() < until {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
         }
         if self.guard.interrupted() {
             return Err(LabError::Interrupted);

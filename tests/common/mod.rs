@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Whether this run is CI's (CI=true): there, missing prerequisites are failures, not skips.
 pub fn in_ci() -> bool {
-    std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false)
+    std::env::var("CI")
+        .map(|v| v == "true" || v == "1")
+        .unwrap_or(false)
 }
 
 /// Returns true when `test` can run; otherwise prints why it is skipped (outside CI) or panics (in CI).
@@ -25,7 +27,11 @@ pub fn prerequisite(test: &str, ok: bool, reason: &str) -> bool {
 
 /// Root is needed for namespaces, links and rules.
 pub fn need_root(test: &str) -> bool {
-    prerequisite(test, nix::unistd::geteuid().is_root(), "needs root (run the tests with sudo)")
+    prerequisite(
+        test,
+        nix::unistd::geteuid().is_root(),
+        "needs root (run the tests with sudo)",
+    )
 }
 
 /// An external program must be on PATH.
@@ -35,7 +41,11 @@ pub fn need_tool(test: &str, tool: &str) -> bool {
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
-    prerequisite(test, found, &format!("`{tool}` is not installed (scripts/install-deps installs it)"))
+    prerequisite(
+        test,
+        found,
+        &format!("`{tool}` is not installed (scripts/install-deps installs it)"),
+    )
 }
 
 /// A short name unique to this test process and call, e.g. `t1234a3`: lab names, namespace
@@ -73,9 +83,19 @@ impl RootSnapshot {
     /// Reads the root namespace's state (the test process runs in it).
     pub fn take() -> Self {
         let mut sysctls = String::new();
-        for dir in ["/proc/sys/net/ipv4", "/proc/sys/net/ipv6/conf/all", "/proc/sys/net/ipv4/conf/all"] {
-            let Ok(entries) = std::fs::read_dir(dir) else { continue };
-            let mut files: Vec<_> = entries.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect();
+        for dir in [
+            "/proc/sys/net/ipv4",
+            "/proc/sys/net/ipv6/conf/all",
+            "/proc/sys/net/ipv4/conf/all",
+        ] {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            let mut files: Vec<_> = entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_file())
+                .collect();
             files.sort();
             for f in files {
                 if let Ok(v) = std::fs::read_to_string(&f) {
@@ -86,7 +106,8 @@ impl RootSnapshot {
         RootSnapshot {
             links: capture("ip", &["-o", "-d", "link", "show"]),
             addresses: capture("ip", &["-o", "addr", "show"]),
-            routes: capture("ip", &["route", "show", "table", "all"]) + &capture("ip", &["-6", "route", "show", "table", "all"]),
+            routes: capture("ip", &["route", "show", "table", "all"])
+                + &capture("ip", &["-6", "route", "show", "table", "all"]),
             sysctls,
             ruleset: capture("nft", &["list", "ruleset"]),
         }
@@ -102,7 +123,10 @@ impl RootSnapshot {
             ("sysctls", &self.sysctls, &now.sysctls),
             ("nftables ruleset", &self.ruleset, &now.ruleset),
         ] {
-            assert!(before == after, "root namespace {what} changed:\n--- before\n{before}\n--- after\n{after}");
+            assert!(
+                before == after,
+                "root namespace {what} changed:\n--- before\n{before}\n--- after\n{after}"
+            );
         }
     }
 }

@@ -1,1 +1,270 @@
-//! nftables rules inside lab namespaces, via the nftables crate (to be written).
+//! nftables rules inside lab namespaces, via the nftables crate (which drives `nft -j`).
+//!
+//! `nft` is spawned from a thread that entered the namespace, so the child inherits that
+//! namespace and the rules land there, never in the root namespace. Each kind of rule owns one
+//! table, so it can be replaced or removed as a unit:
+//! - `ip nslat`: Docker-like NAT (postrouting MASQUERADE of a subnet out of an interface), with
+//!   [`NatLevel`]s for the ablation;
+//! - `ip nslat-svc`: Service-like DNAT (a ClusterIP:port to a backend), as kube-proxy installs it;
+//! - `ip nslat-policy`: a drop rule for a source address in forward and input (a NetworkPolicy).
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use nftables::schema::Nftables;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::netns;
+
+/// The NAT table's name.
+pub const NAT_TABLE: &str = "nslat";
+/// The Service DNAT table's name.
+pub const SERVICE_TABLE: &str = "nslat-svc";
+/// The policy (filter) table's name.
+pub const POLICY_TABLE: &str = "nslat-policy";
+
+/// Errors from applying rules.
+#[derive(Debug, thiserror::Error)]
+pub enum FirewallError {
+    #[error("nft in {netns}")]
+    Nft {
+        netns: PathBuf,
+        #[source]
+        source: nftables::helper::NftablesError,
+    },
+    #[error("building the nftables request: {0}")]
+    Schema(#[from] serde_json::Error),
+    #[error(transparent)]
+    Netns(#[from] netns::NetnsError),
+}
+
+type Result<T, E = FirewallError> = std::result::Result<T, E>;
+
+/// How much of Docker's NAT is active, for the ablation in `compare --explain`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NatLevel {
+    /// No nat table: no conntrack hooks for this traffic.
+    None,
+    /// A nat chain that matches nothing: conntrack runs, no address is rewritten.
+    ConntrackOnly,
+    /// Docker's MASQUERADE rule (the default).
+    #[default]
+    Masquerade,
+}
+
+/// An IPv4 subnet `addr/len`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subnet4 {
+    pub addr: Ipv4Addr,
+    pub len: u8,
+}
+
+/// The nftables rules of one namespace.
+#[derive(Debug, Clone)]
+pub struct Firewall {
+    netns: PathBuf,
+}
+
+fn table(name: &str) -> Value {
+    json!({"table": {"family": "ip", "name": name}})
+}
+
+/// Commands that (re)create an empty table: add (so delete cannot fail), delete, add.
+fn fresh_table(name: &str) -> Vec<Value> {
+    vec![
+        json!({"add": table(name)}),
+        json!({"delete": table(name)}),
+        json!({"add": table(name)}),
+    ]
+}
+
+fn base_chain(table: &str, name: &str, kind: &str, hook: &str, prio: i32) -> Value {
+    json!({"add": {"chain": {
+        "family": "ip", "table": table, "name": name,
+        "type": kind, "hook": hook, "prio": prio, "policy": "accept"
+    }}})
+}
+
+fn rule(table: &str, chain: &str, expr: Vec<Value>) -> Value {
+    json!({"add": {"rule": {"family": "ip", "table": table, "chain": chain, "expr": expr}}})
+}
+
+fn match_eq(left: Value, right: Value) -> Value {
+    json!({"match": {"op": "==", "left": left, "right": right}})
+}
+
+fn ip_field(field: &str) -> Value {
+    json!({"payload": {"protocol": "ip", "field": field}})
+}
+
+fn prefix(s: Subnet4) -> Value {
+    json!({"prefix": {"addr": s.addr.to_string(), "len": s.len}})
+}
+
+impl Firewall {
+    /// The firewall of the namespace at `netns`.
+    pub fn new(netns: &Path) -> Self {
+        Firewall {
+            netns: netns.to_path_buf(),
+        }
+    }
+
+    /// Applies a list of nft JSON commands in one transaction, inside the namespace.
+    fn apply(&self, commands: Vec<Value>) -> Result<()> {
+        let doc: Nftables<'static> = serde_json::from_value(json!({ "nftables": commands }))?;
+        let path = self.netns.clone();
+        netns::run_in(Some(&self.netns), move || {
+            nftables::helper::apply_ruleset(&doc).map_err(|source| FirewallError::Nft {
+                netns: path,
+                source,
+            })
+        })
+    }
+
+    /// Sets Docker-like NAT for `subnet` leaving through `out_if` to `level` (replaces table `ip nslat`).
+    pub fn set_nat(&self, level: NatLevel, subnet: Subnet4, out_if: &str) -> Result<()> {
+        let mut cmds = fresh_table(NAT_TABLE);
+        match level {
+            NatLevel::None => cmds.push(json!({"delete": table(NAT_TABLE)})),
+            NatLevel::ConntrackOnly => {
+                cmds.push(base_chain(
+                    NAT_TABLE,
+                    "postrouting",
+                    "nat",
+                    "postrouting",
+                    100,
+                ));
+            }
+            NatLevel::Masquerade => {
+                cmds.push(base_chain(
+                    NAT_TABLE,
+                    "postrouting",
+                    "nat",
+                    "postrouting",
+                    100,
+                ));
+                cmds.push(rule(
+                    NAT_TABLE,
+                    "postrouting",
+                    vec![
+                        match_eq(ip_field("saddr"), prefix(subnet)),
+                        match_eq(json!({"meta": {"key": "oifname"}}), json!(out_if)),
+                        json!({"masquerade": null}),
+                    ],
+                ));
+            }
+        }
+        self.apply(cmds)
+    }
+
+    /// Installs a Service-like DNAT `cluster_ip:port/tcp -> backend:backend_port` for traffic
+    /// routed through (prerouting) or made in (output) this namespace. Replaces table `ip nslat-svc`.
+    pub fn set_service_dnat(
+        &self,
+        cluster_ip: Ipv4Addr,
+        port: u16,
+        backend: Ipv4Addr,
+        backend_port: u16,
+    ) -> Result<()> {
+        let mut cmds = fresh_table(SERVICE_TABLE);
+        for (chain, hook) in [("prerouting", "prerouting"), ("output", "output")] {
+            cmds.push(base_chain(SERVICE_TABLE, chain, "nat", hook, -100));
+            cmds.push(rule(
+                SERVICE_TABLE,
+                chain,
+                vec![
+                    match_eq(ip_field("daddr"), json!(cluster_ip.to_string())),
+                    match_eq(
+                        json!({"payload": {"protocol": "tcp", "field": "dport"}}),
+                        json!(port),
+                    ),
+                    json!({"dnat": {"addr": backend.to_string(), "port": backend_port}}),
+                ],
+            ));
+        }
+        self.apply(cmds)
+    }
+
+    /// Installs a drop rule for packets from `source` in forward and input (a host-enforced
+    /// NetworkPolicy). Replaces table `ip nslat-policy`.
+    pub fn set_policy_drop(&self, source: Subnet4) -> Result<()> {
+        let mut cmds = fresh_table(POLICY_TABLE);
+        for hook in ["forward", "input"] {
+            cmds.push(base_chain(POLICY_TABLE, hook, "filter", hook, 0));
+            cmds.push(rule(
+                POLICY_TABLE,
+                hook,
+                vec![
+                    match_eq(ip_field("saddr"), prefix(source)),
+                    json!({"drop": null}),
+                ],
+            ));
+        }
+        self.apply(cmds)
+    }
+
+    /// Removes table `ip NAME` if present.
+    pub fn remove_table(&self, name: &str) -> Result<()> {
+        self.apply(vec![
+            json!({"add": table(name)}),
+            json!({"delete": table(name)}),
+        ])
+    }
+
+    /// The namespace's ruleset as `nft -j list ruleset` JSON.
+    pub fn ruleset_json(&self) -> Result<String> {
+        let path = self.netns.clone();
+        netns::run_in(Some(&self.netns), move || {
+            nftables::helper::get_current_ruleset_raw(
+                nftables::helper::DEFAULT_NFT,
+                ["list", "ruleset"],
+            )
+            .map_err(|source| FirewallError::Nft {
+                netns: path,
+                source,
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_documents_match_the_schema() {
+        // Every command list we build must deserialize into the crate's typed schema.
+        let s = Subnet4 {
+            addr: Ipv4Addr::new(198, 18, 1, 0),
+            len: 24,
+        };
+        let mut all = fresh_table(NAT_TABLE);
+        all.push(base_chain(
+            NAT_TABLE,
+            "postrouting",
+            "nat",
+            "postrouting",
+            100,
+        ));
+        all.push(rule(
+            NAT_TABLE,
+            "postrouting",
+            vec![
+                match_eq(ip_field("saddr"), prefix(s)),
+                json!({"masquerade": null}),
+            ],
+        ));
+        all.push(rule(
+            NAT_TABLE,
+            "postrouting",
+            vec![
+                json!({"dnat": {"addr": "198.18.0.2", "port": 80}}),
+                json!({"drop": null}),
+            ],
+        ));
+        let doc: Nftables = serde_json::from_value(json!({ "nftables": all })).unwrap();
+        assert_eq!(doc.objects.len(), 6);
+    }
+}

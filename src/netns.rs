@@ -29,13 +29,13 @@ pub enum NetnsError {
     InvalidName(String),
     #[error("{what} needs root (CAP_SYS_ADMIN); run it with sudo")]
     NotRoot { what: String },
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Sys {
         what: String,
         #[source]
         source: nix::Error,
     },
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Io {
         what: String,
         #[source]

@@ -1,15 +1,99 @@
-//! `nslat attach` and `nslat detach` (to be written).
+//! `nslat attach` and `nslat detach`.
+
+use crate::lab::attach::{self, AttachSpec, Target};
 
 #[derive(Debug, clap::Args)]
-pub struct AttachArgs {}
-
-#[derive(Debug, clap::Args)]
-pub struct DetachArgs {}
-
-pub fn run_attach(_args: AttachArgs) -> anyhow::Result<()> {
-    anyhow::bail!("nslat attach is not implemented yet")
+#[group(id = "target", required = true, multiple = false, args = ["pid", "netns"])]
+pub struct TargetArgs {
+    /// The container's process id (e.g. `docker inspect -f '{{.State.Pid}}' NAME`).
+    #[arg(long)]
+    pid: Option<u32>,
+    /// The container's network namespace: a name from `ip netns list` or a path like /proc/PID/ns/net.
+    #[arg(long)]
+    netns: Option<String>,
 }
 
-pub fn run_detach(_args: DetachArgs) -> anyhow::Result<()> {
-    anyhow::bail!("nslat detach is not implemented yet")
+impl TargetArgs {
+    fn target(&self) -> Target {
+        match (&self.pid, &self.netns) {
+            (Some(pid), _) => Target::Pid(*pid),
+            (None, Some(n)) => Target::Netns(n.clone()),
+            (None, None) => unreachable!("clap requires one"),
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AttachArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// macvlan, ipvlan-l2, ipvlan-l3 or bridge.
+    #[arg(long)]
+    mode: String,
+    /// The parent interface: the NIC (macvlan, ipvlan) or the bridge (bridge).
+    #[arg(long)]
+    parent: String,
+    /// The namespace the parent lives in (default: this process's).
+    #[arg(long)]
+    parent_netns: Option<String>,
+    /// The container's address with prefix length, e.g. 198.18.0.50/24.
+    #[arg(long)]
+    addr: String,
+    /// A default route via this gateway inside the container.
+    #[arg(long)]
+    gateway: Option<String>,
+    /// The interface name inside the container.
+    #[arg(long, default_value = "nslat0")]
+    ifname: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DetachArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Only this interface (default: everything nslat attached there).
+    #[arg(long)]
+    ifname: Option<String>,
+}
+
+pub fn run_attach(args: AttachArgs) -> anyhow::Result<()> {
+    let mode = args.mode.parse()?;
+    let (addr, prefix) = attach::parse_cidr(&args.addr)?;
+    let gateway = match &args.gateway {
+        Some(g) => Some(
+            g.parse()
+                .map_err(|_| attach::AttachError::BadGateway(g.clone()))?,
+        ),
+        None => None,
+    };
+    let spec = AttachSpec {
+        target: args.target.target(),
+        mode,
+        parent: args.parent,
+        parent_netns: args.parent_netns,
+        addr,
+        prefix,
+        gateway,
+        ifname: args.ifname,
+    };
+    let rec = attach::attach(&spec)?;
+    println!(
+        "attached {:?} {} ({}/{}) to {} (parent {}); undo with `nslat detach --netns {}`",
+        rec.mode,
+        rec.ifname,
+        rec.addr,
+        rec.prefix,
+        rec.netns.display(),
+        rec.parent,
+        rec.netns.display()
+    );
+    Ok(())
+}
+
+pub fn run_detach(args: DetachArgs) -> anyhow::Result<()> {
+    let done = attach::detach(&args.target.target(), args.ifname.as_deref())?;
+    for r in done {
+        println!("detached {} from {}", r.ifname, r.netns.display());
+    }
+    Ok(())
 }

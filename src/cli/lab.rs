@@ -1,15 +1,157 @@
-//! `nslat lab up|down|status` (to be written).
+//! `nslat lab up|down|status`.
+
+use std::time::Instant;
+
+use anyhow::Context;
+
+use crate::lab::{self, mode, Lab, LabSpec, Mode};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum LabCommand {
-    /// Build a lab.
-    Up,
-    /// Remove a lab.
-    Down,
-    /// Show a lab.
-    Status,
+    /// Build a lab: remote, node, wire and one namespace per mode.
+    Up(UpArgs),
+    /// Remove a lab (idempotent; also cleans up after a crashed `up`).
+    Down(NameArg),
+    /// Show a lab's modes, namespaces, addresses and availability.
+    Status(StatusArgs),
 }
 
-pub fn run(_cmd: LabCommand) -> anyhow::Result<()> {
-    anyhow::bail!("nslat lab is not implemented yet")
+#[derive(Debug, clap::Args)]
+pub struct NameArg {
+    /// The lab's name (namespaces are nslat-NAME-*).
+    #[arg(long, default_value = lab::DEFAULT_NAME)]
+    name: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    name: NameArg,
+    /// Comma-separated modes (host, bridge, ptp, macvlan, ipvlan-l2, ipvlan-l3, ipvlan-l3s,
+    /// macvlan+veth, ipvlan+veth, or all). Default: every plain mode.
+    #[arg(long)]
+    modes: Option<String>,
+    /// Also give every interface a 2001:2::/48 address.
+    #[arg(long)]
+    ipv6: bool,
+    /// Give the node a macvlan/ipvlan of its own on eth0 so node <-> container works.
+    #[arg(long)]
+    host_shim: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    name: NameArg,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(cmd: LabCommand) -> anyhow::Result<()> {
+    match cmd {
+        LabCommand::Up(a) => up(a),
+        LabCommand::Down(a) => down(a),
+        LabCommand::Status(a) => status(a),
+    }
+}
+
+fn up(a: UpArgs) -> anyhow::Result<()> {
+    let modes = match &a.modes {
+        Some(list) => mode::parse_list(list)?,
+        None => Mode::DEFAULT.to_vec(),
+    };
+    let spec = LabSpec {
+        name: a.name.name.clone(),
+        modes,
+        ipv6: a.ipv6,
+        host_shim: a.host_shim,
+    };
+    let t = Instant::now();
+    let lab = Lab::up(&spec)?;
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    for (m, s) in lab.modes() {
+        match s {
+            Ok(info) => println!("{m:<13} {:<16} {}", info.addr, info.netns.display()),
+            Err(reason) => println!("{m:<13} unavailable: {reason}"),
+        }
+    }
+    println!(
+        "lab '{}' up in {ms:.1} ms (remote {} in {})",
+        lab.name(),
+        lab.remote_addr(),
+        lab.remote_netns().display()
+    );
+    Ok(())
+}
+
+fn down(a: NameArg) -> anyhow::Result<()> {
+    let t = Instant::now();
+    let report = lab::down(&a.name)?;
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    for e in &report.errors {
+        eprintln!("warning: {e}");
+    }
+    println!(
+        "lab '{}' down in {ms:.1} ms ({} namespaces removed)",
+        a.name,
+        report.removed.len()
+    );
+    if !report.errors.is_empty() {
+        anyhow::bail!(
+            "{} errors while removing lab '{}'",
+            report.errors.len(),
+            a.name
+        );
+    }
+    Ok(())
+}
+
+fn status(a: StatusArgs) -> anyhow::Result<()> {
+    let lab = Lab::open(&a.name.name)?;
+    if a.json {
+        let j = serde_json::to_string_pretty(lab.state()).context("encoding the state")?;
+        println!("{j}");
+        return Ok(());
+    }
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::NOTHING);
+    t.set_header(["mode", "status", "address", "namespace", "interface"]);
+    for (m, s) in lab.modes() {
+        match s {
+            Ok(i) => {
+                let addr = match i.addr6 {
+                    Some(v6) => format!("{} {v6}", i.addr),
+                    None => i.addr.to_string(),
+                };
+                t.add_row([
+                    m.name().to_string(),
+                    "ok".into(),
+                    addr,
+                    i.netns.display().to_string(),
+                    i.ifname.clone(),
+                ]);
+            }
+            Err(r) => {
+                t.add_row([
+                    m.name().to_string(),
+                    format!("unavailable: {r}"),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                ]);
+            }
+        }
+    }
+    println!(
+        "lab '{}': remote {} ({}), node {} ({}), NAT {:?}",
+        lab.name(),
+        lab.remote_addr(),
+        lab.remote_netns().display(),
+        lab.node_addr(),
+        lab.node_netns().display(),
+        lab.nat()
+    );
+    println!("{t}");
+    Ok(())
 }

@@ -1,0 +1,403 @@
+//! `nslat attach` / `detach`: put a mode's interface into a running container's namespace (the
+//! real-world fix), recording what was done so `detach` undoes exactly that.
+//!
+//! Records live in `/run/nslat/attach/NSINO-IFNAME.json` and are written before the link is made.
+
+use std::fs;
+use std::net::IpAddr;
+use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::netlink::{IpvlanMode, Netlink, NetlinkError, Route};
+use crate::netns::{self, NetnsError};
+
+/// Where attach records live.
+pub const ATTACH_DIR: &str = "/run/nslat/attach";
+
+/// Errors from attach/detach. Every validation error comes before any change.
+#[derive(Debug, thiserror::Error)]
+pub enum AttachError {
+    #[error("attach/detach needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN); run it with sudo")]
+    NotRoot,
+    #[error("unknown attach mode '{0}': use macvlan, ipvlan-l2, ipvlan-l3 or bridge")]
+    UnknownMode(String),
+    #[error("bad address '{0}': give an address with a prefix length, like 198.18.0.50/24")]
+    BadCidr(String),
+    #[error("bad gateway '{0}': give an IP address of the same family as --addr")]
+    BadGateway(String),
+    #[error("process {0} not found (is the container running? `docker inspect -f '{{{{.State.Pid}}}}' NAME`)")]
+    NoSuchPid(u32),
+    #[error(
+        "{0} is this process's own network namespace: give the container's (--pid or --netns)"
+    )]
+    OwnNamespace(PathBuf),
+    #[error("parent interface '{0}' not found: give an existing interface with --parent (see `ip link`)")]
+    NoParent(String),
+    #[error("invalid interface name '{0}': 1 to 15 characters, no '/', ':' or spaces")]
+    BadIfname(String),
+    #[error("interface '{0}' already exists in the target namespace: pick another with --ifname")]
+    IfnameTaken(String),
+    #[error("nothing attached by nslat to {0}")]
+    NothingAttached(PathBuf),
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+    #[error(transparent)]
+    Netlink(#[from] NetlinkError),
+    #[error("{what}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("attach record {0}: {1}")]
+    Record(PathBuf, String),
+}
+
+/// The modes `attach` can put into a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttachMode {
+    Macvlan,
+    IpvlanL2,
+    IpvlanL3,
+    Bridge,
+}
+
+impl FromStr for AttachMode {
+    type Err = AttachError;
+    fn from_str(s: &str) -> Result<Self, AttachError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "macvlan" => Ok(AttachMode::Macvlan),
+            "ipvlan-l2" | "ipvlan" => Ok(AttachMode::IpvlanL2),
+            "ipvlan-l3" => Ok(AttachMode::IpvlanL3),
+            "bridge" => Ok(AttachMode::Bridge),
+            _ => Err(AttachError::UnknownMode(s.to_string())),
+        }
+    }
+}
+
+/// Which container: a process id or a namespace path/name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Pid(u32),
+    Netns(String),
+}
+
+impl Target {
+    /// The namespace path, checked to be a network namespace.
+    pub fn resolve(&self) -> Result<PathBuf, AttachError> {
+        match self {
+            Target::Pid(pid) => {
+                let p = format!("/proc/{pid}/ns/net");
+                if !Path::new(&p).exists() {
+                    return Err(AttachError::NoSuchPid(*pid));
+                }
+                Ok(netns::resolve(&p)?)
+            }
+            Target::Netns(s) => Ok(netns::resolve(s)?),
+        }
+    }
+}
+
+/// What to attach.
+#[derive(Debug, Clone)]
+pub struct AttachSpec {
+    pub target: Target,
+    pub mode: AttachMode,
+    /// The parent interface (macvlan/ipvlan: the NIC; bridge: the bridge).
+    pub parent: String,
+    /// The namespace the parent lives in (default: this process's).
+    pub parent_netns: Option<String>,
+    pub addr: IpAddr,
+    pub prefix: u8,
+    pub gateway: Option<IpAddr>,
+    /// The interface name inside the container.
+    pub ifname: String,
+}
+
+/// What `attach` did, as recorded for `detach`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachRecord {
+    pub netns: PathBuf,
+    pub netns_ino: u64,
+    pub ifname: String,
+    pub mode: AttachMode,
+    pub parent: String,
+    pub parent_netns: Option<PathBuf>,
+    /// The node-side veth (bridge mode).
+    pub host_link: Option<String>,
+    pub addr: IpAddr,
+    pub prefix: u8,
+    pub gateway: Option<IpAddr>,
+}
+
+/// Parses `ADDR/LEN` (v4 or v6).
+pub fn parse_cidr(s: &str) -> Result<(IpAddr, u8), AttachError> {
+    let bad = || AttachError::BadCidr(s.to_string());
+    let (a, l) = s.split_once('/').ok_or_else(bad)?;
+    let addr: IpAddr = a.parse().map_err(|_| bad())?;
+    let len: u8 = l.parse().map_err(|_| bad())?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    if len > max || addr.is_unspecified() || addr.is_multicast() {
+        return Err(bad());
+    }
+    Ok((addr, len))
+}
+
+fn validate_ifname(n: &str) -> Result<(), AttachError> {
+    let ok = !n.is_empty()
+        && n.len() <= 15
+        && n.chars()
+            .all(|c| c.is_ascii_graphic() && c != '/' && c != ':');
+    if ok {
+        Ok(())
+    } else {
+        Err(AttachError::BadIfname(n.to_string()))
+    }
+}
+
+fn ino(path: &Path) -> Result<u64, AttachError> {
+    fs::metadata(path)
+        .map(|m| m.ino())
+        .map_err(|source| AttachError::Io {
+            what: format!("reading {}", path.display()),
+            source,
+        })
+}
+
+fn record_path(ino: u64, ifname: &str) -> PathBuf {
+    Path::new(ATTACH_DIR).join(format!("{ino}-{ifname}.json"))
+}
+
+fn open_socket(netns: Option<&Path>) -> Result<Netlink, AttachError> {
+    Ok(match netns {
+        Some(p) => Netlink::open_in(p)?,
+        None => Netlink::open()?,
+    })
+}
+
+/// Attaches `spec.mode` to the container. Everything is validated first; on a failure after the
+/// first change, what was made is removed again.
+pub fn attach(spec: &AttachSpec) -> Result<AttachRecord, AttachError> {
+    if !netns::is_root() {
+        return Err(AttachError::NotRoot);
+    }
+    validate_ifname(&spec.ifname)?;
+    let max = if spec.addr.is_ipv4() { 32 } else { 128 };
+    if spec.prefix > max {
+        return Err(AttachError::BadCidr(format!(
+            "{}/{}",
+            spec.addr, spec.prefix
+        )));
+    }
+    if let Some(gw) = spec.gateway {
+        if gw.is_ipv4() != spec.addr.is_ipv4() || gw.is_unspecified() {
+            return Err(AttachError::BadGateway(gw.to_string()));
+        }
+    }
+    let target = spec.target.resolve()?;
+    let target_ino = ino(&target)?;
+    let parent_netns = spec
+        .parent_netns
+        .as_deref()
+        .map(netns::resolve)
+        .transpose()?;
+    let parent_ino = match &parent_netns {
+        Some(p) => ino(p)?,
+        None => ino(Path::new("/proc/self/ns/net"))?,
+    };
+    if target_ino == parent_ino {
+        return Err(AttachError::OwnNamespace(target));
+    }
+    let mut parent_nl = open_socket(parent_netns.as_deref())?;
+    let parent_index = match parent_nl.link_index(&spec.parent) {
+        Ok(i) => i,
+        Err(NetlinkError::NoSuchLink(_)) => return Err(AttachError::NoParent(spec.parent.clone())),
+        Err(e) => return Err(e.into()),
+    };
+    let mut target_nl = Netlink::open_in(&target)?;
+    if target_nl.link_exists(&spec.ifname)? {
+        return Err(AttachError::IfnameTaken(spec.ifname.clone()));
+    }
+    let host_link =
+        (spec.mode == AttachMode::Bridge).then(|| format!("nsl{:x}", target_ino % 0xfff_ffff));
+    if let Some(h) = &host_link {
+        if parent_nl.link_exists(h)? {
+            return Err(AttachError::IfnameTaken(h.clone()));
+        }
+    }
+    let record = AttachRecord {
+        netns: target.clone(),
+        netns_ino: target_ino,
+        ifname: spec.ifname.clone(),
+        mode: spec.mode,
+        parent: spec.parent.clone(),
+        parent_netns,
+        host_link,
+        addr: spec.addr,
+        prefix: spec.prefix,
+        gateway: spec.gateway,
+    };
+    // Record first, then change.
+    let path = record_path(target_ino, &spec.ifname);
+    let io = |what: String| move |source| AttachError::Io { what, source };
+    fs::create_dir_all(ATTACH_DIR).map_err(io(format!("creating {ATTACH_DIR}")))?;
+    let json = serde_json::to_vec_pretty(&record)
+        .map_err(|e| AttachError::Record(path.clone(), e.to_string()))?;
+    fs::write(&path, json).map_err(io(format!("writing {}", path.display())))?;
+
+    let made = apply(spec, &record, &mut parent_nl, parent_index, &mut target_nl);
+    if let Err(e) = made {
+        let _ = undo(&record);
+        let _ = fs::remove_file(&path);
+        return Err(e);
+    }
+    Ok(record)
+}
+
+fn apply(
+    spec: &AttachSpec,
+    record: &AttachRecord,
+    parent_nl: &mut Netlink,
+    parent_index: u32,
+    target_nl: &mut Netlink,
+) -> Result<(), AttachError> {
+    let fd = fs::File::open(&record.netns).map_err(|source| AttachError::Io {
+        what: format!("opening {}", record.netns.display()),
+        source,
+    })?;
+    match spec.mode {
+        AttachMode::Macvlan => {
+            parent_nl.create_macvlan(&spec.ifname, parent_index, Some(fd.as_fd()))?
+        }
+        AttachMode::IpvlanL2 | AttachMode::IpvlanL3 => {
+            let m = if spec.mode == AttachMode::IpvlanL2 {
+                IpvlanMode::L2
+            } else {
+                IpvlanMode::L3
+            };
+            parent_nl.create_ipvlan(&spec.ifname, parent_index, m, Some(fd.as_fd()))?
+        }
+        AttachMode::Bridge => {
+            let host = record.host_link.as_deref().expect("bridge has a host link");
+            parent_nl.create_veth(host, &spec.ifname, Some(fd.as_fd()))?;
+            let hi = parent_nl.link_index(host)?;
+            parent_nl.set_master(hi, parent_index)?;
+            parent_nl.set_up(hi, true)?;
+        }
+    }
+    let ci = target_nl.link_index(&spec.ifname)?;
+    target_nl.add_address(ci, spec.addr, spec.prefix)?;
+    target_nl.set_up(ci, true)?;
+    if let Some(gw) = spec.gateway {
+        let any: IpAddr = if gw.is_ipv4() {
+            std::net::Ipv4Addr::UNSPECIFIED.into()
+        } else {
+            std::net::Ipv6Addr::UNSPECIFIED.into()
+        };
+        target_nl.add_route(&Route::via(any, 0, gw))?;
+    }
+    Ok(())
+}
+
+/// Deletes the links a record describes (a missing link or namespace counts as done).
+fn undo(record: &AttachRecord) -> Result<(), AttachError> {
+    if record.netns.exists() && ino(&record.netns).ok() == Some(record.netns_ino) {
+        let mut nl = Netlink::open_in(&record.netns)?;
+        match nl.link_index(&record.ifname) {
+            Ok(i) => nl.delete_link(i)?,
+            Err(NetlinkError::NoSuchLink(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if let Some(h) = &record.host_link {
+        let mut nl = open_socket(record.parent_netns.as_deref())?;
+        match nl.link_index(h) {
+            Ok(i) => nl.delete_link(i)?,
+            Err(NetlinkError::NoSuchLink(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Undoes what `attach` did to the target (only the interface `ifname` when given).
+pub fn detach(target: &Target, ifname: Option<&str>) -> Result<Vec<AttachRecord>, AttachError> {
+    if !netns::is_root() {
+        return Err(AttachError::NotRoot);
+    }
+    let path = target.resolve()?;
+    let target_ino = ino(&path)?;
+    let mut done = Vec::new();
+    let entries = fs::read_dir(ATTACH_DIR).into_iter().flatten().flatten();
+    for e in entries {
+        let p = e.path();
+        let Ok(data) = fs::read(&p) else { continue };
+        let Ok(rec) = serde_json::from_slice::<AttachRecord>(&data) else {
+            continue;
+        };
+        if rec.netns_ino != target_ino || ifname.is_some_and(|n| n != rec.ifname) {
+            continue;
+        }
+        undo(&rec)?;
+        fs::remove_file(&p).map_err(|source| AttachError::Io {
+            what: format!("removing {}", p.display()),
+            source,
+        })?;
+        done.push(rec);
+    }
+    if done.is_empty() {
+        return Err(AttachError::NothingAttached(path));
+    }
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidrs_parse() {
+        assert_eq!(
+            parse_cidr("198.18.0.50/24").unwrap(),
+            ("198.18.0.50".parse().unwrap(), 24)
+        );
+        assert_eq!(parse_cidr("2001:2::5/64").unwrap().1, 64);
+        for bad in [
+            "198.18.0.50",
+            "198.18.0.50/33",
+            "1.2.3/24",
+            "x/1",
+            "0.0.0.0/0",
+            "2001:2::5/129",
+            "/24",
+        ] {
+            assert!(parse_cidr(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn modes_parse() {
+        assert_eq!(
+            "macvlan".parse::<AttachMode>().unwrap(),
+            AttachMode::Macvlan
+        );
+        assert_eq!(
+            "ipvlan-l3".parse::<AttachMode>().unwrap(),
+            AttachMode::IpvlanL3
+        );
+        assert!("vxlan".parse::<AttachMode>().is_err());
+    }
+
+    #[test]
+    fn ifnames_are_checked() {
+        assert!(validate_ifname("eth1").is_ok());
+        assert!(validate_ifname("a-very-long-name-x").is_err());
+        assert!(validate_ifname("a/b").is_err());
+        assert!(validate_ifname("").is_err());
+    }
+}

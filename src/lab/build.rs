@@ -1,0 +1,539 @@
+//! Building and removing a lab: every namespace recorded before it is created, one netlink
+//! socket per namespace, a numbered step after every change (for `NSLAT_ABORT_AFTER_STEP` and
+//! for checking SIGINT/SIGTERM).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsFd;
+
+use super::plan::{self, v6};
+use super::signals::UpGuard;
+use super::state::{LabLock, LabState};
+use super::{LabError, LabSpec, Mode, ModeInfo, ModeStatus};
+use crate::firewall::{Firewall, NatLevel};
+use crate::netlink::{IpvlanMode, Netlink, NetlinkError, Route};
+use crate::netns;
+
+/// Env var: abort the process (like `kill -9`) right after step N of `up` (crash tests).
+pub const ABORT_ENV: &str = "NSLAT_ABORT_AFTER_STEP";
+/// Env var: pause up to 10 s after step N of `up`, until a signal arrives (signal tests).
+pub const PAUSE_ENV: &str = "NSLAT_PAUSE_AFTER_STEP";
+
+fn env_step(var: &str) -> Option<u32> {
+    std::env::var(var).ok().and_then(|v| v.parse().ok())
+}
+
+pub(super) fn up(spec: &LabSpec) -> Result<LabState, LabError> {
+    spec.validate()?;
+    if !netns::is_root() {
+        return Err(LabError::NotRoot);
+    }
+    let lock = LabLock::acquire(&spec.name)?;
+    let prefix = plan::prefix(&spec.name);
+    let existing: Vec<String> = netns::list_with_prefix(&prefix)
+        .into_iter()
+        .filter(|n| {
+            plan::all_suffixes()
+                .iter()
+                .any(|s| *n == format!("{prefix}{s}"))
+        })
+        .collect();
+    if LabState::load(&spec.name)?.is_some() || !existing.is_empty() {
+        return Err(LabError::Exists(spec.name.clone()));
+    }
+    let guard = UpGuard::enter();
+    let mut b = Builder {
+        spec,
+        prefix,
+        step: 0,
+        abort_after: env_step(ABORT_ENV),
+        pause_after: env_step(PAUSE_ENV),
+        guard: &guard,
+        fds: HashMap::new(),
+        nl: HashMap::new(),
+    };
+    let result = b.build();
+    drop(b);
+    match result {
+        Ok(state) => {
+            drop(lock);
+            Ok(state)
+        }
+        Err(e) => {
+            teardown(&spec.name);
+            lock.remove_file();
+            Err(e)
+        }
+    }
+}
+
+/// Removes every namespace of lab `name` (recorded or found by name) and its state file.
+pub(super) fn teardown(name: &str) -> super::DownReport {
+    let mut report = super::DownReport::default();
+    let prefix = plan::prefix(name);
+    let mut names: Vec<String> = match LabState::load(name) {
+        Ok(Some(s)) => s.namespaces,
+        Ok(None) => Vec::new(),
+        Err(e) => {
+            report.errors.push(super::error_chain(&e));
+            Vec::new()
+        }
+    };
+    for s in plan::all_suffixes() {
+        let n = format!("{prefix}{s}");
+        if !names.contains(&n) && netns::path_of(&n).exists() {
+            names.push(n);
+        }
+    }
+    for n in names {
+        match netns::delete(&n) {
+            Ok(true) => report.removed.push(n),
+            Ok(false) => {}
+            Err(e) => report
+                .errors
+                .push(format!("{n}: {}", super::error_chain(&e))),
+        }
+    }
+    if let Err(e) = LabState::remove(name) {
+        report.errors.push(super::error_chain(&e));
+    }
+    report
+}
+
+struct Builder<'a> {
+    spec: &'a LabSpec,
+    prefix: String,
+    step: u32,
+    abort_after: Option<u32>,
+    pause_after: Option<u32>,
+    guard: &'a UpGuard,
+    fds: HashMap<String, File>,
+    nl: HashMap<String, Netlink>,
+}
+
+fn ctx(what: impl Into<String>) -> impl FnOnce(LabError) -> LabError {
+    let what = what.into();
+    move |e| LabError::Step {
+        what,
+        source: Box::new(e),
+    }
+}
+
+impl Builder<'_> {
+    /// Counts a step; aborts the process after step N if asked; stops on SIGINT/SIGTERM.
+    fn step(&mut self) -> Result<(), LabError> {
+        self.step += 1;
+        if self.abort_after == Some(self.step) {
+            std::process::abort();
+        }
+        if self.pause_after == Some(self.step) {
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while !self.guard.interrupted() && std::time::Instant::now() < until {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+        if self.guard.interrupted() {
+            return Err(LabError::Interrupted);
+        }
+        Ok(())
+    }
+
+    fn ns_name(&self, suffix: &str) -> String {
+        format!("{}{suffix}", self.prefix)
+    }
+
+    /// Creates namespace `suffix`, opens a netlink socket in it and brings `lo` up.
+    fn namespace(&mut self, suffix: &str) -> Result<(), LabError> {
+        let name = self.ns_name(suffix);
+        let path = netns::create(&name)?;
+        self.step()?;
+        let fd = File::open(&path).map_err(|source| LabError::Io {
+            what: format!("opening {}", path.display()),
+            source,
+        })?;
+        let mut nl = Netlink::open_in(&path)?;
+        let lo = nl.link_index("lo")?;
+        nl.set_up(lo, true)?;
+        self.fds.insert(suffix.to_string(), fd);
+        self.nl.insert(suffix.to_string(), nl);
+        self.step()
+    }
+
+    fn nl(&mut self, suffix: &str) -> &mut Netlink {
+        self.nl.get_mut(suffix).expect("namespace opened")
+    }
+
+    /// Adds `a/len` (and with IPv6 its v6 twin with `len6`) to `ifindex` in `suffix`.
+    fn addr(
+        &mut self,
+        suffix: &str,
+        ifindex: u32,
+        a: Ipv4Addr,
+        len: u8,
+        len6: u8,
+    ) -> Result<(), LabError> {
+        let ipv6 = self.spec.ipv6;
+        let nl = self.nl(suffix);
+        nl.add_address(ifindex, IpAddr::V4(a), len)?;
+        if ipv6 {
+            nl.add_address(ifindex, IpAddr::V6(v6(a)), len6)?;
+        }
+        self.step()
+    }
+
+    /// Adds a v4 route and, with IPv6, the same route built from the v6 twins.
+    fn route(&mut self, suffix: &str, r: Route) -> Result<(), LabError> {
+        let ipv6 = self.spec.ipv6;
+        let nl = self.nl(suffix);
+        nl.add_route(&r)?;
+        if ipv6 {
+            let to6 = |a: IpAddr| match a {
+                IpAddr::V4(a) => IpAddr::V6(v6(a)),
+                other => other,
+            };
+            let len6 = if r.prefix == 0 {
+                0
+            } else if r.prefix == 32 {
+                128
+            } else {
+                64
+            };
+            let r6 = Route {
+                dst: to6(r.dst),
+                prefix: len6,
+                gateway: r.gateway.map(to6),
+                oif: r.oif,
+                onlink: r.onlink,
+            };
+            nl.add_route(&r6)?;
+        }
+        self.step()
+    }
+
+    fn build(&mut self) -> Result<LabState, LabError> {
+        let spec = self.spec;
+        let mut state = LabState {
+            version: 1,
+            name: spec.name.clone(),
+            ipv6: spec.ipv6,
+            host_shim: spec.host_shim,
+            namespaces: Vec::new(),
+            modes: Vec::new(),
+            nat: NatLevel::None,
+            complete: false,
+            pid: std::process::id(),
+        };
+        // Record every namespace before creating any.
+        state.namespaces.push(self.ns_name("remote"));
+        state.namespaces.push(self.ns_name("node"));
+        for m in &spec.modes {
+            if let Some(s) = plan::mode_suffix(*m) {
+                state.namespaces.push(self.ns_name(&s));
+            }
+        }
+        state.save()?;
+        self.step()?;
+
+        self.namespace("remote")
+            .map_err(ctx("creating the remote"))?;
+        self.namespace("node").map_err(ctx("creating the node"))?;
+        let node_eth0 = self.wire().map_err(ctx("building the wire"))?;
+
+        let ipvlan_reason = if spec.modes.iter().any(|m| m.needs_ipvlan()) {
+            self.probe_ipvlan(node_eth0)?
+        } else {
+            None
+        };
+
+        let mut bridge_index = None;
+        for &mode in &spec.modes {
+            let status: ModeStatus = match (mode, &ipvlan_reason) {
+                (Mode::Host, _) => Ok(ModeInfo {
+                    netns: netns::path_of(&self.ns_name("node")),
+                    addr: plan::NODE,
+                    addr6: spec.ipv6.then(|| v6(plan::NODE)),
+                    ifname: "eth0".into(),
+                }),
+                (m, Some(reason)) if m.needs_ipvlan() => Err(reason.clone()),
+                (m, _) => Ok(self
+                    .mode(m, node_eth0, &mut bridge_index)
+                    .map_err(ctx(format!("building mode {m}")))?),
+            };
+            state.modes.push((mode, status));
+        }
+
+        let built = |m: Mode| state.modes.iter().any(|(x, s)| *x == m && s.is_ok());
+        if built(Mode::Bridge) {
+            self.route(
+                "remote",
+                Route::via(plan::BRIDGE_NET.into(), 24, plan::NODE.into()),
+            )?;
+            Firewall::new(&netns::path_of(&self.ns_name("node")))
+                .set_nat(NatLevel::Masquerade, super::bridge_subnet(), "eth0")
+                .map_err(|e| ctx("installing the bridge's MASQUERADE rule")(e.into()))?;
+            state.nat = NatLevel::Masquerade;
+            self.step()?;
+        }
+        if built(Mode::Ptp) {
+            self.route(
+                "remote",
+                Route::via(plan::PTP_NET.into(), 24, plan::NODE.into()),
+            )?;
+        }
+        if built(Mode::MacvlanVeth) || built(Mode::IpvlanVeth) {
+            let side_net = Ipv4Addr::new(198, 18, 3, 0);
+            self.route("remote", Route::via(side_net.into(), 24, plan::NODE.into()))?;
+        }
+        if spec.host_shim {
+            self.host_shim(node_eth0, &state, ipvlan_reason.is_none())
+                .map_err(ctx("building the host shim"))?;
+        }
+
+        state.complete = true;
+        state.save()?;
+        self.step()?;
+        Ok(state)
+    }
+
+    /// The wire: veth node eth0 <-> remote eth0, addresses, up, forwarding in the node.
+    fn wire(&mut self) -> Result<u32, LabError> {
+        let remote_fd = self.fds["remote"]
+            .try_clone()
+            .map_err(|source| LabError::Io {
+                what: "duplicating a namespace fd".into(),
+                source,
+            })?;
+        self.nl("node")
+            .create_veth("eth0", "eth0", Some(remote_fd.as_fd()))?;
+        self.step()?;
+        let node_eth0 = self.nl("node").link_index("eth0")?;
+        let remote_eth0 = self.nl("remote").link_index("eth0")?;
+        self.addr("node", node_eth0, plan::NODE, plan::WIRE_PREFIX, 64)?;
+        self.addr("remote", remote_eth0, plan::REMOTE, plan::WIRE_PREFIX, 64)?;
+        self.nl("node").set_up(node_eth0, true)?;
+        self.nl("remote").set_up(remote_eth0, true)?;
+        self.step()?;
+        let mut settings = vec![("net.ipv4.ip_forward", "1")];
+        if self.spec.ipv6 {
+            settings.push(("net.ipv6.conf.all.forwarding", "1"));
+        }
+        crate::netlink::sysctl::write_in(&netns::path_of(&self.ns_name("node")), &settings)?;
+        self.step()?;
+        Ok(node_eth0)
+    }
+
+    /// Tries an ipvlan child in the node; `Some(reason)` when the kernel cannot make one.
+    fn probe_ipvlan(&mut self, parent: u32) -> Result<Option<String>, LabError> {
+        let nl = self.nl("node");
+        let r = match nl.create_ipvlan("ipvlan-probe", parent, IpvlanMode::L2, None) {
+            Ok(()) => {
+                let i = nl.link_index("ipvlan-probe")?;
+                nl.delete_link(i)?;
+                None
+            }
+            Err(e @ NetlinkError::NoIpvlan) => Some(e.to_string()),
+            Err(e) => return Err(e.into()),
+        };
+        self.step()?;
+        Ok(r)
+    }
+
+    fn mode(
+        &mut self,
+        mode: Mode,
+        node_eth0: u32,
+        bridge: &mut Option<u32>,
+    ) -> Result<ModeInfo, LabError> {
+        let suffix = plan::mode_suffix(mode).expect("not host");
+        self.namespace(&suffix)?;
+        let fd = self.fds[&suffix]
+            .try_clone()
+            .map_err(|source| LabError::Io {
+                what: "duplicating a namespace fd".into(),
+                source,
+            })?;
+        let addr = plan::mode_addr(mode);
+        match mode {
+            Mode::Host => unreachable!("host has no namespace"),
+            Mode::Bridge => {
+                let br = match *bridge {
+                    Some(i) => i,
+                    None => {
+                        self.nl("node").create_bridge("docker0")?;
+                        let i = self.nl("node").link_index("docker0")?;
+                        self.addr("node", i, plan::BRIDGE_GW, 24, 64)?;
+                        self.nl("node").set_up(i, true)?;
+                        *bridge = Some(i);
+                        i
+                    }
+                };
+                let host = plan::node_veth(mode);
+                self.nl("node")
+                    .create_veth(&host, "eth0", Some(fd.as_fd()))?;
+                self.step()?;
+                let hi = self.nl("node").link_index(&host)?;
+                self.nl("node").set_master(hi, br)?;
+                self.nl("node").set_up(hi, true)?;
+                self.step()?;
+                let ci = self.container_eth0(&suffix, addr, 24, 64)?;
+                let _ = ci;
+                self.route(
+                    &suffix,
+                    Route::via(Ipv4Addr::UNSPECIFIED.into(), 0, plan::BRIDGE_GW.into()),
+                )?;
+            }
+            Mode::Ptp => {
+                let host = plan::node_veth(mode);
+                self.nl("node")
+                    .create_veth(&host, "eth0", Some(fd.as_fd()))?;
+                self.step()?;
+                let hi = self.nl("node").link_index(&host)?;
+                self.addr("node", hi, plan::PTP_NODE, 32, 128)?;
+                self.nl("node").set_up(hi, true)?;
+                self.route("node", Route::dev(addr.into(), 32, hi))?;
+                let ci = self.container_eth0(&suffix, addr, 32, 128)?;
+                self.route(&suffix, Route::dev(plan::PTP_NODE.into(), 32, ci))?;
+                self.route(
+                    &suffix,
+                    Route::onlink(Ipv4Addr::UNSPECIFIED.into(), 0, plan::PTP_NODE.into(), ci),
+                )?;
+            }
+            Mode::Macvlan | Mode::MacvlanVeth => {
+                self.nl("node")
+                    .create_macvlan("eth0", node_eth0, Some(fd.as_fd()))?;
+                self.step()?;
+                self.container_eth0(&suffix, addr, 24, 64)?;
+            }
+            Mode::IpvlanL2 | Mode::IpvlanL3 | Mode::IpvlanL3s | Mode::IpvlanVeth => {
+                let m = match mode {
+                    Mode::IpvlanL3 => IpvlanMode::L3,
+                    Mode::IpvlanL3s => IpvlanMode::L3s,
+                    _ => IpvlanMode::L2,
+                };
+                self.nl("node")
+                    .create_ipvlan("eth0", node_eth0, m, Some(fd.as_fd()))?;
+                self.step()?;
+                let ci = self.container_eth0(&suffix, addr, 24, 64)?;
+                if m != IpvlanMode::L2 {
+                    // L3 slaves answer no ARP: the container routes out of eth0, and the remote
+                    // reaches it at the node's MAC (the slaves share the parent's MAC).
+                    self.route(&suffix, Route::dev(Ipv4Addr::UNSPECIFIED.into(), 0, ci))?;
+                    let mac = self.nl("node").link_mac(node_eth0)?;
+                    let ri = self.nl("remote").link_index("eth0")?;
+                    let ipv6 = self.spec.ipv6;
+                    let remote = self.nl("remote");
+                    remote.add_neighbour(ri, addr.into(), mac)?;
+                    if ipv6 {
+                        remote.add_neighbour(ri, v6(addr).into(), mac)?;
+                    }
+                    self.step()?;
+                }
+            }
+        }
+        if matches!(mode, Mode::MacvlanVeth | Mode::IpvlanVeth) {
+            self.side_veth(mode, &suffix, &fd)?;
+        }
+        Ok(ModeInfo {
+            netns: netns::path_of(&self.ns_name(&suffix)),
+            addr,
+            addr6: self.spec.ipv6.then(|| v6(addr)),
+            ifname: "eth0".into(),
+        })
+    }
+
+    /// The container's `eth0`: address and up. Returns its index.
+    fn container_eth0(
+        &mut self,
+        suffix: &str,
+        addr: Ipv4Addr,
+        len: u8,
+        len6: u8,
+    ) -> Result<u32, LabError> {
+        let ci = self.nl(suffix).link_index("eth0")?;
+        self.addr(suffix, ci, addr, len, len6)?;
+        self.nl(suffix).set_up(ci, true)?;
+        self.step()?;
+        Ok(ci)
+    }
+
+    /// The hybrids' second veth (`veth0` in the container): carries the ClusterIP range and
+    /// traffic to the node; the data path to the remote stays on macvlan/ipvlan. IPv4 only.
+    fn side_veth(&mut self, mode: Mode, suffix: &str, fd: &File) -> Result<(), LabError> {
+        let side = plan::side_addr(mode).expect("hybrid");
+        let wire = plan::mode_addr(mode);
+        let host = plan::node_veth(mode);
+        self.nl("node")
+            .create_veth(&host, "veth0", Some(fd.as_fd()))?;
+        self.step()?;
+        let node = self.nl("node");
+        let hi = node.link_index(&host)?;
+        // The node side reuses a /32 of the side subnet, like ptp.
+        match node.add_address(hi, plan::SIDE_NODE.into(), 32) {
+            Ok(()) => {}
+            Err(e) if e.is_exists() => {}
+            Err(e) => return Err(e.into()),
+        }
+        node.set_up(hi, true)?;
+        node.add_route(&Route::dev(side.into(), 32, hi))?;
+        node.add_route(&Route::dev(wire.into(), 32, hi))?;
+        self.step()?;
+        let c = self.nl(suffix);
+        let ci = c.link_index("veth0")?;
+        c.add_address(ci, side.into(), 32)?;
+        c.set_up(ci, true)?;
+        c.add_route(&Route::dev(plan::SIDE_NODE.into(), 32, ci))?;
+        c.add_route(&Route::via(
+            plan::CLUSTER_NET.into(),
+            plan::CLUSTER_PREFIX,
+            plan::SIDE_NODE.into(),
+        ))?;
+        c.add_route(&Route::via(plan::NODE.into(), 32, plan::SIDE_NODE.into()))?;
+        self.step()
+    }
+
+    /// `--host-shim`: a macvlan (and, with ipvlan, an ipvlan) of the node's own on eth0, with
+    /// host routes to the containers on the wire, so node <-> container works.
+    fn host_shim(
+        &mut self,
+        node_eth0: u32,
+        state: &LabState,
+        ipvlan: bool,
+    ) -> Result<(), LabError> {
+        let on_wire = |kind: fn(Mode) -> bool| -> Vec<Ipv4Addr> {
+            state
+                .modes
+                .iter()
+                .filter(|(m, s)| {
+                    s.is_ok() && kind(*m) && !matches!(m, Mode::MacvlanVeth | Mode::IpvlanVeth)
+                })
+                .map(|(m, _)| plan::mode_addr(*m))
+                .collect()
+        };
+        let mac_addrs = on_wire(|m| matches!(m, Mode::Macvlan));
+        let ip_addrs = on_wire(|m| m.needs_ipvlan());
+        if !mac_addrs.is_empty() {
+            let nl = self.nl("node");
+            nl.create_macvlan("shim-mv", node_eth0, None)?;
+            let i = nl.link_index("shim-mv")?;
+            nl.add_address(i, plan::SHIM.into(), 32)?;
+            nl.set_up(i, true)?;
+            for a in mac_addrs {
+                nl.add_route(&Route::dev(a.into(), 32, i))?;
+            }
+            self.step()?;
+        }
+        if ipvlan && !ip_addrs.is_empty() {
+            let nl = self.nl("node");
+            nl.create_ipvlan("shim-ipvl", node_eth0, IpvlanMode::L2, None)?;
+            let i = nl.link_index("shim-ipvl")?;
+            nl.add_address(i, Ipv4Addr::new(198, 18, 0, 253).into(), 32)?;
+            nl.set_up(i, true)?;
+            for a in ip_addrs {
+                nl.add_route(&Route::dev(a.into(), 32, i))?;
+            }
+            self.step()?;
+        }
+        Ok(())
+    }
+}

@@ -1,8 +1,347 @@
-//! `nslat compare` (to be written).
+//! `nslat compare`: the main job.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::run::{parse_positive_secs, parse_rr_sizes, parse_secs};
+use crate::bench::TestKind;
+use crate::compare::{self, CompareOptions, CompareReport, CpuChoice, Progress, RepsChoice};
+use crate::lab::{mode, Mode};
+use crate::report::{self, CsvExporter, Exporter, JsonExporter, MarkdownExporter, TableExporter};
 
 #[derive(Debug, clap::Args)]
-pub struct CompareArgs {}
+#[command(
+    long_about = "Measure every container network mode against the host, explain the gap, report it.\n\n\
+    Builds a one-machine lab (a remote, a node, one namespace per mode), runs `nslat serve` in the \
+    remote, runs the test from the node itself (host) and from each mode, repetitions interleaved \
+    across modes so drift cancels, reads kernel counters around every run (backlog packets, NET_RX \
+    softirqs, CPU time, tracepoints), compares each mode with the host (Δ, Welch t-test), checks \
+    which features each mode keeps, and removes the lab.\n\n\
+    Client and server are pinned to one CPU by default (--cpu same): on different CPUs the \
+    cross-CPU wake-up costs far more than any network path and hides the differences.\n\n\
+    Examples:\n  \
+    nslat compare                                   # every mode, TCP_RR 1,1, about a minute\n  \
+    nslat compare --modes host,bridge,macvlan --explain\n  \
+    nslat compare -t UDP_RR -r 64,1024 --reps 8 --json out.json --html report/\n  \
+    nslat compare --cpu both                        # same-CPU and split-CPU tables"
+)]
+pub struct CompareArgs {
+    /// Modes to measure, comma-separated (host is always measured: it is the baseline).
+    #[arg(long, value_name = "LIST", default_value = "host,bridge,ptp,macvlan,ipvlan-l2,ipvlan-l3,ipvlan-l3s", value_parser = parse_modes)]
+    modes: ModeList,
+    /// Test: TCP_RR, UDP_RR, TCP_CRR, TCP_STREAM or TCP_MAERTS.
+    #[arg(
+        short = 't',
+        long = "test",
+        value_name = "TEST",
+        default_value = "TCP_RR"
+    )]
+    test: TestKind,
+    /// Request and response sizes in bytes (request/response tests).
+    #[arg(short = 'r', value_name = "REQ,RESP", allow_hyphen_values = true, default_value = "1,1", value_parser = parse_rr_sizes)]
+    sizes: (usize, usize),
+    /// Measured seconds per run.
+    #[arg(short = 'l', long = "length", value_name = "SECS", allow_hyphen_values = true, default_value = "1.5", value_parser = parse_positive_secs)]
+    length: Duration,
+    /// Warm-up seconds before each run (not measured).
+    #[arg(long, value_name = "SECS", default_value = "0.3", value_parser = parse_secs)]
+    warmup: Duration,
+    /// Repetitions per mode; `auto`: at least 5, more while a 95% CI is above 1% of the mean and time allows.
+    #[arg(long, value_name = "N|auto", default_value = "auto", allow_hyphen_values = true, value_parser = parse_reps)]
+    reps: RepsChoice,
+    /// CPU placement: `same` (client and server on one CPU), `split` (different CPUs), or `both`.
+    #[arg(long, value_name = "same|split|both", default_value = "same", value_parser = parse_cpu)]
+    cpu: CpuChoice,
+    /// Also attribute the bridge mode's overhead to veth, bridge, conntrack and MASQUERADE.
+    #[arg(long)]
+    explain: bool,
+    /// Skip the feature checks (Service, node access, policy) shown beside the latency table.
+    #[arg(long)]
+    no_checks: bool,
+    /// Use (and keep) this lab if it exists; otherwise build it under this name.
+    #[arg(long, value_name = "NAME")]
+    lab: Option<String>,
+    /// Keep the lab afterwards (remove it with `nslat lab down --name NAME`).
+    #[arg(long)]
+    keep_lab: bool,
+    /// Write the report as JSON to PATH.
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
+    /// Write one CSV row per mode to PATH.
+    #[arg(long, value_name = "PATH")]
+    csv: Option<PathBuf>,
+    /// Write the report as a Markdown table to PATH.
+    #[arg(long, value_name = "PATH")]
+    markdown: Option<PathBuf>,
+    /// Write a self-contained HTML page with plots to DIR/index.html.
+    #[arg(long, value_name = "DIR")]
+    html: Option<PathBuf>,
+}
 
-pub fn run(_args: CompareArgs) -> anyhow::Result<()> {
-    anyhow::bail!("nslat compare is not implemented yet")
+/// A comma-separated mode list as one clap value.
+#[derive(Debug, Clone)]
+struct ModeList(Vec<Mode>);
+
+fn parse_modes(s: &str) -> Result<ModeList, String> {
+    mode::parse_list(s).map(ModeList).map_err(|e| e.to_string())
+}
+
+fn parse_reps(s: &str) -> Result<RepsChoice, String> {
+    if s.eq_ignore_ascii_case("auto") {
+        return Ok(RepsChoice::Auto);
+    }
+    match s.parse::<usize>() {
+        Ok(n) if (1..=1000).contains(&n) => Ok(RepsChoice::Fixed(n)),
+        _ => Err(format!(
+            "'{s}' is not a repetition count: give 1..1000 or auto"
+        )),
+    }
+}
+
+fn parse_cpu(s: &str) -> Result<CpuChoice, String> {
+    match s {
+        "same" => Ok(CpuChoice::Same),
+        "split" => Ok(CpuChoice::Split),
+        "both" => Ok(CpuChoice::Both),
+        _ => Err(format!(
+            "'{s}' is not a CPU placement: use same, split or both"
+        )),
+    }
+}
+
+/// An output file must go into an existing directory and must not be a directory itself.
+fn check_output_file(flag: &str, path: &Path) -> anyhow::Result<()> {
+    if path.is_dir() {
+        bail!(
+            "{flag} {}: is a directory; give a file path",
+            path.display()
+        );
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        bail!(
+            "{flag} {}: directory {} does not exist; create it first",
+            path.display(),
+            parent.display()
+        );
+    }
+    Ok(())
+}
+
+/// `--html DIR`: DIR may exist (as a directory) or be created inside an existing directory.
+fn check_output_dir(path: &Path) -> anyhow::Result<()> {
+    if path.exists() && !path.is_dir() {
+        bail!(
+            "--html {}: exists and is not a directory; give a directory",
+            path.display()
+        );
+    }
+    if !path.exists() {
+        check_output_file("--html", path)?;
+    }
+    Ok(())
+}
+
+/// With `--cpu both`, each placement gets its own file: `out.json` → `out.same.json`, `out.split.json`.
+fn placement_path(path: &Path, placement: &str, several: bool) -> PathBuf {
+    if !several {
+        return path.to_path_buf();
+    }
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}.{placement}.{}", ext.to_string_lossy()),
+        None => format!("{stem}.{placement}"),
+    };
+    path.with_file_name(name)
+}
+
+pub fn run(args: CompareArgs) -> anyhow::Result<()> {
+    for (flag, path) in [
+        ("--json", &args.json),
+        ("--csv", &args.csv),
+        ("--markdown", &args.markdown),
+    ] {
+        if let Some(p) = path {
+            check_output_file(flag, p)?;
+        }
+    }
+    if let Some(dir) = &args.html {
+        check_output_dir(dir)?;
+    }
+    let opts = CompareOptions {
+        modes: args.modes.0,
+        test: args.test,
+        request_size: args.sizes.0,
+        response_size: args.sizes.1,
+        duration: args.length,
+        warmup: args.warmup,
+        reps: args.reps,
+        cpu: args.cpu,
+        explain: args.explain,
+        checks: !args.no_checks,
+        lab: args.lab,
+        keep_lab: args.keep_lab,
+        ..CompareOptions::default()
+    };
+
+    let progress = CliProgress::new();
+    let reports = compare::run(&opts, &progress).context("compare")?;
+    progress.done();
+
+    let several = reports.len() > 1;
+    let mut stdout = std::io::stdout().lock();
+    for r in &reports {
+        TableExporter.export(r, &mut stdout)?;
+        write_files(
+            r,
+            &args.json,
+            &args.csv,
+            &args.markdown,
+            &args.html,
+            several,
+        )?;
+    }
+    Ok(())
+}
+
+fn write_files(
+    r: &CompareReport,
+    json: &Option<PathBuf>,
+    csv: &Option<PathBuf>,
+    markdown: &Option<PathBuf>,
+    html: &Option<PathBuf>,
+    several: bool,
+) -> anyhow::Result<()> {
+    let files: [(&Option<PathBuf>, &dyn Exporter); 3] = [
+        (json, &JsonExporter),
+        (csv, &CsvExporter),
+        (markdown, &MarkdownExporter),
+    ];
+    for (path, exporter) in files {
+        if let Some(p) = path {
+            let p = placement_path(p, &r.cpu_placement, several);
+            report::export_to_path(exporter, r, &p)?;
+            eprintln!("wrote {}", p.display());
+        }
+    }
+    if let Some(dir) = html {
+        let dir = if several {
+            dir.join(&r.cpu_placement)
+        } else {
+            dir.clone()
+        };
+        let page = report::write_html_dir(r, &dir)?;
+        eprintln!("wrote {}", page.display());
+    }
+    Ok(())
+}
+
+/// A progress bar on a terminal (mode, repetition, ETA); plain lines otherwise.
+struct CliProgress {
+    bar: Option<ProgressBar>,
+}
+
+impl CliProgress {
+    fn new() -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{prefix:>12} [{bar:30}] {pos}/{len} {msg} (ETA {eta})",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar
+        });
+        CliProgress { bar }
+    }
+
+    fn done(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Progress for CliProgress {
+    fn placement(&self, placement: &str, runs: usize, seconds_per_run: f64) {
+        match &self.bar {
+            Some(bar) => {
+                bar.set_prefix(format!("cpu {placement}"));
+                bar.set_position(0);
+                bar.set_length(runs as u64);
+            }
+            None => eprintln!(
+                "compare: cpu placement {placement}: {runs} runs of {seconds_per_run:.1} s planned"
+            ),
+        }
+    }
+
+    fn run_started(&self, _placement: &str, label: &str, rep: usize, reps: usize) {
+        if let Some(bar) = &self.bar {
+            if bar.position() >= bar.length().unwrap_or(0) {
+                bar.inc_length(1);
+            }
+            bar.set_message(format!("{label} rep {rep}/{reps}"));
+        }
+    }
+
+    fn run_finished(&self, label: &str, latency_us: f64) {
+        match &self.bar {
+            Some(bar) => bar.inc(1),
+            None => eprintln!("compare: {label}: {latency_us:.2} µs"),
+        }
+    }
+
+    fn note(&self, message: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(format!("note: {message}")),
+            None => eprintln!("compare: {message}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reps_and_cpu_parse() {
+        assert_eq!(parse_reps("auto").unwrap(), RepsChoice::Auto);
+        assert_eq!(parse_reps("7").unwrap(), RepsChoice::Fixed(7));
+        assert!(parse_reps("0").is_err());
+        assert!(parse_reps("-3").is_err());
+        assert_eq!(parse_cpu("both").unwrap(), CpuChoice::Both);
+        assert!(parse_cpu("diagonal").is_err());
+    }
+
+    #[test]
+    fn outputs_are_checked_before_anything_runs() {
+        assert!(check_output_file("--json", Path::new("/nonexistent-dir-7f/out.json")).is_err());
+        assert!(check_output_file("--json", Path::new("/tmp")).is_err());
+        assert!(check_output_file("--json", Path::new("out.json")).is_ok());
+        assert!(check_output_dir(Path::new("/etc/hostname")).is_err());
+        assert!(check_output_dir(Path::new("/tmp/nslat-html-new")).is_ok());
+    }
+
+    #[test]
+    fn both_placements_get_their_own_files() {
+        let p = Path::new("/tmp/out.json");
+        assert_eq!(
+            placement_path(p, "split", true),
+            Path::new("/tmp/out.split.json")
+        );
+        assert_eq!(placement_path(p, "same", false), p);
+    }
 }

@@ -123,6 +123,12 @@ mod tests {
     }
 
     #[test]
+    fn command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
     fn help_is_not_an_error() {
         let e = Cli::try_parse_from(["nslat", "--help"]).unwrap_err();
         assert!(!e.use_stderr());

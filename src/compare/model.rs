@@ -1,6 +1,5 @@
-//! The experiment behind `nslat compare`: its report data model, and the pure functions that
-//! turn per-repetition measurements into per-mode statistics, warnings and verdict sentences.
-//! (Planning and running the repetitions is the orchestration's job; this module only computes.)
+//! The report data model of `nslat compare`, and the pure functions that turn per-repetition
+//! measurements into per-mode statistics, warnings and verdict sentences.
 
 use std::collections::BTreeMap;
 

@@ -1,0 +1,367 @@
+//! Running a comparison: build (or reuse) the lab, serve in the remote, run every mode in
+//! interleaved rounds with probes around each run, and build the reports.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::ablation;
+use super::model::{self, build_report, CompareReport, ModeInput, RepInput, ReportMeta};
+use super::options::{CompareOptions, RepsChoice};
+use crate::bench::client::{self, ClientError};
+use crate::bench::server::{Server, ServerConfig, ServerError};
+use crate::bench::RunSpec;
+use crate::lab::{self, Lab, LabError, LabSpec, Mode};
+use crate::netns::{self, NetnsError};
+use crate::probe::{self, ProbeConfig, Snapshot};
+use crate::stats;
+
+/// Errors that stop a comparison (a single mode failing does not: it is reported as unavailable).
+#[derive(Debug, thiserror::Error)]
+pub enum CompareError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("nslat compare builds network namespaces and needs root; run it with sudo")]
+    NotRoot,
+    #[error("lab: {0}")]
+    Lab(#[from] LabError),
+    #[error("starting the server in the remote namespace: {0}")]
+    Server(#[from] ServerError),
+    #[error("the baseline (host) could not be measured: {0}")]
+    Baseline(ClientError),
+    #[error("interrupted by a signal; the lab was removed")]
+    Interrupted,
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+}
+
+/// Progress of a comparison, for a progress bar or plain lines. Every method has a no-op default.
+pub trait Progress {
+    /// A placement begins: about `runs` runs of `seconds_per_run` each are planned.
+    fn placement(&self, _placement: &str, _runs: usize, _seconds_per_run: f64) {}
+    /// One run begins.
+    fn run_started(&self, _placement: &str, _label: &str, _rep: usize, _reps: usize) {}
+    /// One run ended with this mean latency (µs).
+    fn run_finished(&self, _label: &str, _latency_us: f64) {}
+    /// Something worth a line (lab built, mode unavailable, extra rounds).
+    fn note(&self, _message: &str) {}
+}
+
+/// Progress that shows nothing.
+pub struct SilentProgress;
+impl Progress for SilentProgress {}
+
+/// Removes the lab when dropped (unless disarmed), so every exit path cleans up.
+struct LabTeardown {
+    name: String,
+    armed: bool,
+}
+
+impl Drop for LabTeardown {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = lab::down(&self.name);
+        }
+    }
+}
+
+/// Everything a run needs besides the mode.
+pub(super) struct Bench<'a> {
+    pub(super) opts: &'a CompareOptions,
+    server: SocketAddr,
+    stop: Arc<AtomicBool>,
+}
+
+impl Bench<'_> {
+    fn spec(&self, netns: &Path, placement: &str) -> RunSpec {
+        let (client_cpu, server_cpu) = CompareOptions::cpus_for(placement);
+        let mut spec = RunSpec::new(self.server, self.opts.test, self.opts.duration);
+        spec.warmup = self.opts.warmup;
+        spec.request_size = self.opts.request_size;
+        spec.response_size = self.opts.response_size;
+        spec.client_cpu = Some(client_cpu);
+        spec.server_cpu = Some(server_cpu);
+        spec.netns = Some(netns.to_path_buf());
+        spec
+    }
+
+    /// One run of `mode` in `lab` (for the ablation, which needs the mode to exist).
+    pub(super) fn measure_mode(
+        &self,
+        lab: &Lab,
+        mode: Mode,
+        placement: &str,
+        probes: &ProbeConfig,
+    ) -> Result<RepInput, CompareError> {
+        let ns = mode_netns(lab, mode).map_err(|why| {
+            CompareError::Invalid(format!(
+                "--explain needs the {mode} mode, which is unavailable: {why}"
+            ))
+        })?;
+        self.measure(&ns, placement, probes)
+    }
+
+    /// One run with probes around it (taken before the warm-up; the model divides by all transactions).
+    fn measure(
+        &self,
+        netns: &Path,
+        placement: &str,
+        probes: &ProbeConfig,
+    ) -> Result<RepInput, CompareError> {
+        if self.stop.load(Ordering::SeqCst) {
+            return Err(CompareError::Interrupted);
+        }
+        let spec = self.spec(netns, placement);
+        let before = Snapshot::take(probes).ok();
+        let run = client::run(&spec);
+        let after = Snapshot::take(probes).ok();
+        if self.stop.load(Ordering::SeqCst) {
+            return Err(CompareError::Interrupted);
+        }
+        let run = run.map_err(|e| CompareError::Invalid(e.to_string()))?;
+        let probes = match (before, after) {
+            (Some(b), Some(a)) => Some(Snapshot::delta(&b, &a)),
+            _ => None,
+        };
+        Ok(RepInput { run, probes })
+    }
+}
+
+/// Installs SIGINT/SIGTERM handlers that only raise a flag: the comparison stops after the
+/// current run and removes its lab.
+fn interrupt_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    lab::set_default_signal_action_outside_up(false);
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register(sig, flag.clone());
+    }
+    flag
+}
+
+/// Runs the comparison `opts` describes and returns one report per CPU placement.
+pub fn run(
+    opts: &CompareOptions,
+    progress: &dyn Progress,
+) -> Result<Vec<CompareReport>, CompareError> {
+    opts.validate().map_err(CompareError::Invalid)?;
+    if !netns::is_root() {
+        return Err(CompareError::NotRoot);
+    }
+    let stop = interrupt_flag();
+
+    let (mut lab, _teardown) = open_or_build_lab(opts, progress)?;
+    if stop.load(Ordering::SeqCst) {
+        return Err(CompareError::Interrupted);
+    }
+
+    let remote_ns = lab.remote_netns().to_path_buf();
+    let listen = SocketAddr::new(lab.remote_addr().into(), 0);
+    let server = netns::run_in(Some(&remote_ns), move || {
+        Server::bind(ServerConfig::new(listen)).map_err(CompareError::from)
+    })?;
+    let bench = Bench {
+        opts,
+        server: server.local_addr(),
+        stop: stop.clone(),
+    };
+    let handle = server.spawn();
+    let result = measure_all(&bench, &mut lab, progress);
+    handle.stop();
+    result
+}
+
+/// Reuses `--lab NAME` when it exists (and leaves it), else builds a lab and arms its teardown.
+fn open_or_build_lab(
+    opts: &CompareOptions,
+    progress: &dyn Progress,
+) -> Result<(Lab, LabTeardown), CompareError> {
+    if let Some(name) = &opts.lab {
+        lab::validate_name(name)?;
+        if let Ok(existing) = Lab::open(name) {
+            progress.note(&format!("using the existing lab '{name}' (left as it is)"));
+            let keep = LabTeardown {
+                name: name.clone(),
+                armed: false,
+            };
+            return Ok((existing, keep));
+        }
+    }
+    let name = opts
+        .lab
+        .clone()
+        .unwrap_or_else(|| format!("cmp{}", std::process::id()));
+    let mut spec = LabSpec::new(&name);
+    spec.modes = opts.lab_modes();
+    let started = Instant::now();
+    let built = Lab::up(&spec)?;
+    let teardown = LabTeardown {
+        name: name.clone(),
+        armed: !opts.keep_lab,
+    };
+    progress.note(&format!(
+        "lab '{name}' built in {:.0} ms{}",
+        started.elapsed().as_secs_f64() * 1e3,
+        if opts.keep_lab {
+            format!(" (kept: remove it with `nslat lab down --name {name}`)")
+        } else {
+            String::new()
+        }
+    ));
+    Ok((built, teardown))
+}
+
+/// Where a mode runs, or why it cannot.
+fn mode_netns(lab: &Lab, mode: Mode) -> Result<PathBuf, String> {
+    match lab.mode(mode) {
+        Some(Ok(info)) => Ok(info.netns.clone()),
+        Some(Err(reason)) => Err(reason.clone()),
+        None => Err(format!(
+            "not part of lab '{}' (rebuild it with --modes including {mode})",
+            lab.name()
+        )),
+    }
+}
+
+fn measure_all(
+    bench: &Bench,
+    lab: &mut Lab,
+    progress: &dyn Progress,
+) -> Result<Vec<CompareReport>, CompareError> {
+    let opts = bench.opts;
+    let mut reports = Vec::new();
+    for &placement in opts.cpu.placements() {
+        let mut report = measure_placement(bench, lab, placement, progress)?;
+        if opts.explain && placement == "same" {
+            let probes = probe_config(placement);
+            report.explain = Some(ablation::run(bench, lab, placement, &probes, progress)?);
+        }
+        if opts.checks {
+            let modes = opts.measured_modes();
+            report.checks = Some(crate::check::matrix_json(lab, &modes));
+        }
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+pub(super) fn probe_config(placement: &str) -> ProbeConfig {
+    let (c, s) = CompareOptions::cpus_for(placement);
+    let mut cpus = vec![c, s];
+    cpus.dedup();
+    ProbeConfig::with_tracepoints(Some(cpus), &probe::tracepoints::DEFAULT)
+}
+
+fn measure_placement(
+    bench: &Bench,
+    lab: &Lab,
+    placement: &str,
+    progress: &dyn Progress,
+) -> Result<CompareReport, CompareError> {
+    let opts = bench.opts;
+    let probes = probe_config(placement);
+    let mut inputs: Vec<(ModeInput, Option<PathBuf>)> = opts
+        .measured_modes()
+        .into_iter()
+        .map(|mode| {
+            let (unavailable, ns) = match mode_netns(lab, mode) {
+                Ok(ns) => (None, Some(ns)),
+                Err(reason) => {
+                    progress.note(&format!("{mode}: unavailable: {reason}"));
+                    (Some(reason), None)
+                }
+            };
+            let input = ModeInput {
+                mode: mode.name().to_string(),
+                unavailable,
+                reps: Vec::new(),
+            };
+            (input, ns)
+        })
+        .collect();
+
+    let available = inputs.iter().filter(|(_, ns)| ns.is_some()).count();
+    let min_reps = match opts.reps {
+        RepsChoice::Fixed(n) => n,
+        RepsChoice::Auto => RepsChoice::AUTO_MIN,
+    };
+    let round_secs = available as f64 * opts.seconds_per_run();
+    progress.placement(placement, available * min_reps, opts.seconds_per_run());
+
+    let started = Instant::now();
+    let mut round = 0;
+    loop {
+        let reps_shown = min_reps.max(round + 1);
+        for (input, ns) in inputs.iter_mut() {
+            let Some(path) = ns.clone() else { continue };
+            progress.run_started(placement, &input.mode, round + 1, reps_shown);
+            match bench.measure(&path, placement, &probes) {
+                Ok(rep) => {
+                    progress.run_finished(&input.mode, rep.run.latency_us.mean);
+                    input.reps.push(rep);
+                }
+                Err(CompareError::Invalid(why)) if input.mode != model::BASELINE => {
+                    progress.note(&format!("{}: run failed, left out: {why}", input.mode));
+                    input.unavailable = Some(format!("run failed: {why}"));
+                    input.reps.clear();
+                    *ns = None;
+                }
+                Err(CompareError::Invalid(why)) => {
+                    return Err(CompareError::Baseline(ClientError::Invalid(why)))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        round += 1;
+        if !another_round(
+            opts,
+            &inputs,
+            round,
+            started.elapsed().as_secs_f64(),
+            round_secs,
+        ) {
+            break;
+        }
+        if round == min_reps {
+            progress.note("confidence intervals still above 1% of the mean: adding rounds");
+        }
+    }
+
+    let modes: Vec<ModeInput> = inputs.into_iter().map(|(i, _)| i).collect();
+    let meta = ReportMeta {
+        test: opts.test,
+        request_size: opts.request_size,
+        response_size: opts.response_size,
+        reps: round,
+        duration_s: opts.duration.as_secs_f64(),
+        cpu_placement: placement.to_string(),
+        kernel: model::kernel_release(),
+        host_name: model::host_name(),
+    };
+    Ok(build_report(&meta, &modes))
+}
+
+/// Whether to run another round of every mode.
+fn another_round(
+    opts: &CompareOptions,
+    inputs: &[(ModeInput, Option<PathBuf>)],
+    done: usize,
+    elapsed_s: f64,
+    round_s: f64,
+) -> bool {
+    match opts.reps {
+        RepsChoice::Fixed(n) => done < n,
+        RepsChoice::Auto => {
+            if done < RepsChoice::AUTO_MIN {
+                return true;
+            }
+            let wide = inputs.iter().any(|(input, _)| {
+                stats::mean_ci95(&model::rep_latencies(input))
+                    .and_then(|c| c.rel_half_width())
+                    .is_some_and(|r| r > RepsChoice::AUTO_TARGET_REL_CI)
+            });
+            wide && done < RepsChoice::AUTO_MAX && elapsed_s + round_s <= opts.budget.as_secs_f64()
+        }
+    }
+}

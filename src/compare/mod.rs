@@ -1,0 +1,12 @@
+//! The experiment behind `nslat compare`: plan the runs, interleave them across modes, collect
+//! engine results and probe deltas, and turn them into a [`CompareReport`].
+
+mod ablation;
+mod experiment;
+mod model;
+mod options;
+
+pub use ablation::{explain_variants, ExplainVariant};
+pub use experiment::{run, CompareError, Progress, SilentProgress};
+pub use model::*;
+pub use options::{CompareOptions, CpuChoice, RepsChoice};

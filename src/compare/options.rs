@@ -1,0 +1,224 @@
+//! What a comparison measures, checked before anything is built.
+
+use std::time::Duration;
+
+use crate::bench::{client, RunSpec, TestKind};
+use crate::lab::Mode;
+
+/// Where the client and server loops run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CpuChoice {
+    /// Client and server pinned to one CPU (the default: the path's own cost shows).
+    Same,
+    /// Client and server on different CPUs (cross-CPU wake-ups dominate).
+    Split,
+    /// Both tables, one after the other.
+    Both,
+}
+
+impl CpuChoice {
+    /// The placements to measure, by report name.
+    pub fn placements(self) -> &'static [&'static str] {
+        match self {
+            CpuChoice::Same => &["same"],
+            CpuChoice::Split => &["split"],
+            CpuChoice::Both => &["same", "split"],
+        }
+    }
+}
+
+/// How many repetitions per mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RepsChoice {
+    /// Exactly this many.
+    Fixed(usize),
+    /// At least [`RepsChoice::AUTO_MIN`]; then more rounds while some mode's 95% CI half-width is
+    /// above 1% of its mean and another round fits in the time budget.
+    Auto,
+}
+
+impl RepsChoice {
+    pub const AUTO_MIN: usize = 5;
+    pub const AUTO_MAX: usize = 12;
+    /// Target relative CI half-width for `Auto`.
+    pub const AUTO_TARGET_REL_CI: f64 = 0.01;
+}
+
+/// Everything `compare` needs to know.
+#[derive(Debug, Clone)]
+pub struct CompareOptions {
+    /// Modes to measure; `host` (the baseline) is always measured first.
+    pub modes: Vec<Mode>,
+    pub test: TestKind,
+    pub request_size: usize,
+    pub response_size: usize,
+    /// Measured seconds per run.
+    pub duration: Duration,
+    /// Warm-up per run (not measured).
+    pub warmup: Duration,
+    pub reps: RepsChoice,
+    pub cpu: CpuChoice,
+    /// Run the bridge ablation (`--explain`).
+    pub explain: bool,
+    /// Run the feature checks and put the matrix beside the latency table.
+    pub checks: bool,
+    /// Lab name; `None`: a fresh lab named after the process, removed afterwards.
+    pub lab: Option<String>,
+    /// Keep the lab afterwards.
+    pub keep_lab: bool,
+    /// Time budget per placement for `RepsChoice::Auto` (more rounds stop when the next would pass it).
+    pub budget: Duration,
+}
+
+impl Default for CompareOptions {
+    fn default() -> Self {
+        CompareOptions {
+            modes: Mode::DEFAULT.to_vec(),
+            test: TestKind::TcpRr,
+            request_size: 1,
+            response_size: 1,
+            duration: Duration::from_millis(1500),
+            warmup: Duration::from_millis(300),
+            reps: RepsChoice::Auto,
+            cpu: CpuChoice::Same,
+            explain: false,
+            checks: true,
+            lab: None,
+            keep_lab: false,
+            budget: Duration::from_secs(50),
+        }
+    }
+}
+
+impl CompareOptions {
+    /// The modes in measuring order: `host` first, the rest as given, no duplicates.
+    pub fn measured_modes(&self) -> Vec<Mode> {
+        let mut out = vec![Mode::Host];
+        out.extend(self.modes.iter().copied().filter(|m| *m != Mode::Host));
+        out.dedup();
+        out
+    }
+
+    /// Modes the lab must build: the measured ones, plus bridge and ptp for `--explain`.
+    pub fn lab_modes(&self) -> Vec<Mode> {
+        let mut out = self.measured_modes();
+        if self.explain {
+            for m in [Mode::Ptp, Mode::Bridge] {
+                if !out.contains(&m) {
+                    out.push(m);
+                }
+            }
+        }
+        out
+    }
+
+    /// Checks the options with the engine's own rules (sizes, CPUs), before anything is built.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.duration.is_zero() {
+            return Err("the run length -l must be more than 0 seconds".into());
+        }
+        if let RepsChoice::Fixed(0) = self.reps {
+            return Err("--reps must be at least 1".into());
+        }
+        if self.explain && !self.test.is_request_response() {
+            return Err(format!(
+                "--explain attributes latency, so it needs a request/response test, not {}",
+                self.test
+            ));
+        }
+        let ncpu = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        if self.cpu != CpuChoice::Same && ncpu < 2 {
+            return Err("--cpu split needs at least 2 CPUs".into());
+        }
+        let mut spec = RunSpec::new(([127, 0, 0, 1], 1).into(), self.test, self.duration);
+        spec.request_size = self.request_size;
+        spec.response_size = self.response_size;
+        client::validate(&spec).map_err(|e| e.to_string())
+    }
+
+    /// The (client CPU, server CPU) pair of a placement. `same` uses the last CPU (CPU 0 usually
+    /// carries more of the machine's housekeeping); `split` puts the server on the CPU before it.
+    pub fn cpus_for(placement: &str) -> (usize, usize) {
+        let n = crate::probe::online_cpus()
+            .ok()
+            .and_then(|c| c.last().copied())
+            .unwrap_or(0);
+        match placement {
+            "split" if n > 0 => (n, n - 1),
+            _ => (n, n),
+        }
+    }
+
+    /// Seconds one run takes, roughly (warm-up, measured time, set-up).
+    pub fn seconds_per_run(&self) -> f64 {
+        self.warmup.as_secs_f64() + self.duration.as_secs_f64() + 0.02
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_is_measured_first_once() {
+        let o = CompareOptions {
+            modes: vec![Mode::Bridge, Mode::Host, Mode::Macvlan],
+            ..Default::default()
+        };
+        assert_eq!(
+            o.measured_modes(),
+            vec![Mode::Host, Mode::Bridge, Mode::Macvlan]
+        );
+    }
+
+    #[test]
+    fn explain_adds_the_modes_it_needs() {
+        let o = CompareOptions {
+            modes: vec![Mode::Macvlan],
+            explain: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            o.lab_modes(),
+            vec![Mode::Host, Mode::Macvlan, Mode::Ptp, Mode::Bridge]
+        );
+    }
+
+    #[test]
+    fn bad_options_are_rejected() {
+        let zero = CompareOptions {
+            duration: Duration::ZERO,
+            ..Default::default()
+        };
+        assert!(zero.validate().unwrap_err().contains("-l"));
+        let reps = CompareOptions {
+            reps: RepsChoice::Fixed(0),
+            ..Default::default()
+        };
+        assert!(reps.validate().is_err());
+        let size = CompareOptions {
+            request_size: 0,
+            ..Default::default()
+        };
+        assert!(size.validate().is_err());
+        let explain_stream = CompareOptions {
+            test: TestKind::TcpStream,
+            explain: true,
+            ..Default::default()
+        };
+        assert!(explain_stream.validate().is_err());
+        assert!(CompareOptions::default().validate().is_ok());
+    }
+
+    #[test]
+    fn placements() {
+        let (c, s) = CompareOptions::cpus_for("same");
+        assert_eq!(c, s);
+        if std::thread::available_parallelism().unwrap().get() > 1 {
+            let (c, s) = CompareOptions::cpus_for("split");
+            assert_ne!(c, s);
+        }
+    }
+}

@@ -1,10 +1,488 @@
-//! Feature checks per mode behind `nslat check` (being written).
+//! Feature checks per mode behind `nslat check`: what each way of attaching a container keeps
+//! and loses. Every check is a real TCP connection attempt (short timeouts) between the lab's
+//! namespaces, never an assumption; rules (Service DNAT, policy drop) are installed in the node
+//! for the duration of the check and removed afterwards.
 
-use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
 
-use crate::lab::{Lab, Mode};
+use serde::{Deserialize, Serialize};
 
-/// The check matrix of `modes` in `lab`, as JSON (placeholder until the check module lands).
-pub fn matrix_json(_lab: &Lab, _modes: &[Mode]) -> Value {
-    Value::Null
+use crate::firewall::{FirewallError, Subnet4};
+use crate::lab::{plan, Lab, Mode};
+use crate::netns::{self, NetnsError};
+
+/// How long one connection attempt may take. Inside one machine a working path answers in
+/// well under a millisecond; a blocked one is dropped or unresolved and would wait forever.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(400);
+
+/// The virtual Service address (kube-proxy's ClusterIP) and port the `service` check uses.
+pub const CLUSTER_IP: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 10);
+pub const CLUSTER_PORT: u16 = 80;
+
+/// Names of the checks, in report order.
+pub const CHECKS: [&str; 8] = [
+    "service",
+    "node_to_container",
+    "container_to_node",
+    "container_to_remote",
+    "remote_to_container",
+    "policy",
+    "policy_service",
+    "macs",
+];
+
+/// Errors that stop the checks (a failing check is a result, not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("nslat check builds or changes network namespaces and needs root; run it with sudo")]
+    NotRoot,
+    #[error("installing a check rule in the node: {0}")]
+    Firewall(#[from] FirewallError),
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// One mode's row of the matrix. `None`: the check does not apply (e.g. node ↔ container for
+/// `host`, which is the node) or the mode is unavailable.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModeChecks {
+    pub mode: String,
+    pub available: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The container reaches a Service ClusterIP DNATed by the node (kube-proxy style).
+    pub service: Option<bool>,
+    pub node_to_container: Option<bool>,
+    pub container_to_node: Option<bool>,
+    pub container_to_remote: Option<bool>,
+    /// Direct, without NAT, where the lab routes to the container.
+    pub remote_to_container: Option<bool>,
+    /// A drop rule for the container in the node's forward/input hooks blocks its traffic to the remote.
+    pub policy: Option<bool>,
+    /// The same rule blocks its traffic to the Service.
+    pub policy_service: Option<bool>,
+    /// MAC addresses the node and this container put on the wire (as the remote learned them).
+    pub macs: Option<u32>,
+    /// Why each failed (or surprising) check came out as it did.
+    #[serde(default)]
+    pub why: BTreeMap<String, String>,
+}
+
+/// The whole matrix.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckMatrix {
+    pub lab: String,
+    pub host_shim: bool,
+    pub modes: Vec<ModeChecks>,
+}
+
+/// A TCP echo listener on a thread inside a namespace; stops when dropped.
+struct Echo {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Result<(), CheckError>>>,
+}
+
+impl Echo {
+    fn start(ns: &Path) -> Result<Echo, CheckError> {
+        let listener = netns::run_in(Some(ns), || {
+            TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0)).map_err(|source| CheckError::Io {
+                what: "binding a check listener".into(),
+                source,
+            })
+        })?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|source| CheckError::Io {
+                what: "check listener".into(),
+                source,
+            })?;
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((mut s, _)) => {
+                        let _ = s.set_nonblocking(false);
+                        let _ = s.set_read_timeout(Some(ATTEMPT_TIMEOUT));
+                        let mut b = [0u8; 1];
+                        if s.read_exact(&mut b).is_ok() {
+                            let _ = s.write_all(&b);
+                        }
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+            Ok(())
+        });
+        Ok(Echo {
+            port,
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Echo {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Connects from namespace `from` to `to`, sends one byte and waits for its echo.
+/// `Ok(())` when the round trip completed; `Err(what went wrong)` otherwise.
+fn attempt(from: &Path, to: SocketAddr) -> Result<(), String> {
+    let outcome = netns::run_in(
+        Some(from),
+        move || -> Result<Result<(), String>, NetnsError> {
+            let mut s = match TcpStream::connect_timeout(&to, ATTEMPT_TIMEOUT) {
+                Ok(s) => s,
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    return Ok(Err(format!(
+                        "connect to {to} timed out after {} ms",
+                        ATTEMPT_TIMEOUT.as_millis()
+                    )))
+                }
+                Err(e) => return Ok(Err(format!("connect to {to}: {e}"))),
+            };
+            let _ = s.set_read_timeout(Some(ATTEMPT_TIMEOUT));
+            let _ = s.set_write_timeout(Some(ATTEMPT_TIMEOUT));
+            let mut b = [0x5a_u8];
+            if let Err(e) = s.write_all(&b) {
+                return Ok(Err(format!("send to {to}: {e}")));
+            }
+            Ok(match s.read_exact(&mut b) {
+                Ok(()) => Ok(()),
+                Err(e) => Err(format!("no answer from {to}: {e}")),
+            })
+        },
+    );
+    outcome.unwrap_or_else(|e| Err(e.to_string()))
+}
+
+/// Where one mode's container is, as the checks need it.
+struct Target {
+    mode: Mode,
+    netns: PathBuf,
+    addr: Ipv4Addr,
+    /// A hybrid's address on its side veth to the node.
+    side_addr: Option<Ipv4Addr>,
+}
+
+fn is_child_of_nic(mode: Mode) -> bool {
+    matches!(
+        mode,
+        Mode::Macvlan
+            | Mode::IpvlanL2
+            | Mode::IpvlanL3
+            | Mode::IpvlanL3s
+            | Mode::MacvlanVeth
+            | Mode::IpvlanVeth
+    )
+}
+
+/// The explanation for a failed check, by what the mode is.
+fn why_failed(check: &str, mode: Mode, shim: bool, error: &str) -> String {
+    let cause = match (check, is_child_of_nic(mode)) {
+        ("service", true) => "traffic leaves through the parent device without passing the node's netfilter hooks, so the node's Service DNAT never sees it (fix: the +veth hybrid)",
+        ("node_to_container" | "container_to_node", true) if !shim => "macvlan/ipvlan children cannot talk to their parent device: the node's traffic goes out of eth0 and never comes back (fix: --host-shim)",
+        ("policy" | "policy_service", true) => "the container's traffic leaves through the parent device without passing the node's forward/input hooks, so a host-enforced policy does not apply",
+        _ => "",
+    };
+    if cause.is_empty() {
+        error.to_string()
+    } else {
+        format!("{cause} ({error})")
+    }
+}
+
+/// Records a check's outcome and, when it failed, why.
+fn record(
+    row: &mut ModeChecks,
+    check: &str,
+    outcome: Result<(), String>,
+    shim: bool,
+    mode: Mode,
+) -> Option<bool> {
+    match outcome {
+        Ok(()) => Some(true),
+        Err(e) => {
+            row.why
+                .insert(check.to_string(), why_failed(check, mode, shim, &e));
+            Some(false)
+        }
+    }
+}
+
+/// Counts the distinct MACs in `ns`'s ARP table for `addrs` (complete entries only).
+fn macs_learned(ns: &Path, addrs: Vec<Ipv4Addr>) -> Result<u32, CheckError> {
+    netns::run_in(Some(ns), move || {
+        // /proc/net follows the process's main thread; thread-self follows this thread's namespace.
+        let text = std::fs::read_to_string("/proc/thread-self/net/arp").map_err(|source| {
+            CheckError::Io {
+                what: "reading the remote's ARP table".into(),
+                source,
+            }
+        })?;
+        Ok(count_macs(&text, &addrs))
+    })
+}
+
+/// Parses `/proc/net/arp` and counts distinct hardware addresses of complete entries for `addrs`.
+pub fn count_macs(arp_table: &str, addrs: &[Ipv4Addr]) -> u32 {
+    let mut macs: Vec<&str> = arp_table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let ip: Ipv4Addr = f.first()?.parse().ok()?;
+            let flags = u32::from_str_radix(f.get(2)?.trim_start_matches("0x"), 16).ok()?;
+            let mac = *f.get(3)?;
+            let complete = flags & 0x2 != 0 && mac != "00:00:00:00:00:00";
+            (complete && addrs.contains(&ip)).then_some(mac)
+        })
+        .collect();
+    macs.sort_unstable();
+    macs.dedup();
+    macs.len() as u32
+}
+
+/// Runs every check for `modes` of `lab` and returns the matrix. Modes the lab does not have or
+/// could not build are rows with `available: false` and the reason.
+pub fn run(lab: &Lab, modes: &[Mode]) -> Result<CheckMatrix, CheckError> {
+    if !netns::is_root() {
+        return Err(CheckError::NotRoot);
+    }
+    let shim = lab.state().host_shim;
+    let node = lab.node_netns().to_path_buf();
+    let remote = lab.remote_netns().to_path_buf();
+    let node_addr = lab.node_addr();
+    let remote_addr = lab.remote_addr();
+
+    let remote_echo = Echo::start(&remote)?;
+    let node_echo = Echo::start(&node)?;
+    let firewall = lab.firewall();
+    firewall.set_service_dnat(CLUSTER_IP, CLUSTER_PORT, remote_addr, remote_echo.port)?;
+    let cleanup = RuleCleanup { lab };
+
+    let service = SocketAddr::new(CLUSTER_IP.into(), CLUSTER_PORT);
+    let to_remote = SocketAddr::new(remote_addr.into(), remote_echo.port);
+    let mut rows = Vec::new();
+    for &mode in modes {
+        let mut row = ModeChecks {
+            mode: mode.name().to_string(),
+            ..Default::default()
+        };
+        let target = match lab.mode(mode) {
+            Some(Ok(info)) => Target {
+                mode,
+                netns: info.netns.clone(),
+                addr: info.addr,
+                side_addr: plan::side_addr(mode),
+            },
+            Some(Err(reason)) => {
+                row.reason = Some(reason.clone());
+                rows.push(row);
+                continue;
+            }
+            None => {
+                row.reason = Some(format!("not part of lab '{}'", lab.name()));
+                rows.push(row);
+                continue;
+            }
+        };
+        row.available = true;
+        let is_host = mode == Mode::Host;
+
+        row.service = record(
+            &mut row,
+            "service",
+            attempt(&target.netns, service),
+            shim,
+            mode,
+        );
+        row.container_to_remote = record(
+            &mut row,
+            "container_to_remote",
+            attempt(&target.netns, to_remote),
+            shim,
+            mode,
+        );
+        if !is_host {
+            let echo = Echo::start(&target.netns)?;
+            let at_container = SocketAddr::new(IpAddr::V4(target.addr), echo.port);
+            let at_node = SocketAddr::new(node_addr.into(), node_echo.port);
+            row.node_to_container = record(
+                &mut row,
+                "node_to_container",
+                attempt(&node, at_container),
+                shim,
+                mode,
+            );
+            row.container_to_node = record(
+                &mut row,
+                "container_to_node",
+                attempt(&target.netns, at_node),
+                shim,
+                mode,
+            );
+            row.remote_to_container = record(
+                &mut row,
+                "remote_to_container",
+                attempt(&remote, at_container),
+                shim,
+                mode,
+            );
+            if mode == Mode::Bridge && row.remote_to_container == Some(true) {
+                row.why.insert(
+                    "remote_to_container".into(),
+                    "works because the lab routes the bridge subnet via the node; with Docker's NAT a real remote has no route to the container's private address (publish a port instead)".into(),
+                );
+            }
+            policy_checks(&mut row, lab, &target, to_remote, service, shim)?;
+        }
+        let mut wire_addrs = vec![node_addr, target.addr];
+        wire_addrs.dedup();
+        row.macs = Some(macs_learned(&remote, wire_addrs)?);
+        rows.push(row);
+    }
+    drop(cleanup);
+    Ok(CheckMatrix {
+        lab: lab.name().to_string(),
+        host_shim: shim,
+        modes: rows,
+    })
+}
+
+/// With a drop rule for the container's source address in the node, is its traffic blocked?
+/// (A passing attempt means the policy is not enforced.)
+fn policy_checks(
+    row: &mut ModeChecks,
+    lab: &Lab,
+    target: &Target,
+    to_remote: SocketAddr,
+    service: SocketAddr,
+    shim: bool,
+) -> Result<(), CheckError> {
+    let firewall = lab.firewall();
+    let enforced = |outcome: Result<(), String>| outcome.is_err();
+    firewall.set_policy_drop(Subnet4 {
+        addr: target.addr,
+        len: 32,
+    })?;
+    let remote_enforced = enforced(attempt(&target.netns, to_remote));
+    row.policy = Some(remote_enforced);
+    if !remote_enforced {
+        row.why.insert(
+            "policy".into(),
+            why_failed(
+                "policy",
+                target.mode,
+                shim,
+                "the connection to the remote went through",
+            ),
+        );
+    }
+    if row.service == Some(true) {
+        // Service traffic leaves a hybrid through its side veth, with that address as source.
+        let source = target.side_addr.unwrap_or(target.addr);
+        firewall.set_policy_drop(Subnet4 {
+            addr: source,
+            len: 32,
+        })?;
+        let service_enforced = enforced(attempt(&target.netns, service));
+        row.policy_service = Some(service_enforced);
+        if !service_enforced {
+            row.why.insert(
+                "policy_service".into(),
+                why_failed(
+                    "policy_service",
+                    target.mode,
+                    shim,
+                    "the connection to the Service went through",
+                ),
+            );
+        }
+    }
+    firewall.remove_table(crate::firewall::POLICY_TABLE)?;
+    Ok(())
+}
+
+/// Removes the check's rules from the node even when a check fails half-way.
+struct RuleCleanup<'a> {
+    lab: &'a Lab,
+}
+
+impl Drop for RuleCleanup<'_> {
+    fn drop(&mut self) {
+        let fw = self.lab.firewall();
+        let _ = fw.remove_table(crate::firewall::POLICY_TABLE);
+        let _ = fw.remove_table(crate::firewall::SERVICE_TABLE);
+    }
+}
+
+/// The matrix as JSON for `compare`'s report (`null` with the reason when checks cannot run).
+pub fn matrix_json(lab: &Lab, modes: &[Mode]) -> serde_json::Value {
+    match run(lab, modes) {
+        Ok(m) => serde_json::to_value(m).unwrap_or(serde_json::Value::Null),
+        Err(e) => serde_json::json!({ "error": e.to_string() }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ARP: &str =
+        "IP address       HW type     Flags       HW address            Mask     Device
+198.18.0.1       0x1         0x2         aa:bb:cc:00:00:01     *        eth0
+198.18.0.3       0x1         0x2         aa:bb:cc:00:00:03     *        eth0
+198.18.0.4       0x1         0x2         aa:bb:cc:00:00:01     *        eth0
+198.18.0.9       0x1         0x0         00:00:00:00:00:00     *        eth0
+";
+
+    #[test]
+    fn macs_are_counted_per_address_set() {
+        let a = |d| Ipv4Addr::new(198, 18, 0, d);
+        assert_eq!(count_macs(ARP, &[a(1), a(3)]), 2, "macvlan: own MAC");
+        assert_eq!(
+            count_macs(ARP, &[a(1), a(4)]),
+            1,
+            "ipvlan: shares the node's MAC"
+        );
+        assert_eq!(
+            count_macs(ARP, &[a(1), a(9)]),
+            1,
+            "incomplete entries do not count"
+        );
+        assert_eq!(count_macs(ARP, &[a(2)]), 0);
+        assert_eq!(count_macs("garbage\nnot an arp line\n", &[a(1)]), 0);
+    }
+
+    #[test]
+    fn failures_are_explained_by_mode() {
+        let w = why_failed("service", Mode::Macvlan, false, "timed out");
+        assert!(w.contains("netfilter") && w.contains("timed out"), "{w}");
+        let w = why_failed("node_to_container", Mode::Macvlan, false, "timed out");
+        assert!(w.contains("--host-shim"), "{w}");
+        let w = why_failed("service", Mode::Bridge, false, "refused");
+        assert_eq!(w, "refused");
+    }
 }

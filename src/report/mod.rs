@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::compare::{CompareReport, ModeResult};
 
+pub mod checks;
 pub mod csv;
 pub mod html;
 pub mod json;

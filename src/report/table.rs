@@ -88,6 +88,9 @@ impl Exporter for TableExporter {
                 writeln!(out, "  {n}")?;
             }
         }
+        if let Some(checks) = r.checks.as_ref().and_then(super::checks::render_value) {
+            write!(out, "{checks}")?;
+        }
         writeln!(out, "Verdict:")?;
         for v in &r.verdict {
             writeln!(out, "  {v}")?;

@@ -230,6 +230,15 @@ fn measure_all(
     progress: &dyn Progress,
 ) -> Result<Vec<CompareReport>, CompareError> {
     let opts = bench.opts;
+    if opts.explain {
+        for mode in [Mode::Ptp, Mode::Bridge] {
+            mode_netns(lab, mode).map_err(|why| {
+                CompareError::Invalid(format!(
+                    "--explain needs the {mode} mode, which is unavailable: {why}"
+                ))
+            })?;
+        }
+    }
     let mut reports = Vec::new();
     for &placement in opts.cpu.placements() {
         let mut report = measure_placement(bench, lab, placement, progress)?;

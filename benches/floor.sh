@@ -90,7 +90,12 @@ for i in $(seq 1 "$ROUNDS"); do
     awk -v i="$i" -v a="$a" -v b="$b" -v c="$c" \
         'BEGIN { printf "%-6s %14.0f %14.0f %14.0f %10.3f %10.3f\n", i, a, b, c, a/b, a/c }'
 done
-awk '{ a += $1; b += $2; c += $3; n++ }
+# Headline: the median of the per-round ratios (rounds are interleaved, so a burst of load from
+# elsewhere spoils one round's ratio, not the median); also the ratio of the means.
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+mf=$(awk '{ print $1 / $2 }' "$results" | median)
+ms=$(awk '{ print $1 / $3 }' "$results" | median)
+awk -v mf="$mf" -v ms="$ms" -v cpu="$CPU" -v secs="$SECS" '{ a += $1; b += $2; c += $3; n++ }
      END { printf "%-6s %14.0f %14.0f %14.0f %10.3f %10.3f\n", "mean", a/n, b/n, c/n, a/b, a/c
-           printf "\nnslat/floor = %.3f (goal >= 0.98), nslat/sockperf = %.3f; CPU %s, %s s x %d rounds\n",
-                  a/b, a/c, "'"$CPU"'", "'"$SECS"'", n }' "$results"
+           printf "\nnslat/floor = %.3f (median of rounds; goal >= 0.98), nslat/sockperf = %.3f; ratio of means %.3f / %.3f\n", mf, ms, a/b, a/c
+           printf "client and server on CPU %s, %s s per run, %d rounds\n", cpu, secs, n }' "$results"

@@ -451,12 +451,19 @@ fn session_inner(
     .map_err(|e| format!("sending ack: {e}"))?;
 
     let stop = Arc::new(AtomicBool::new(false));
+    let abandoned = Arc::new(AtomicBool::new(false));
     let data_thread = {
-        let (stop, wakers) = (stop.clone(), wakers.clone());
+        let (stop, wakers, abandoned) = (stop.clone(), wakers.clone(), abandoned.clone());
         let (hello, idle, drop_every) = (hello.clone(), cfg.idle_timeout, cfg.udp_drop_every);
         thread::Builder::new()
             .name("nslat-data".into())
-            .spawn(move || serve_data(data, hello, peer_ip, idle, drop_every, &stop, &wakers))
+            .spawn(move || {
+                let r = serve_data(data, hello, peer_ip, idle, drop_every, &stop, &wakers);
+                if r.is_err() {
+                    abandoned.store(true, Ordering::Relaxed);
+                }
+                r
+            })
             .map_err(|e| format!("starting the data thread: {e}"))?
     };
 
@@ -465,7 +472,9 @@ fn session_inner(
         + Duration::from_millis(hello.duration_ms)
         + cfg.idle_timeout
         + Duration::from_secs(5);
-    let done = read_message(conn, deadline, &keep_going);
+    // A data thread that gave up (no data connection came) ends the wait early.
+    let waiting = || keep_going() && !abandoned.load(Ordering::Relaxed);
+    let done = read_message(conn, deadline, &waiting);
     wakers.stop(&stop);
     let served = data_thread
         .join()

@@ -286,8 +286,15 @@ fn server_survives_bad_clients() {
     control::write_message(&mut s, &hello(TestKind::TcpRr, PROTOCOL_VERSION)).unwrap();
     assert!(matches!(raw_reply(&mut s).unwrap(), Message::Ack { .. }));
     let t0 = Instant::now();
-    assert!(matches!(raw_reply(&mut s), Err(control::ControlError::Closed)));
-    assert!(t0.elapsed() < Duration::from_secs(4), "held for {:?}", t0.elapsed());
+    assert!(matches!(
+        raw_reply(&mut s),
+        Err(control::ControlError::Closed)
+    ));
+    assert!(
+        t0.elapsed() < Duration::from_secs(4),
+        "held for {:?}",
+        t0.elapsed()
+    );
 
     // A client that disconnects mid-test (data connection open, a transaction half sent).
     for test in [

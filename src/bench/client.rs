@@ -405,6 +405,50 @@ mod tests {
         h.stop();
     }
 
+    /// A fake server that answers every hello with `reply` (a raw frame body).
+    fn fake_server(reply: &'static [u8]) -> SocketAddr {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            if let Ok((mut c, _)) = l.accept() {
+                c.set_read_timeout(Some(Duration::from_millis(100)))
+                    .unwrap();
+                let _ = read_body(&mut c, Instant::now() + Duration::from_secs(5), &|| true);
+                let mut frame = (reply.len() as u32).to_be_bytes().to_vec();
+                frame.extend_from_slice(reply);
+                let _ = std::io::Write::write_all(&mut c, &frame);
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn version_mismatch_is_reported_as_such() {
+        for reply in [
+            &br#"{"type":"refused","version":2,"code":"version","reason":"old client"}"#[..],
+            &br#"{"type":"ack","version":3,"data_port":1}"#[..],
+            &br#"{"type":"welcome","version":4,"features":["x"]}"#[..],
+        ] {
+            let err = run(&spec(fake_server(reply), TestKind::TcpRr)).unwrap_err();
+            assert!(
+                matches!(err, ClientError::Version { ours: PROTOCOL_VERSION, theirs } if theirs > 1),
+                "{err}"
+            );
+            assert!(err.to_string().contains("version"));
+        }
+        let err = run(&spec(fake_server(b"not json"), TestKind::TcpRr)).unwrap_err();
+        assert!(
+            matches!(err, ClientError::Control(ControlError::Garbled(_))),
+            "{err}"
+        );
+        let err = run(&spec(
+            fake_server(br#"{"type":"refused","version":1,"code":"busy","reason":"full"}"#),
+            TestKind::TcpRr,
+        ))
+        .unwrap_err();
+        assert!(matches!(err, ClientError::Busy(_)), "{err}");
+    }
+
     #[test]
     fn wrong_token_is_refused() {
         let mut cfg = ServerConfig::new("127.0.0.1:0".parse().unwrap());

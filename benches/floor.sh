@@ -9,6 +9,8 @@
 #
 # Usage (root): benches/floor.sh [ROUNDS=5] [SECS=5] [CPU=0]
 #   NSLAT=path/to/nslat to test another binary (default: target/release/nslat, built if missing).
+#   RT=1 runs every client and server under SCHED_FIFO (chrt -f 10), so that other work on a busy
+#   machine cannot preempt them mid-run (all three tools get the same treatment).
 set -euo pipefail
 
 ROUNDS=${1:-5}
@@ -62,20 +64,22 @@ ip -n "$A" link set va up
 ip -n "$B" link set vb up
 
 S=198.18.0.1
-taskset -c "$CPU" ip netns exec "$A" "$NSLAT" serve --listen "$S:12866" --quiet & pids+=($!)
-taskset -c "$CPU" ip netns exec "$A" "$tmp/pingpong" s 12867 & pids+=($!)
-taskset -c "$CPU" ip netns exec "$A" sockperf sr --tcp -i "$S" -p 12868 >/dev/null 2>&1 & pids+=($!)
+pin=(taskset -c "$CPU")
+[ "${RT:-0}" = 1 ] && pin=(chrt -f 10 taskset -c "$CPU")
+"${pin[@]}" ip netns exec "$A" "$NSLAT" serve --listen "$S:12866" --quiet & pids+=($!)
+"${pin[@]}" ip netns exec "$A" "$tmp/pingpong" s 12867 & pids+=($!)
+"${pin[@]}" ip netns exec "$A" sockperf sr --tcp -i "$S" -p 12868 >/dev/null 2>&1 & pids+=($!)
 sleep 1
 
 run_nslat() {
-    taskset -c "$CPU" ip netns exec "$B" "$NSLAT" run -H "$S:12866" -t TCP_RR -l "$SECS" --warmup 1 \
+    "${pin[@]}" ip netns exec "$B" "$NSLAT" run -H "$S:12866" -t TCP_RR -l "$SECS" --warmup 1 \
         -T "$CPU,$CPU" --json | sed -n 's/.*"trans_per_s": *\([0-9.]*\).*/\1/p'
 }
 run_floor() {
-    taskset -c "$CPU" ip netns exec "$B" "$tmp/pingpong" c "$S" 12867 "$SECS" | awk '{print $1}'
+    "${pin[@]}" ip netns exec "$B" "$tmp/pingpong" c "$S" 12867 "$SECS" | awk '{print $1}'
 }
 run_sockperf() {
-    taskset -c "$CPU" ip netns exec "$B" sockperf pp --tcp -i "$S" -p 12868 -t "$SECS" -m 14 2>&1 |
+    "${pin[@]}" ip netns exec "$B" sockperf pp --tcp -i "$S" -p 12868 -t "$SECS" -m 14 2>&1 |
         sed -n 's/.*RunTime=\([0-9.]*\) sec; SentMessages=[0-9]*; ReceivedMessages=\([0-9]*\).*/\2 \1/p' |
         awk '{printf "%.2f\n", $1 / $2}'
 }
@@ -95,7 +99,8 @@ done
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 mf=$(awk '{ print $1 / $2 }' "$results" | median)
 ms=$(awk '{ print $1 / $3 }' "$results" | median)
-awk -v mf="$mf" -v ms="$ms" -v cpu="$CPU" -v secs="$SECS" '{ a += $1; b += $2; c += $3; n++ }
+rt=""; [ "${RT:-0}" = 1 ] && rt=", SCHED_FIFO"
+awk -v mf="$mf" -v ms="$ms" -v cpu="$CPU" -v secs="$SECS" -v rt="$rt" '{ a += $1; b += $2; c += $3; n++ }
      END { printf "%-6s %14.0f %14.0f %14.0f %10.3f %10.3f\n", "mean", a/n, b/n, c/n, a/b, a/c
            printf "\nnslat/floor = %.3f (median of rounds; goal >= 0.98), nslat/sockperf = %.3f; ratio of means %.3f / %.3f\n", mf, ms, a/b, a/c
-           printf "client and server on CPU %s, %s s per run, %d rounds\n", cpu, secs, n }' "$results"
+           printf "client and server on CPU %s, %s s per run, %d rounds%s\n", cpu, secs, n, rt }' "$results"

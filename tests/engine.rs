@@ -281,6 +281,21 @@ fn server_survives_bad_clients() {
         "silent client dropped after {waited:?}"
     );
 
+    // A client that says hello but never opens its data connection is let go after the idle timeout.
+    let mut s = raw_connect(&pair, 12866);
+    control::write_message(&mut s, &hello(TestKind::TcpRr, PROTOCOL_VERSION)).unwrap();
+    assert!(matches!(raw_reply(&mut s).unwrap(), Message::Ack { .. }));
+    let t0 = Instant::now();
+    assert!(matches!(
+        raw_reply(&mut s),
+        Err(control::ControlError::Closed)
+    ));
+    assert!(
+        t0.elapsed() < Duration::from_secs(4),
+        "held for {:?}",
+        t0.elapsed()
+    );
+
     // A client that disconnects mid-test (data connection open, a transaction half sent).
     for test in [
         TestKind::TcpRr,

@@ -16,8 +16,50 @@ use crate::netns::{self, NetnsError};
 
 /// How long the client waits to connect, and for the server's answers.
 pub const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
-/// A TCP data socket that stays silent this long fails the run (the server is gone).
+/// A run still going this long after its planned end is cut (the server stopped answering).
 pub const DATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Cuts a run short by shutting its data socket down if it outlives its deadline. The data
+/// sockets carry no timeouts: a socket timeout arms a kernel timer on every blocking receive.
+struct Watchdog {
+    tx: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<bool>>,
+}
+
+impl Watchdog {
+    fn arm(after: Duration, fd: Option<std::os::fd::OwnedFd>) -> Watchdog {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("nslat-watchdog".into())
+            .spawn(move || match rx.recv_timeout(after) {
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if let Some(fd) = fd {
+                        use std::os::fd::AsRawFd;
+                        let _ = nix::sys::socket::shutdown(
+                            fd.as_raw_fd(),
+                            nix::sys::socket::Shutdown::Both,
+                        );
+                    }
+                    true
+                }
+                _ => false,
+            })
+            .ok();
+        Watchdog {
+            tx: Some(tx),
+            thread,
+        }
+    }
+
+    /// Stops the watchdog; true if it had fired.
+    fn disarm(mut self) -> bool {
+        self.tx.take();
+        self.thread
+            .take()
+            .map(|t| t.join().unwrap_or(false))
+            .unwrap_or(false)
+    }
+}
 
 /// Errors of a run.
 #[derive(Debug, thiserror::Error)]
@@ -162,10 +204,7 @@ fn handshake(spec: &RunSpec) -> Result<(TcpStream, u16), ClientError> {
 fn connect_data(addr: SocketAddr) -> Result<TcpStream, ClientError> {
     let s = TcpStream::connect_timeout(&addr, CONTROL_TIMEOUT)
         .map_err(io_err(format!("opening the data connection to {addr}")))?;
-    s.set_nodelay(true)
-        .and_then(|_| s.set_read_timeout(Some(DATA_TIMEOUT)))
-        .and_then(|_| s.set_write_timeout(Some(DATA_TIMEOUT)))
-        .map_err(io_err("data socket options"))?;
+    s.set_nodelay(true).map_err(io_err("data socket options"))?;
     Ok(s)
 }
 
@@ -179,53 +218,69 @@ fn run_here(spec: &RunSpec) -> Result<RunResult, ClientError> {
     let dur = spec.duration.as_nanos() as u64;
     let mut hist = new_histogram();
     let what = format!("{} data connection", spec.test);
-    let (out, bytes): (LoopOutcome, u64) = match spec.test {
-        TestKind::TcpRr => {
-            let s = connect_data(data_addr)?;
-            let req = vec![0u8; spec.request_size];
-            let mut resp = vec![0u8; spec.response_size];
-            let o =
-                rr::tcp_client(&s, &req, &mut resp, warm, dur, &mut hist).map_err(io_err(what))?;
-            (
-                o,
-                o.transactions * (spec.request_size + spec.response_size) as u64,
-            )
-        }
-        TestKind::UdpRr => {
-            let any = match data_addr.ip() {
-                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-                IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-            };
-            let s = UdpSocket::bind(SocketAddr::new(any, 0))
-                .and_then(|s| s.connect(data_addr).map(|_| s))
-                .and_then(|s| s.set_read_timeout(Some(rr::UDP_TIMEOUT)).map(|_| s))
-                .map_err(io_err(format!("opening a UDP socket to {data_addr}")))?;
-            let mut req = vec![0u8; spec.request_size];
-            let mut resp = vec![0u8; spec.response_size];
-            let o = rr::udp_client(&s, &mut req, &mut resp, warm, dur, &mut hist)
-                .map_err(io_err(what))?;
-            (
-                o,
-                o.transactions * (spec.request_size + spec.response_size) as u64,
-            )
-        }
-        TestKind::TcpCrr => {
-            let req = vec![0u8; spec.request_size];
-            let mut resp = vec![0u8; spec.response_size];
-            let o = crr::client(data_addr, &req, &mut resp, warm, dur, &mut hist)
-                .map_err(io_err(what))?;
-            (
-                o,
-                o.transactions * (spec.request_size + spec.response_size) as u64,
-            )
-        }
-        TestKind::TcpStream | TestKind::TcpMaerts => {
-            let s = connect_data(data_addr)?;
-            let mut buf = vec![0u8; spec.send_size];
-            let send = spec.test == TestKind::TcpStream;
-            stream::client(&s, send, &mut buf, warm, dur, &mut hist).map_err(io_err(what))?
-        }
-    };
+    let limit = spec.warmup + spec.duration + DATA_TIMEOUT;
+    let mut watchdog = None;
+    let guard =
+        |s: &TcpStream| Watchdog::arm(limit, std::os::fd::AsFd::as_fd(s).try_clone_to_owned().ok());
+    let looped: Result<(LoopOutcome, u64), ClientError> = (|| {
+        Ok(match spec.test {
+            TestKind::TcpRr => {
+                let s = connect_data(data_addr)?;
+                watchdog = Some(guard(&s));
+                let req = vec![0u8; spec.request_size];
+                let mut resp = vec![0u8; spec.response_size];
+                let o = rr::tcp_client(&s, &req, &mut resp, warm, dur, &mut hist)
+                    .map_err(io_err(what))?;
+                (
+                    o,
+                    o.transactions * (spec.request_size + spec.response_size) as u64,
+                )
+            }
+            TestKind::UdpRr => {
+                let any = match data_addr.ip() {
+                    IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                    IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+                };
+                let s = UdpSocket::bind(SocketAddr::new(any, 0))
+                    .and_then(|s| s.connect(data_addr).map(|_| s))
+                    .and_then(|s| s.set_read_timeout(Some(rr::UDP_TIMEOUT)).map(|_| s))
+                    .map_err(io_err(format!("opening a UDP socket to {data_addr}")))?;
+                let mut req = vec![0u8; spec.request_size];
+                let mut resp = vec![0u8; spec.response_size];
+                let o = rr::udp_client(&s, &mut req, &mut resp, warm, dur, &mut hist)
+                    .map_err(io_err(what))?;
+                (
+                    o,
+                    o.transactions * (spec.request_size + spec.response_size) as u64,
+                )
+            }
+            TestKind::TcpCrr => {
+                watchdog = Some(Watchdog::arm(limit, None));
+                let req = vec![0u8; spec.request_size];
+                let mut resp = vec![0u8; spec.response_size];
+                let o = crr::client(data_addr, &req, &mut resp, warm, dur, &mut hist)
+                    .map_err(io_err(what))?;
+                (
+                    o,
+                    o.transactions * (spec.request_size + spec.response_size) as u64,
+                )
+            }
+            TestKind::TcpStream | TestKind::TcpMaerts => {
+                let s = connect_data(data_addr)?;
+                watchdog = Some(guard(&s));
+                let mut buf = vec![0u8; spec.send_size];
+                let send = spec.test == TestKind::TcpStream;
+                stream::client(&s, send, &mut buf, warm, dur, &mut hist).map_err(io_err(what))?
+            }
+        })
+    })();
+    if watchdog.is_some_and(Watchdog::disarm) {
+        return Err(ClientError::Io {
+            what: format!("{}: the server stopped answering", spec.test),
+            error: io::ErrorKind::TimedOut.into(),
+        });
+    }
+    let (out, bytes) = looped?;
     // The data socket is closed by now: the server's data loop ends on its own.
     write_message(&mut ctl, &Message::Done { server: None })?;
     let server = match read_message(&mut ctl, Instant::now() + CONTROL_TIMEOUT, &|| true)? {
@@ -348,6 +403,50 @@ mod tests {
             }
         }
         h.stop();
+    }
+
+    /// A fake server that answers every hello with `reply` (a raw frame body).
+    fn fake_server(reply: &'static [u8]) -> SocketAddr {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            if let Ok((mut c, _)) = l.accept() {
+                c.set_read_timeout(Some(Duration::from_millis(100)))
+                    .unwrap();
+                let _ = read_body(&mut c, Instant::now() + Duration::from_secs(5), &|| true);
+                let mut frame = (reply.len() as u32).to_be_bytes().to_vec();
+                frame.extend_from_slice(reply);
+                let _ = std::io::Write::write_all(&mut c, &frame);
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn version_mismatch_is_reported_as_such() {
+        for reply in [
+            &br#"{"type":"refused","version":2,"code":"version","reason":"old client"}"#[..],
+            &br#"{"type":"ack","version":3,"data_port":1}"#[..],
+            &br#"{"type":"welcome","version":4,"features":["x"]}"#[..],
+        ] {
+            let err = run(&spec(fake_server(reply), TestKind::TcpRr)).unwrap_err();
+            assert!(
+                matches!(err, ClientError::Version { ours: PROTOCOL_VERSION, theirs } if theirs > 1),
+                "{err}"
+            );
+            assert!(err.to_string().contains("version"));
+        }
+        let err = run(&spec(fake_server(b"not json"), TestKind::TcpRr)).unwrap_err();
+        assert!(
+            matches!(err, ClientError::Control(ControlError::Garbled(_))),
+            "{err}"
+        );
+        let err = run(&spec(
+            fake_server(br#"{"type":"refused","version":1,"code":"busy","reason":"full"}"#),
+            TestKind::TcpRr,
+        ))
+        .unwrap_err();
+        assert!(matches!(err, ClientError::Busy(_)), "{err}");
     }
 
     #[test]

@@ -360,7 +360,10 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+        // Bounded for CI; NSLAT_FUZZ_CASES=1000000 for a longer hunt.
+        #![proptest_config(ProptestConfig::with_cases(
+            std::env::var("NSLAT_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000)
+        ))]
 
         /// The decoder never panics and never accepts a body longer than the limit.
         #[test]

@@ -28,8 +28,8 @@ pub fn client(
     })
 }
 
-/// Server: accepts connections from `peer_ip` on `l` (which has a short accept timeout), answers
-/// one request on each and closes it, until `stop` is set.
+/// Server: accepts connections from `peer_ip` on `l`, answers one request on each and closes it,
+/// until `stop` is set (and the listener shut down, which makes `accept` fail).
 pub fn server(
     l: &TcpListener,
     peer_ip: std::net::IpAddr,
@@ -46,6 +46,7 @@ pub fn server(
             Ok(_) => continue,
             Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
+            Err(_) if stop.load(Ordering::Relaxed) => break,
             Err(e) => return Err(e),
         };
         s.set_nodelay(true)?;

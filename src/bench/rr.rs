@@ -92,7 +92,7 @@ pub fn tcp_server(
     Ok(c)
 }
 
-/// Server: answers UDP_RR requests on `s` (bound, with a short read timeout) until `stop` is set.
+/// Server: answers UDP_RR requests on `s` until `stop` is set (and the socket shut down).
 /// The first datagram's sender becomes the only peer. With `drop_every = Some(n)`, every n-th
 /// request goes unanswered (for testing loss handling).
 pub fn udp_server(
@@ -119,6 +119,7 @@ pub fn udp_server(
             })
         };
         let n = match got {
+            Ok(0) if stop.load(Ordering::Relaxed) => break,
             Ok(n) => n,
             Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => continue,
             // ICMP errors from a vanished client: keep going until told to stop.

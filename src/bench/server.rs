@@ -323,6 +323,39 @@ fn check_hello(h: &Hello, cfg: &ServerConfig) -> Result<(), (RefuseCode, String)
     Ok(())
 }
 
+/// Duplicates of a session's data sockets, shut down to wake its data thread when it must stop.
+#[derive(Default, Clone)]
+struct Wakers(Arc<std::sync::Mutex<(bool, Vec<std::os::fd::OwnedFd>)>>);
+
+impl Wakers {
+    /// Registers a socket; if the session is already stopping, shuts it down at once.
+    fn add(&self, fd: &impl AsFd) -> io::Result<()> {
+        let dup = fd.as_fd().try_clone_to_owned()?;
+        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if g.0 {
+            shutdown(&dup);
+        }
+        g.1.push(dup);
+        Ok(())
+    }
+
+    /// Sets `stop` and shuts every registered socket down (blocked calls return at once).
+    fn stop(&self, stop: &AtomicBool) {
+        stop.store(true, Ordering::SeqCst);
+        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        g.0 = true;
+        for fd in &g.1 {
+            shutdown(fd);
+        }
+    }
+}
+
+fn shutdown(fd: &impl AsFd) {
+    use std::os::fd::AsRawFd;
+    // ENOTCONN on unconnected UDP sockets still wakes their readers; errors are of no use here.
+    let _ = nix::sys::socket::shutdown(fd.as_fd().as_raw_fd(), nix::sys::socket::Shutdown::Both);
+}
+
 enum DataSocket {
     Tcp(TcpListener),
     Udp(UdpSocket),
@@ -397,9 +430,15 @@ fn session_inner(
     }
     .map_err(|e| format!("data address: {e}"))?
     .port();
+    // Blocked data threads are woken by shutting their sockets down (see `Wakers`), not by
+    // socket timeouts: a timeout arms a kernel timer on every blocking receive.
+    let wakers = Wakers::default();
     match &data {
-        DataSocket::Tcp(l) => set_timeouts(l, POLL),
-        DataSocket::Udp(u) => set_timeouts(u, POLL),
+        // The listener of a one-connection test keeps a timeout for its one accept.
+        // CRR's accepted connections inherit the timeout, so a stalled client cannot hold them.
+        DataSocket::Tcp(l) if hello.test != TestKind::TcpCrr => set_timeouts(l, POLL),
+        DataSocket::Tcp(l) => set_timeouts(l, POLL).and_then(|_| wakers.add(l)),
+        DataSocket::Udp(u) => wakers.add(u),
     }
     .map_err(|e| format!("data socket options: {e}"))?;
     write_message(
@@ -412,12 +451,19 @@ fn session_inner(
     .map_err(|e| format!("sending ack: {e}"))?;
 
     let stop = Arc::new(AtomicBool::new(false));
+    let abandoned = Arc::new(AtomicBool::new(false));
     let data_thread = {
-        let stop = stop.clone();
+        let (stop, wakers, abandoned) = (stop.clone(), wakers.clone(), abandoned.clone());
         let (hello, idle, drop_every) = (hello.clone(), cfg.idle_timeout, cfg.udp_drop_every);
         thread::Builder::new()
             .name("nslat-data".into())
-            .spawn(move || serve_data(data, hello, peer_ip, idle, drop_every, &stop))
+            .spawn(move || {
+                let r = serve_data(data, hello, peer_ip, idle, drop_every, &stop, &wakers);
+                if r.is_err() {
+                    abandoned.store(true, Ordering::Relaxed);
+                }
+                r
+            })
             .map_err(|e| format!("starting the data thread: {e}"))?
     };
 
@@ -426,8 +472,10 @@ fn session_inner(
         + Duration::from_millis(hello.duration_ms)
         + cfg.idle_timeout
         + Duration::from_secs(5);
-    let done = read_message(conn, deadline, &keep_going);
-    stop.store(true, Ordering::Relaxed);
+    // A data thread that gave up (no data connection came) ends the wait early.
+    let waiting = || keep_going() && !abandoned.load(Ordering::Relaxed);
+    let done = read_message(conn, deadline, &waiting);
+    wakers.stop(&stop);
     let served = data_thread
         .join()
         .map_err(|_| "the data thread panicked".to_string())?;
@@ -480,6 +528,7 @@ fn serve_data(
     idle: Duration,
     drop_every: Option<u32>,
     stop: &AtomicBool,
+    wakers: &Wakers,
 ) -> io::Result<ServerDone> {
     let cpu = match hello.server_cpu {
         Some(c) if pin_to(c as usize).is_ok() => Some(c),
@@ -503,7 +552,12 @@ fn serve_data(
             };
             drop(l);
             s.set_nodelay(true)?;
-            set_timeouts(&s, POLL)?;
+            s.set_read_timeout(None)?;
+            s.set_write_timeout(None)?;
+            wakers.add(&s)?;
+            if stop.load(Ordering::SeqCst) {
+                return Err(io::Error::new(io::ErrorKind::Interrupted, "stopped"));
+            }
             match test {
                 TestKind::TcpRr => rr::tcp_server(&s, req, resp, stop)?,
                 TestKind::TcpStream => stream::server(&s, false, send, stop)?,

@@ -32,15 +32,28 @@ fn abort_at_twenty_steps_then_down_leaves_nothing() {
             .env("NSLAT_ABORT_AFTER_STEP", n.to_string())
             .output()
             .unwrap();
-        assert_eq!(out.status.signal(), Some(libc::SIGABRT), "step {n}: up did not abort: {out:?}");
-        assert!(!leftovers(&name).is_empty(), "step {n}: the aborted up left nothing to clean");
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGABRT),
+            "step {n}: up did not abort: {out:?}"
+        );
+        assert!(
+            !leftovers(&name).is_empty(),
+            "step {n}: the aborted up left nothing to clean"
+        );
         let down = nslat(&["lab", "down", "--name", &name]).output().unwrap();
         assert!(down.status.success(), "step {n}: {down:?}");
         assert_eq!(leftovers(&name), Vec::<String>::new(), "step {n}");
         // The same name can be built again after the cleanup.
-        let again = nslat(&["lab", "up", "--name", &name, "--modes", "host"]).output().unwrap();
+        let again = nslat(&["lab", "up", "--name", &name, "--modes", "host"])
+            .output()
+            .unwrap();
         assert!(again.status.success(), "step {n}: {again:?}");
-        assert!(nslat(&["lab", "down", "--name", &name]).output().unwrap().status.success());
+        assert!(nslat(&["lab", "down", "--name", &name])
+            .output()
+            .unwrap()
+            .status
+            .success());
         assert_eq!(leftovers(&name), Vec::<String>::new(), "step {n}");
     }
     root.assert_unchanged();
@@ -91,7 +104,9 @@ fn two_ups_of_one_name_one_wins() {
         assert!(t.elapsed() < Duration::from_secs(5));
         std::thread::sleep(Duration::from_millis(5));
     }
-    let second = nslat(&["lab", "up", "--name", &name, "--modes", "host"]).output().unwrap();
+    let second = nslat(&["lab", "up", "--name", &name, "--modes", "host"])
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&second.stderr);
     assert_eq!(second.status.code(), Some(2), "{err}");
     assert!(err.contains("busy"), "{err}");
@@ -103,15 +118,26 @@ fn two_ups_of_one_name_one_wins() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(leftovers(&name), Vec::<String>::new());
     // Truly concurrent: two at once, exactly one succeeds.
-    let a = nslat(&["lab", "up", "--name", &name, "--modes", "host,ptp"]).spawn().unwrap();
-    let b = nslat(&["lab", "up", "--name", &name, "--modes", "host,ptp"]).spawn().unwrap();
+    let a = nslat(&["lab", "up", "--name", &name, "--modes", "host,ptp"])
+        .spawn()
+        .unwrap();
+    let b = nslat(&["lab", "up", "--name", &name, "--modes", "host,ptp"])
+        .spawn()
+        .unwrap();
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     assert_eq!(
-        [a.status.success(), b.status.success()].iter().filter(|s| **s).count(),
+        [a.status.success(), b.status.success()]
+            .iter()
+            .filter(|s| **s)
+            .count(),
         1,
         "{a:?} {b:?}"
     );
     assert!(nslat::lab::Lab::open(&name).is_ok());
-    assert!(nslat(&["lab", "down", "--name", &name]).output().unwrap().status.success());
+    assert!(nslat(&["lab", "down", "--name", &name])
+        .output()
+        .unwrap()
+        .status
+        .success());
     assert_eq!(leftovers(&name), Vec::<String>::new());
 }

@@ -12,13 +12,23 @@ use lab_util::{exchange, leftovers, LabGuard, NetnsGuard, PeerServer};
 use nslat::lab::{self, Lab, LabSpec, Mode};
 use nslat::netns;
 
-const IPVLAN_MODES: [Mode; 4] = [Mode::IpvlanL2, Mode::IpvlanL3, Mode::IpvlanL3s, Mode::IpvlanVeth];
+const IPVLAN_MODES: [Mode; 4] = [
+    Mode::IpvlanL2,
+    Mode::IpvlanL3,
+    Mode::IpvlanL3s,
+    Mode::IpvlanVeth,
+];
 
 /// Builds the lab; `None` (after printing why) when the kernel has no ipvlan and it is not required.
 fn ipvlan_lab(test: &str, name: &str) -> Option<Lab> {
     let mut modes = vec![Mode::Host];
     modes.extend(IPVLAN_MODES);
-    let spec = LabSpec { name: name.to_string(), modes, ipv6: true, host_shim: true };
+    let spec = LabSpec {
+        name: name.to_string(),
+        modes,
+        ipv6: true,
+        host_shim: true,
+    };
     let lab = Lab::up(&spec).expect("lab up");
     if let Some(Err(reason)) = lab.mode(Mode::IpvlanL2) {
         let required = std::env::var("NSLAT_REQUIRE_IPVLAN").is_ok_and(|v| v == "1");
@@ -37,10 +47,16 @@ fn ipvlan_modes_talk_tcp_to_the_remote() {
     let root = common::RootSnapshot::take();
     let name = common::unique("ipvl");
     let guard = LabGuard(name.clone());
-    let Some(lab) = ipvlan_lab("lab_ipvlan_modes", &name) else { return };
+    let Some(lab) = ipvlan_lab("lab_ipvlan_modes", &name) else {
+        return;
+    };
     let server = PeerServer::start(lab.remote_netns());
     for mode in IPVLAN_MODES {
-        let info = lab.mode(mode).unwrap().clone().unwrap_or_else(|r| panic!("{mode}: {r}"));
+        let info = lab
+            .mode(mode)
+            .unwrap()
+            .clone()
+            .unwrap_or_else(|r| panic!("{mode}: {r}"));
         let seen = exchange(&info.netns, lab.remote_addr().into()).unwrap();
         assert_eq!(seen, info.addr.to_string(), "{mode}");
         if mode != Mode::IpvlanVeth {
@@ -63,19 +79,39 @@ fn attach_ipvlan_into_a_container_namespace() {
     }
     let name = common::unique("ipat");
     let _guard = LabGuard(name.clone());
-    let Some(lab) = ipvlan_lab("lab_ipvlan_attach", &name) else { return };
+    let Some(lab) = ipvlan_lab("lab_ipvlan_attach", &name) else {
+        return;
+    };
     let ctr = common::unique("ictr");
     let _c = NetnsGuard(ctr.clone());
     let ctr_path = netns::create(&ctr).unwrap();
     let server = PeerServer::start(lab.remote_netns());
     let node = lab.node_netns().display().to_string();
     let out = Command::new(common::nslat_bin())
-        .args(["attach", "--netns", &ctr, "--mode", "ipvlan-l2", "--parent", "eth0", "--parent-netns", &node, "--addr", "198.18.0.70/24"])
+        .args([
+            "attach",
+            "--netns",
+            &ctr,
+            "--mode",
+            "ipvlan-l2",
+            "--parent",
+            "eth0",
+            "--parent-netns",
+            &node,
+            "--addr",
+            "198.18.0.70/24",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    assert_eq!(exchange(&ctr_path, lab.remote_addr().into()).unwrap(), "198.18.0.70");
-    let out = Command::new(common::nslat_bin()).args(["detach", "--netns", &ctr]).output().unwrap();
+    assert_eq!(
+        exchange(&ctr_path, lab.remote_addr().into()).unwrap(),
+        "198.18.0.70"
+    );
+    let out = Command::new(common::nslat_bin())
+        .args(["detach", "--netns", &ctr])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{out:?}");
     assert!(exchange(&ctr_path, lab.remote_addr().into()).is_err());
     drop(server);

@@ -17,6 +17,8 @@ use crate::netns;
 
 /// Env var: abort the process (like `kill -9`) right after step N of `up` (crash tests).
 pub const ABORT_ENV: &str = "NSLAT_ABORT_AFTER_STEP";
+/// Env var: print each step's time since the start of `up` to stderr.
+pub const TRACE_ENV: &str = "NSLAT_TRACE_STEPS";
 /// Env var: pause up to 10 s after step N of `up`, until a signal arrives (signal tests).
 pub const PAUSE_ENV: &str = "NSLAT_PAUSE_AFTER_STEP";
 
@@ -49,6 +51,7 @@ pub(super) fn up(spec: &LabSpec) -> Result<LabState, LabError> {
         step: 0,
         abort_after: env_step(ABORT_ENV),
         pause_after: env_step(PAUSE_ENV),
+        trace: std::env::var_os(TRACE_ENV).map(|_| std::time::Instant::now()),
         guard: &guard,
         fds: HashMap::new(),
         nl: HashMap::new(),
@@ -107,6 +110,7 @@ struct Builder<'a> {
     step: u32,
     abort_after: Option<u32>,
     pause_after: Option<u32>,
+    trace: Option<std::time::Instant>,
     guard: &'a UpGuard,
     fds: HashMap<String, File>,
     nl: HashMap<String, Netlink>,
@@ -124,6 +128,13 @@ impl Builder<'_> {
     /// Counts a step; aborts the process after step N if asked; stops on SIGINT/SIGTERM.
     fn step(&mut self) -> Result<(), LabError> {
         self.step += 1;
+        if let Some(t0) = self.trace {
+            eprintln!(
+                "step {:3} at {:7.3} ms",
+                self.step,
+                t0.elapsed().as_secs_f64() * 1e3
+            );
+        }
         if self.abort_after == Some(self.step) {
             std::process::abort();
         }
@@ -270,7 +281,7 @@ impl Builder<'_> {
                 Route::via(plan::BRIDGE_NET.into(), 24, plan::NODE.into()),
             )?;
             Firewall::new(&netns::path_of(&self.ns_name("node")))
-                .set_nat(NatLevel::Masquerade, super::bridge_subnet(), "eth0")
+                .init_nat(NatLevel::Masquerade, super::bridge_subnet(), "eth0")
                 .map_err(|e| ctx("installing the bridge's MASQUERADE rule")(e.into()))?;
             state.nat = NatLevel::Masquerade;
             self.step()?;
@@ -314,6 +325,11 @@ impl Builder<'_> {
         self.nl("node").set_up(node_eth0, true)?;
         self.nl("remote").set_up(remote_eth0, true)?;
         self.step()?;
+        // The wire's gateway (like a router on the node's network) is the remote.
+        self.route(
+            "node",
+            Route::via(Ipv4Addr::UNSPECIFIED.into(), 0, plan::REMOTE.into()),
+        )?;
         let mut settings = vec![("net.ipv4.ip_forward", "1")];
         if self.spec.ipv6 {
             settings.push(("net.ipv6.conf.all.forwarding", "1"));
@@ -404,6 +420,10 @@ impl Builder<'_> {
                     .create_macvlan("eth0", node_eth0, Some(fd.as_fd()))?;
                 self.step()?;
                 self.container_eth0(&suffix, addr, 24, 64)?;
+                self.route(
+                    &suffix,
+                    Route::via(Ipv4Addr::UNSPECIFIED.into(), 0, plan::REMOTE.into()),
+                )?;
             }
             Mode::IpvlanL2 | Mode::IpvlanL3 | Mode::IpvlanL3s | Mode::IpvlanVeth => {
                 let m = match mode {
@@ -415,7 +435,12 @@ impl Builder<'_> {
                     .create_ipvlan("eth0", node_eth0, m, Some(fd.as_fd()))?;
                 self.step()?;
                 let ci = self.container_eth0(&suffix, addr, 24, 64)?;
-                if m != IpvlanMode::L2 {
+                if m == IpvlanMode::L2 {
+                    self.route(
+                        &suffix,
+                        Route::via(Ipv4Addr::UNSPECIFIED.into(), 0, plan::REMOTE.into()),
+                    )?;
+                } else {
                     // L3 slaves answer no ARP: the container routes out of eth0, and the remote
                     // reaches it at the node's MAC (the slaves share the parent's MAC).
                     self.route(&suffix, Route::dev(Ipv4Addr::UNSPECIFIED.into(), 0, ci))?;

@@ -130,6 +130,9 @@ pub struct AttachRecord {
     pub parent_netns: Option<PathBuf>,
     /// The node-side veth (bridge mode).
     pub host_link: Option<String>,
+    /// The name a macvlan/ipvlan has until it is renamed in the container.
+    #[serde(default)]
+    pub tmp_ifname: String,
     pub addr: IpAddr,
     pub prefix: u8,
     pub gateway: Option<IpAddr>,
@@ -238,6 +241,7 @@ pub fn attach(spec: &AttachSpec) -> Result<AttachRecord, AttachError> {
         parent: spec.parent.clone(),
         parent_netns,
         host_link,
+        tmp_ifname: format!("nst{:x}", target_ino % 0xfff_ffff),
         addr: spec.addr,
         prefix: spec.prefix,
         gateway: spec.gateway,
@@ -270,9 +274,14 @@ fn apply(
         what: format!("opening {}", record.netns.display()),
         source,
     })?;
+    // macvlan/ipvlan are made under a temporary name and renamed inside the container: older
+    // kernels also check the name in the parent's namespace (where e.g. eth0 exists).
+    let tmp = &record.tmp_ifname;
     match spec.mode {
         AttachMode::Macvlan => {
-            parent_nl.create_macvlan(&spec.ifname, parent_index, Some(fd.as_fd()))?
+            parent_nl.create_macvlan(tmp, parent_index, Some(fd.as_fd()))?;
+            let i = target_nl.link_index(tmp)?;
+            target_nl.rename(i, &spec.ifname)?;
         }
         AttachMode::IpvlanL2 | AttachMode::IpvlanL3 => {
             let m = if spec.mode == AttachMode::IpvlanL2 {
@@ -280,7 +289,9 @@ fn apply(
             } else {
                 IpvlanMode::L3
             };
-            parent_nl.create_ipvlan(&spec.ifname, parent_index, m, Some(fd.as_fd()))?
+            parent_nl.create_ipvlan(tmp, parent_index, m, Some(fd.as_fd()))?;
+            let i = target_nl.link_index(tmp)?;
+            target_nl.rename(i, &spec.ifname)?;
         }
         AttachMode::Bridge => {
             let host = record.host_link.as_deref().expect("bridge has a host link");
@@ -308,10 +319,15 @@ fn apply(
 fn undo(record: &AttachRecord) -> Result<(), AttachError> {
     if record.netns.exists() && ino(&record.netns).ok() == Some(record.netns_ino) {
         let mut nl = Netlink::open_in(&record.netns)?;
-        match nl.link_index(&record.ifname) {
-            Ok(i) => nl.delete_link(i)?,
-            Err(NetlinkError::NoSuchLink(_)) => {}
-            Err(e) => return Err(e.into()),
+        for name in [&record.ifname, &record.tmp_ifname] {
+            if name.is_empty() {
+                continue;
+            }
+            match nl.link_index(name) {
+                Ok(i) => nl.delete_link(i)?,
+                Err(NetlinkError::NoSuchLink(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
     }
     if let Some(h) = &record.host_link {

@@ -12,7 +12,7 @@ use super::signals::UpGuard;
 use super::state::{LabLock, LabState};
 use super::{LabError, LabSpec, Mode, ModeInfo, ModeStatus};
 use crate::firewall::{Firewall, NatLevel};
-use crate::netlink::{IpvlanMode, Netlink, NetlinkError, Route};
+use crate::netlink::{sysctl, IpvlanMode, Netlink, NetlinkError, Route};
 use crate::netns;
 
 /// Env var: abort the process (like `kill -9`) right after step N of `up` (crash tests).
@@ -159,18 +159,26 @@ impl Builder<'_> {
         format!("{}{suffix}", self.prefix)
     }
 
-    /// Creates namespace `suffix`, opens a netlink socket in it and brings `lo` up.
-    fn namespace(&mut self, suffix: &str) -> Result<(), LabError> {
+    /// Creates namespace `suffix` and, on the same thread inside it, opens its netlink socket,
+    /// brings `lo` up and writes `sysctls`.
+    fn namespace(&mut self, suffix: &str, sysctls: &[(&str, &str)]) -> Result<(), LabError> {
         let name = self.ns_name(suffix);
-        let path = netns::create(&name)?;
+        let settings: Vec<(std::path::PathBuf, String)> = sysctls
+            .iter()
+            .map(|(k, v)| (sysctl::key_path(k), v.to_string()))
+            .collect();
+        let (path, nl) = netns::create_and_run(&name, move || -> Result<Netlink, LabError> {
+            let mut nl = Netlink::open()?;
+            let lo = nl.link_index("lo")?;
+            nl.set_up(lo, true)?;
+            sysctl::write_here(&settings)?;
+            Ok(nl)
+        })?;
         self.step()?;
         let fd = File::open(&path).map_err(|source| LabError::Io {
             what: format!("opening {}", path.display()),
             source,
         })?;
-        let mut nl = Netlink::open_in(&path)?;
-        let lo = nl.link_index("lo")?;
-        nl.set_up(lo, true)?;
         self.fds.insert(suffix.to_string(), fd);
         self.nl.insert(suffix.to_string(), nl);
         self.step()
@@ -252,9 +260,14 @@ impl Builder<'_> {
         state.save()?;
         self.step()?;
 
-        self.namespace("remote")
+        self.namespace("remote", &[])
             .map_err(ctx("creating the remote"))?;
-        self.namespace("node").map_err(ctx("creating the node"))?;
+        let mut forwarding = vec![("net.ipv4.ip_forward", "1")];
+        if spec.ipv6 {
+            forwarding.push(("net.ipv6.conf.all.forwarding", "1"));
+        }
+        self.namespace("node", &forwarding)
+            .map_err(ctx("creating the node"))?;
         let node_eth0 = self.wire().map_err(ctx("building the wire"))?;
 
         let ipvlan_reason = if spec.modes.iter().any(|m| m.needs_ipvlan()) {
@@ -336,12 +349,6 @@ impl Builder<'_> {
             "node",
             Route::via(Ipv4Addr::UNSPECIFIED.into(), 0, plan::REMOTE.into()),
         )?;
-        let mut settings = vec![("net.ipv4.ip_forward", "1")];
-        if self.spec.ipv6 {
-            settings.push(("net.ipv6.conf.all.forwarding", "1"));
-        }
-        crate::netlink::sysctl::write_in(&netns::path_of(&self.ns_name("node")), &settings)?;
-        self.step()?;
         Ok(node_eth0)
     }
 
@@ -368,7 +375,7 @@ impl Builder<'_> {
         bridge: &mut Option<u32>,
     ) -> Result<ModeInfo, LabError> {
         let suffix = plan::mode_suffix(mode).expect("not host");
-        self.namespace(&suffix)?;
+        self.namespace(&suffix, &[])?;
         let fd = self.fds[&suffix]
             .try_clone()
             .map_err(|source| LabError::Io {

@@ -140,6 +140,8 @@ fn attach_ipvlan_into_a_container_namespace() {
             &node,
             "--addr",
             "198.18.0.70/24",
+            "--host-shim",
+            "198.18.0.71",
         ])
         .output()
         .unwrap();
@@ -155,6 +157,14 @@ fn attach_ipvlan_into_a_container_namespace() {
         exchange(&ctr_path, lab.remote_addr().into()).unwrap(),
         "198.18.0.70"
     );
+    {
+        let _ctr_server = PeerServer::start(&ctr_path);
+        assert_eq!(
+            exchange(lab.node_netns(), "198.18.0.70".parse().unwrap()).unwrap(),
+            "198.18.0.71",
+            "node -> attached ipvlan through its host shim"
+        );
+    }
     let out = Command::new(common::nslat_bin())
         .args(["detach", "--netns", &ctr])
         .output()

@@ -125,7 +125,30 @@ impl Firewall {
 
     /// Sets Docker-like NAT for `subnet` leaving through `out_if` to `level` (replaces table `ip nslat`).
     pub fn set_nat(&self, level: NatLevel, subnet: Subnet4, out_if: &str) -> Result<()> {
-        let mut cmds = fresh_table(NAT_TABLE);
+        self.nat(fresh_table(NAT_TABLE), level, subnet, out_if)
+    }
+
+    /// Like [`Firewall::set_nat`] for a namespace that has no `ip nslat` table yet (a new lab):
+    /// no delete in the transaction, so it commits faster.
+    pub fn init_nat(&self, level: NatLevel, subnet: Subnet4, out_if: &str) -> Result<()> {
+        if level == NatLevel::None {
+            return Ok(());
+        }
+        self.nat(
+            vec![json!({"add": table(NAT_TABLE)})],
+            level,
+            subnet,
+            out_if,
+        )
+    }
+
+    fn nat(
+        &self,
+        mut cmds: Vec<Value>,
+        level: NatLevel,
+        subnet: Subnet4,
+        out_if: &str,
+    ) -> Result<()> {
         match level {
             NatLevel::None => cmds.push(json!({"delete": table(NAT_TABLE)})),
             NatLevel::ConntrackOnly => {

@@ -153,6 +153,18 @@ fn prepare_run_dir() -> Result<()> {
 
 /// Creates the named namespace `/run/netns/NAME` (like `ip netns add NAME`) with `lo` down.
 pub fn create(name: &str) -> Result<PathBuf> {
+    create_and_run(name, || Ok::<(), NetnsError>(())).map(|(p, ())| p)
+}
+
+/// Creates the named namespace like [`create`] and runs `f` on the creating thread, which is
+/// inside the new namespace (one thread for both: sockets `f` opens stay in the namespace). If
+/// `f` fails, the namespace stays (the caller decides; it is recorded by then).
+pub fn create_and_run<T, E, F>(name: &str, f: F) -> std::result::Result<(PathBuf, T), E>
+where
+    T: Send + 'static,
+    E: From<NetnsError> + Send + 'static,
+    F: FnOnce() -> std::result::Result<T, E> + Send + 'static,
+{
     validate_name(name)?;
     prepare_run_dir()?;
     let path = path_of(name);
@@ -163,32 +175,40 @@ pub fn create(name: &str) -> Result<PathBuf> {
     {
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Err(NetnsError::AlreadyExists(name.to_string()))
+            return Err(NetnsError::AlreadyExists(name.to_string()).into())
         }
-        Err(e) => return Err(io(format!("creating {}", path.display()))(e)),
+        Err(e) => return Err(io(format!("creating {}", path.display()))(e).into()),
     }
     let target = path.clone();
-    let made = thread::spawn(move || -> Result<()> {
-        unshare(CloneFlags::CLONE_NEWNET).map_err(sys("creating a network namespace"))?;
-        mount::<str, Path, str, str>(
-            Some("/proc/thread-self/ns/net"),
-            &target,
-            Some("none"),
-            MsFlags::MS_BIND,
-            None,
+    let made = thread::Builder::new()
+        .name("nslat-netns".into())
+        .spawn(
+            move || -> std::result::Result<std::result::Result<T, E>, NetnsError> {
+                unshare(CloneFlags::CLONE_NEWNET).map_err(sys("creating a network namespace"))?;
+                mount::<str, Path, str, str>(
+                    Some("/proc/thread-self/ns/net"),
+                    &target,
+                    Some("none"),
+                    MsFlags::MS_BIND,
+                    None,
+                )
+                .map_err(sys(format!(
+                    "bind-mounting the namespace on {}",
+                    target.display()
+                )))?;
+                Ok(f())
+            },
         )
-        .map_err(sys(format!(
-            "bind-mounting the namespace on {}",
-            target.display()
-        )))
-    })
-    .join()
-    .map_err(|_| NetnsError::ThreadPanicked)?;
-    if let Err(e) = made {
-        let _ = fs::remove_file(&path);
-        return Err(e);
+        .map_err(io("spawning a thread"))?
+        .join()
+        .map_err(|_| NetnsError::ThreadPanicked)?;
+    match made {
+        Err(e) => {
+            let _ = fs::remove_file(&path);
+            Err(e.into())
+        }
+        Ok(r) => r.map(|t| (path, t)),
     }
-    Ok(path)
 }
 
 /// Deletes a named namespace (like `ip netns delete`). Returns `Ok(false)` if it did not exist.

@@ -221,14 +221,38 @@ fn attach_and_detach_a_container_namespace() {
         &node,
         "--addr",
         "198.18.0.60/24",
+        "--host-shim",
+        "198.18.0.61",
     ]);
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(
         exchange(&ctr_path, lab.remote_addr().into()).unwrap(),
         "198.18.0.60"
     );
+    // The host shim: the node reaches its macvlan container (from the shim's address).
+    {
+        let _ctr_server = PeerServer::start(&ctr_path);
+        assert_eq!(
+            exchange(lab.node_netns(), "198.18.0.60".parse().unwrap()).unwrap(),
+            "198.18.0.61"
+        );
+    }
+    let node_links = Netlink::open_in(lab.node_netns())
+        .unwrap()
+        .link_names()
+        .unwrap();
     let (code, out) = run(&["detach", "--netns", &ctr]);
     assert_eq!(code, Some(0), "{out}");
+    // detach removed the shim from the node too.
+    assert_eq!(
+        Netlink::open_in(lab.node_netns())
+            .unwrap()
+            .link_names()
+            .unwrap()
+            .len()
+            + 1,
+        node_links.len()
+    );
     let (code, out) = run(&[
         "attach",
         "--netns",
@@ -423,6 +447,60 @@ fn bad_input_is_one_line_exit_2_and_changes_nothing() {
                 "198.18.0.9/24",
             ],
             "not found",
+        ),
+        (
+            vec![
+                "attach",
+                "--netns",
+                &ctr,
+                "--mode",
+                "bridge",
+                "--parent",
+                "docker0",
+                "--parent-netns",
+                &node,
+                "--addr",
+                "198.18.1.9/24",
+                "--host-shim",
+                "198.18.1.10",
+            ],
+            "--host-shim applies",
+        ),
+        (
+            vec![
+                "attach",
+                "--netns",
+                &ctr,
+                "--mode",
+                "macvlan",
+                "--parent",
+                "eth0",
+                "--parent-netns",
+                &node,
+                "--addr",
+                "198.18.0.9/24",
+                "--host-shim",
+                "nope",
+            ],
+            "bad --host-shim",
+        ),
+        (
+            vec![
+                "attach",
+                "--netns",
+                &ctr,
+                "--mode",
+                "macvlan",
+                "--parent",
+                "eth0",
+                "--parent-netns",
+                &node,
+                "--addr",
+                "198.18.0.9/24",
+                "--host-shim",
+                "2001:2::9",
+            ],
+            "bad --host-shim",
         ),
     ];
     let ours = || {

@@ -10,6 +10,7 @@ use std::process::Command;
 
 use lab_util::{exchange, leftovers, LabGuard, NetnsGuard, PeerServer};
 use nslat::lab::{self, Lab, LabSpec, Mode};
+use nslat::netlink::{Netlink, Route};
 use nslat::netns;
 
 const IPVLAN_MODES: [Mode; 4] = [
@@ -21,7 +22,9 @@ const IPVLAN_MODES: [Mode; 4] = [
 
 /// Builds the lab; `None` (after printing why) when the kernel has no ipvlan and it is not required.
 fn ipvlan_lab(test: &str, name: &str) -> Option<Lab> {
-    let mut modes = vec![Mode::Host];
+    // macvlan too: it must coexist (a parent with ipvlan children takes no macvlan, so ipvlan
+    // modes get their own wire ports).
+    let mut modes = vec![Mode::Host, Mode::Macvlan];
     modes.extend(IPVLAN_MODES);
     let spec = LabSpec {
         name: name.to_string(),
@@ -59,12 +62,49 @@ fn ipvlan_modes_talk_tcp_to_the_remote() {
             .unwrap_or_else(|r| panic!("{mode}: {r}"));
         let seen = exchange(&info.netns, lab.remote_addr().into()).unwrap();
         assert_eq!(seen, info.addr.to_string(), "{mode}");
-        if mode != Mode::IpvlanVeth {
+        if let Some(a6) = info.addr6 {
             let seen6 = exchange(&info.netns, lab.remote_addr6().unwrap().into()).unwrap();
-            assert_eq!(seen6, info.addr6.unwrap().to_string(), "{mode} over IPv6");
+            assert_eq!(seen6, a6.to_string(), "{mode} over IPv6");
         }
     }
+    let mv = lab.mode(Mode::Macvlan).unwrap().clone().unwrap();
+    assert_eq!(
+        exchange(&mv.netns, lab.remote_addr().into()).unwrap(),
+        mv.addr.to_string()
+    );
     drop(server);
+    // Each ipvlan mode really runs in its own mode (the mode is per parent).
+    for (mode, want) in [
+        (Mode::IpvlanL2, "l2"),
+        (Mode::IpvlanL3, "l3"),
+        (Mode::IpvlanL3s, "l3s"),
+    ] {
+        let info = lab.mode(mode).unwrap().clone().unwrap();
+        let out = Command::new("ip")
+            .args([
+                "-d",
+                "-n",
+                info.netns.file_name().unwrap().to_str().unwrap(),
+                "link",
+                "show",
+                "eth0",
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains(&format!("ipvlan  mode {want} ")),
+            "{mode}: {text}"
+        );
+    }
+    // The host shim (an ipvlan L2 of the node's own on the ipvlan-l2 port): node -> container.
+    let l2 = lab.mode(Mode::IpvlanL2).unwrap().clone().unwrap();
+    let ctr_server = PeerServer::start(&l2.netns);
+    assert_eq!(
+        exchange(lab.node_netns(), l2.addr.into()).unwrap(),
+        "198.18.0.253"
+    );
+    drop(ctr_server);
     let report = lab::down(&name).unwrap();
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert_eq!(leftovers(&name), Vec::<String>::new());
@@ -95,19 +135,36 @@ fn attach_ipvlan_into_a_container_namespace() {
             "--mode",
             "ipvlan-l2",
             "--parent",
-            "eth0",
+            "ipvl-l2",
             "--parent-netns",
             &node,
             "--addr",
             "198.18.0.70/24",
+            "--host-shim",
+            "198.18.0.71",
         ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
+    // The remote's way back to the new address is the ipvlan-l2 port (the user's network
+    // would know this; the lab's remote does not).
+    let mut remote = Netlink::open_in(lab.remote_netns()).unwrap();
+    let port = remote.link_index("ipvl-l2").unwrap();
+    remote
+        .add_route(&Route::dev("198.18.0.70".parse().unwrap(), 32, port))
+        .unwrap();
     assert_eq!(
         exchange(&ctr_path, lab.remote_addr().into()).unwrap(),
         "198.18.0.70"
     );
+    {
+        let _ctr_server = PeerServer::start(&ctr_path);
+        assert_eq!(
+            exchange(lab.node_netns(), "198.18.0.70".parse().unwrap()).unwrap(),
+            "198.18.0.71",
+            "node -> attached ipvlan through its host shim"
+        );
+    }
     let out = Command::new(common::nslat_bin())
         .args(["detach", "--netns", &ctr])
         .output()

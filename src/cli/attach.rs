@@ -45,6 +45,10 @@ pub struct AttachArgs {
     /// The interface name inside the container.
     #[arg(long, default_value = "nslat0")]
     ifname: String,
+    /// Also give the host (the parent's namespace) a macvlan/ipvlan of its own on the same parent
+    /// with this address and a route to the container, so host <-> container works.
+    #[arg(long, value_name = "IP")]
+    host_shim: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -66,7 +70,15 @@ pub fn run_attach(args: AttachArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    let host_shim = match &args.host_shim {
+        Some(a) => Some(
+            a.parse()
+                .map_err(|_| attach::AttachError::BadShim(a.clone()))?,
+        ),
+        None => None,
+    };
     let spec = AttachSpec {
+        host_shim,
         target: args.target.target(),
         mode,
         parent: args.parent,

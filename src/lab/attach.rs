@@ -41,6 +41,10 @@ pub enum AttachError {
     BadIfname(String),
     #[error("interface '{0}' already exists in the target namespace: pick another with --ifname")]
     IfnameTaken(String),
+    #[error("bad --host-shim address '{0}': give an IP address of the same family as --addr, for the host's side")]
+    BadShim(String),
+    #[error("--host-shim applies to macvlan and ipvlan modes only (a bridge already reaches its containers)")]
+    ShimNeedsMacvlanOrIpvlan,
     #[error("nothing attached by nslat to {0}")]
     NothingAttached(PathBuf),
     #[error(transparent)]
@@ -117,6 +121,10 @@ pub struct AttachSpec {
     pub gateway: Option<IpAddr>,
     /// The interface name inside the container.
     pub ifname: String,
+    /// `--host-shim ADDR`: also give the parent's namespace a macvlan/ipvlan of its own on the
+    /// same parent, with this address (/32 or /128) and a host route to the container, so the
+    /// host reaches the container (macvlan/ipvlan modes only).
+    pub host_shim: Option<IpAddr>,
 }
 
 /// What `attach` did, as recorded for `detach`.
@@ -130,6 +138,14 @@ pub struct AttachRecord {
     pub parent_netns: Option<PathBuf>,
     /// The node-side veth (bridge mode).
     pub host_link: Option<String>,
+    /// The host shim made in the parent's namespace, and its address.
+    #[serde(default)]
+    pub shim_link: Option<String>,
+    #[serde(default)]
+    pub shim_addr: Option<IpAddr>,
+    /// The name a macvlan/ipvlan has until it is renamed in the container.
+    #[serde(default)]
+    pub tmp_ifname: String,
     pub addr: IpAddr,
     pub prefix: u8,
     pub gateway: Option<IpAddr>,
@@ -199,6 +215,14 @@ pub fn attach(spec: &AttachSpec) -> Result<AttachRecord, AttachError> {
             return Err(AttachError::BadGateway(gw.to_string()));
         }
     }
+    if let Some(shim) = spec.host_shim {
+        if spec.mode == AttachMode::Bridge {
+            return Err(AttachError::ShimNeedsMacvlanOrIpvlan);
+        }
+        if shim.is_ipv4() != spec.addr.is_ipv4() || shim.is_unspecified() {
+            return Err(AttachError::BadShim(shim.to_string()));
+        }
+    }
     let target = spec.target.resolve()?;
     let target_ino = ino(&target)?;
     let parent_netns = spec
@@ -225,7 +249,10 @@ pub fn attach(spec: &AttachSpec) -> Result<AttachRecord, AttachError> {
     }
     let host_link =
         (spec.mode == AttachMode::Bridge).then(|| format!("nsl{:x}", target_ino % 0xfff_ffff));
-    if let Some(h) = &host_link {
+    let shim_link = spec
+        .host_shim
+        .map(|_| format!("nss{:x}", target_ino % 0xfff_ffff));
+    for h in host_link.iter().chain(shim_link.iter()) {
         if parent_nl.link_exists(h)? {
             return Err(AttachError::IfnameTaken(h.clone()));
         }
@@ -238,6 +265,9 @@ pub fn attach(spec: &AttachSpec) -> Result<AttachRecord, AttachError> {
         parent: spec.parent.clone(),
         parent_netns,
         host_link,
+        shim_link,
+        shim_addr: spec.host_shim,
+        tmp_ifname: format!("nst{:x}", target_ino % 0xfff_ffff),
         addr: spec.addr,
         prefix: spec.prefix,
         gateway: spec.gateway,
@@ -270,9 +300,14 @@ fn apply(
         what: format!("opening {}", record.netns.display()),
         source,
     })?;
+    // macvlan/ipvlan are made under a temporary name and renamed inside the container: older
+    // kernels also check the name in the parent's namespace (where e.g. eth0 exists).
+    let tmp = &record.tmp_ifname;
     match spec.mode {
         AttachMode::Macvlan => {
-            parent_nl.create_macvlan(&spec.ifname, parent_index, Some(fd.as_fd()))?
+            parent_nl.create_macvlan(tmp, parent_index, Some(fd.as_fd()))?;
+            let i = target_nl.link_index(tmp)?;
+            target_nl.rename(i, &spec.ifname)?;
         }
         AttachMode::IpvlanL2 | AttachMode::IpvlanL3 => {
             let m = if spec.mode == AttachMode::IpvlanL2 {
@@ -280,7 +315,9 @@ fn apply(
             } else {
                 IpvlanMode::L3
             };
-            parent_nl.create_ipvlan(&spec.ifname, parent_index, m, Some(fd.as_fd()))?
+            parent_nl.create_ipvlan(tmp, parent_index, m, Some(fd.as_fd()))?;
+            let i = target_nl.link_index(tmp)?;
+            target_nl.rename(i, &spec.ifname)?;
         }
         AttachMode::Bridge => {
             let host = record.host_link.as_deref().expect("bridge has a host link");
@@ -301,6 +338,23 @@ fn apply(
         };
         target_nl.add_route(&Route::via(any, 0, gw))?;
     }
+    if let (Some(shim), Some(shim_addr)) = (&record.shim_link, record.shim_addr) {
+        match spec.mode {
+            AttachMode::Macvlan => parent_nl.create_macvlan(shim, parent_index, None)?,
+            AttachMode::IpvlanL2 => {
+                parent_nl.create_ipvlan(shim, parent_index, IpvlanMode::L2, None)?
+            }
+            AttachMode::IpvlanL3 => {
+                parent_nl.create_ipvlan(shim, parent_index, IpvlanMode::L3, None)?
+            }
+            AttachMode::Bridge => return Err(AttachError::ShimNeedsMacvlanOrIpvlan),
+        }
+        let si = parent_nl.link_index(shim)?;
+        let host_len = if shim_addr.is_ipv4() { 32 } else { 128 };
+        parent_nl.add_address(si, shim_addr, host_len)?;
+        parent_nl.set_up(si, true)?;
+        parent_nl.add_route(&Route::dev(spec.addr, host_len, si))?;
+    }
     Ok(())
 }
 
@@ -308,13 +362,18 @@ fn apply(
 fn undo(record: &AttachRecord) -> Result<(), AttachError> {
     if record.netns.exists() && ino(&record.netns).ok() == Some(record.netns_ino) {
         let mut nl = Netlink::open_in(&record.netns)?;
-        match nl.link_index(&record.ifname) {
-            Ok(i) => nl.delete_link(i)?,
-            Err(NetlinkError::NoSuchLink(_)) => {}
-            Err(e) => return Err(e.into()),
+        for name in [&record.ifname, &record.tmp_ifname] {
+            if name.is_empty() {
+                continue;
+            }
+            match nl.link_index(name) {
+                Ok(i) => nl.delete_link(i)?,
+                Err(NetlinkError::NoSuchLink(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
     }
-    if let Some(h) = &record.host_link {
+    for h in record.host_link.iter().chain(record.shim_link.iter()) {
         let mut nl = open_socket(record.parent_netns.as_deref())?;
         match nl.link_index(h) {
             Ok(i) => nl.delete_link(i)?,

@@ -12,13 +12,18 @@ use super::signals::UpGuard;
 use super::state::{LabLock, LabState};
 use super::{LabError, LabSpec, Mode, ModeInfo, ModeStatus};
 use crate::firewall::{Firewall, NatLevel};
-use crate::netlink::{IpvlanMode, Netlink, NetlinkError, Route};
+use crate::netlink::{sysctl, IpvlanMode, Netlink, NetlinkError, Route};
 use crate::netns;
 
 /// Env var: abort the process (like `kill -9`) right after step N of `up` (crash tests).
 pub const ABORT_ENV: &str = "NSLAT_ABORT_AFTER_STEP";
+/// Env var: print each step's time since the start of `up` to stderr.
+pub const TRACE_ENV: &str = "NSLAT_TRACE_STEPS";
 /// Env var: pause up to 10 s after step N of `up`, until a signal arrives (signal tests).
 pub const PAUSE_ENV: &str = "NSLAT_PAUSE_AFTER_STEP";
+
+/// The name macvlan/ipvlan children get until they are renamed inside their namespace.
+const TMP_IFNAME: &str = "nslat-new0";
 
 fn env_step(var: &str) -> Option<u32> {
     std::env::var(var).ok().and_then(|v| v.parse().ok())
@@ -49,9 +54,11 @@ pub(super) fn up(spec: &LabSpec) -> Result<LabState, LabError> {
         step: 0,
         abort_after: env_step(ABORT_ENV),
         pause_after: env_step(PAUSE_ENV),
+        trace: std::env::var_os(TRACE_ENV).map(|_| std::time::Instant::now()),
         guard: &guard,
         fds: HashMap::new(),
         nl: HashMap::new(),
+        ipvlan_ports: Vec::new(),
     };
     let result = b.build();
     drop(b);
@@ -107,9 +114,11 @@ struct Builder<'a> {
     step: u32,
     abort_after: Option<u32>,
     pause_after: Option<u32>,
+    trace: Option<std::time::Instant>,
     guard: &'a UpGuard,
     fds: HashMap<String, File>,
     nl: HashMap<String, Netlink>,
+    ipvlan_ports: Vec<(Mode, u32)>,
 }
 
 fn ctx(what: impl Into<String>) -> impl FnOnce(LabError) -> LabError {
@@ -124,6 +133,13 @@ impl Builder<'_> {
     /// Counts a step; aborts the process after step N if asked; stops on SIGINT/SIGTERM.
     fn step(&mut self) -> Result<(), LabError> {
         self.step += 1;
+        if let Some(t0) = self.trace {
+            eprintln!(
+                "step {:3} at {:7.3} ms",
+                self.step,
+                t0.elapsed().as_secs_f64() * 1e3
+            );
+        }
         if self.abort_after == Some(self.step) {
             std::process::abort();
         }
@@ -143,18 +159,26 @@ impl Builder<'_> {
         format!("{}{suffix}", self.prefix)
     }
 
-    /// Creates namespace `suffix`, opens a netlink socket in it and brings `lo` up.
-    fn namespace(&mut self, suffix: &str) -> Result<(), LabError> {
+    /// Creates namespace `suffix` and, on the same thread inside it, opens its netlink socket,
+    /// brings `lo` up and writes `sysctls`.
+    fn namespace(&mut self, suffix: &str, sysctls: &[(&str, &str)]) -> Result<(), LabError> {
         let name = self.ns_name(suffix);
-        let path = netns::create(&name)?;
+        let settings: Vec<(std::path::PathBuf, String)> = sysctls
+            .iter()
+            .map(|(k, v)| (sysctl::key_path(k), v.to_string()))
+            .collect();
+        let (path, nl) = netns::create_and_run(&name, move || -> Result<Netlink, LabError> {
+            let mut nl = Netlink::open()?;
+            let lo = nl.link_index("lo")?;
+            nl.set_up(lo, true)?;
+            sysctl::write_here(&settings)?;
+            Ok(nl)
+        })?;
         self.step()?;
         let fd = File::open(&path).map_err(|source| LabError::Io {
             what: format!("opening {}", path.display()),
             source,
         })?;
-        let mut nl = Netlink::open_in(&path)?;
-        let lo = nl.link_index("lo")?;
-        nl.set_up(lo, true)?;
         self.fds.insert(suffix.to_string(), fd);
         self.nl.insert(suffix.to_string(), nl);
         self.step()
@@ -205,6 +229,7 @@ impl Builder<'_> {
                 gateway: r.gateway.map(to6),
                 oif: r.oif,
                 onlink: r.onlink,
+                table: r.table,
             };
             nl.add_route(&r6)?;
         }
@@ -235,9 +260,14 @@ impl Builder<'_> {
         state.save()?;
         self.step()?;
 
-        self.namespace("remote")
+        self.namespace("remote", &[])
             .map_err(ctx("creating the remote"))?;
-        self.namespace("node").map_err(ctx("creating the node"))?;
+        let mut forwarding = vec![("net.ipv4.ip_forward", "1")];
+        if spec.ipv6 {
+            forwarding.push(("net.ipv6.conf.all.forwarding", "1"));
+        }
+        self.namespace("node", &forwarding)
+            .map_err(ctx("creating the node"))?;
         let node_eth0 = self.wire().map_err(ctx("building the wire"))?;
 
         let ipvlan_reason = if spec.modes.iter().any(|m| m.needs_ipvlan()) {
@@ -270,7 +300,7 @@ impl Builder<'_> {
                 Route::via(plan::BRIDGE_NET.into(), 24, plan::NODE.into()),
             )?;
             Firewall::new(&netns::path_of(&self.ns_name("node")))
-                .set_nat(NatLevel::Masquerade, super::bridge_subnet(), "eth0")
+                .init_nat(NatLevel::Masquerade, super::bridge_subnet(), "eth0")
                 .map_err(|e| ctx("installing the bridge's MASQUERADE rule")(e.into()))?;
             state.nat = NatLevel::Masquerade;
             self.step()?;
@@ -314,12 +344,11 @@ impl Builder<'_> {
         self.nl("node").set_up(node_eth0, true)?;
         self.nl("remote").set_up(remote_eth0, true)?;
         self.step()?;
-        let mut settings = vec![("net.ipv4.ip_forward", "1")];
-        if self.spec.ipv6 {
-            settings.push(("net.ipv6.conf.all.forwarding", "1"));
-        }
-        crate::netlink::sysctl::write_in(&netns::path_of(&self.ns_name("node")), &settings)?;
-        self.step()?;
+        // The wire's gateway (like a router on the node's network) is the remote.
+        self.route(
+            "node",
+            Route::via(Ipv4Addr::UNSPECIFIED.into(), 0, plan::REMOTE.into()),
+        )?;
         Ok(node_eth0)
     }
 
@@ -346,7 +375,7 @@ impl Builder<'_> {
         bridge: &mut Option<u32>,
     ) -> Result<ModeInfo, LabError> {
         let suffix = plan::mode_suffix(mode).expect("not host");
-        self.namespace(&suffix)?;
+        self.namespace(&suffix, &[])?;
         let fd = self.fds[&suffix]
             .try_clone()
             .map_err(|source| LabError::Io {
@@ -400,10 +429,17 @@ impl Builder<'_> {
                 )?;
             }
             Mode::Macvlan | Mode::MacvlanVeth => {
+                // Created under a temporary name, renamed in the container: kernels before 6.x
+                // check the name in the creating namespace too, where eth0 exists.
                 self.nl("node")
-                    .create_macvlan("eth0", node_eth0, Some(fd.as_fd()))?;
+                    .create_macvlan(TMP_IFNAME, node_eth0, Some(fd.as_fd()))?;
                 self.step()?;
+                self.rename_tmp(&suffix)?;
                 self.container_eth0(&suffix, addr, 24, 64)?;
+                self.route(
+                    &suffix,
+                    Route::via(Ipv4Addr::UNSPECIFIED.into(), 0, plan::REMOTE.into()),
+                )?;
             }
             Mode::IpvlanL2 | Mode::IpvlanL3 | Mode::IpvlanL3s | Mode::IpvlanVeth => {
                 let m = match mode {
@@ -411,22 +447,35 @@ impl Builder<'_> {
                     Mode::IpvlanL3s => IpvlanMode::L3s,
                     _ => IpvlanMode::L2,
                 };
+                // The ipvlan mode belongs to the parent (all children share it), and a parent
+                // with ipvlan children takes no macvlan: each ipvlan mode gets its own port on
+                // the wire, a veth whose remote end also has the remote's address.
+                let (pi, ri) = self.ipvlan_port(mode)?;
                 self.nl("node")
-                    .create_ipvlan("eth0", node_eth0, m, Some(fd.as_fd()))?;
+                    .create_ipvlan(TMP_IFNAME, pi, m, Some(fd.as_fd()))?;
                 self.step()?;
-                let ci = self.container_eth0(&suffix, addr, 24, 64)?;
-                if m != IpvlanMode::L2 {
-                    // L3 slaves answer no ARP: the container routes out of eth0, and the remote
-                    // reaches it at the node's MAC (the slaves share the parent's MAC).
-                    self.route(&suffix, Route::dev(Ipv4Addr::UNSPECIFIED.into(), 0, ci))?;
-                    let mac = self.nl("node").link_mac(node_eth0)?;
-                    let ri = self.nl("remote").link_index("eth0")?;
-                    let ipv6 = self.spec.ipv6;
+                self.rename_tmp(&suffix)?;
+                if m == IpvlanMode::L2 {
+                    self.container_eth0(&suffix, addr, 24, 64)?;
+                    self.route("remote", Route::dev(addr.into(), 32, ri))?;
+                    self.route(
+                        &suffix,
+                        Route::via(Ipv4Addr::UNSPECIFIED.into(), 0, plan::REMOTE.into()),
+                    )?;
+                } else {
+                    // L3 children answer no ARP: the container routes out of eth0, and the remote
+                    // reaches it at the parent's MAC (the children share it). IPv4 only: the
+                    // IPv6 path of L3 children did not work in the guest kernel (6.1).
+                    let c = self.nl(&suffix);
+                    let ci = c.link_index("eth0")?;
+                    c.add_address(ci, addr.into(), 24)?;
+                    c.set_up(ci, true)?;
+                    c.add_route(&Route::dev(Ipv4Addr::UNSPECIFIED.into(), 0, ci))?;
+                    self.step()?;
+                    let mac = self.nl("node").link_mac(pi)?;
                     let remote = self.nl("remote");
+                    remote.add_route(&Route::dev(addr.into(), 32, ri))?;
                     remote.add_neighbour(ri, addr.into(), mac)?;
-                    if ipv6 {
-                        remote.add_neighbour(ri, v6(addr).into(), mac)?;
-                    }
                     self.step()?;
                 }
             }
@@ -437,9 +486,40 @@ impl Builder<'_> {
         Ok(ModeInfo {
             netns: netns::path_of(&self.ns_name(&suffix)),
             addr,
-            addr6: self.spec.ipv6.then(|| v6(addr)),
+            addr6: (self.spec.ipv6 && !matches!(mode, Mode::IpvlanL3 | Mode::IpvlanL3s))
+                .then(|| v6(addr)),
             ifname: "eth0".into(),
         })
+    }
+
+    /// The wire port of an ipvlan mode: veth `plan::ipvlan_port(mode)` from the node to the
+    /// remote, up, the remote's address on the remote end. Returns (node index, remote index).
+    fn ipvlan_port(&mut self, mode: Mode) -> Result<(u32, u32), LabError> {
+        let name = plan::ipvlan_port(mode).expect("ipvlan mode");
+        let remote_fd = self.fds["remote"]
+            .try_clone()
+            .map_err(|source| LabError::Io {
+                what: "duplicating a namespace fd".into(),
+                source,
+            })?;
+        self.nl("node")
+            .create_veth(&name, &name, Some(remote_fd.as_fd()))?;
+        self.step()?;
+        let pi = self.nl("node").link_index(&name)?;
+        self.nl("node").set_up(pi, true)?;
+        let ri = self.nl("remote").link_index(&name)?;
+        self.addr("remote", ri, plan::REMOTE, 32, 128)?;
+        self.nl("remote").set_up(ri, true)?;
+        self.ipvlan_ports.push((mode, pi));
+        Ok((pi, ri))
+    }
+
+    /// Renames the container's [`TMP_IFNAME`] to `eth0`.
+    fn rename_tmp(&mut self, suffix: &str) -> Result<(), LabError> {
+        let nl = self.nl(suffix);
+        let i = nl.link_index(TMP_IFNAME)?;
+        nl.rename(i, "eth0")?;
+        Ok(())
     }
 
     /// The container's `eth0`: address and up. Returns its index.
@@ -511,7 +591,6 @@ impl Builder<'_> {
                 .collect()
         };
         let mac_addrs = on_wire(|m| matches!(m, Mode::Macvlan));
-        let ip_addrs = on_wire(|m| m.needs_ipvlan());
         if !mac_addrs.is_empty() {
             let nl = self.nl("node");
             nl.create_macvlan("shim-mv", node_eth0, None)?;
@@ -523,15 +602,20 @@ impl Builder<'_> {
             }
             self.step()?;
         }
-        if ipvlan && !ip_addrs.is_empty() {
+        // An ipvlan shim is an L2 child: only on the ipvlan-l2 port (an L2 child on an L3 port
+        // would switch that port's mode).
+        let l2_port = self
+            .ipvlan_ports
+            .iter()
+            .find(|(m, _)| *m == Mode::IpvlanL2)
+            .map(|(_, i)| *i);
+        if let (true, Some(port)) = (ipvlan, l2_port) {
             let nl = self.nl("node");
-            nl.create_ipvlan("shim-ipvl", node_eth0, IpvlanMode::L2, None)?;
+            nl.create_ipvlan("shim-ipvl", port, IpvlanMode::L2, None)?;
             let i = nl.link_index("shim-ipvl")?;
             nl.add_address(i, Ipv4Addr::new(198, 18, 0, 253).into(), 32)?;
             nl.set_up(i, true)?;
-            for a in ip_addrs {
-                nl.add_route(&Route::dev(a.into(), 32, i))?;
-            }
+            nl.add_route(&Route::dev(plan::mode_addr(Mode::IpvlanL2).into(), 32, i))?;
             self.step()?;
         }
         Ok(())

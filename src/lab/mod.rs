@@ -39,6 +39,8 @@ pub enum LabError {
     Exists(String),
     #[error("lab '{0}' not found: build it with `nslat lab up --name {0}`")]
     NotFound(String),
+    #[error("lab '{0}' is incomplete (a `lab up` crashed or is still running): remove it with `nslat lab down --name {0}`")]
+    Incomplete(String),
     #[error("lab '{0}' is busy: another nslat is building or removing it")]
     Busy(String),
     #[error("no modes given: name at least one with --modes")]
@@ -171,7 +173,8 @@ impl Lab {
         validate_name(name)?;
         match LabState::load(name)? {
             Some(state) if state.complete => Ok(Lab::from_state(state)),
-            _ => Err(LabError::NotFound(name.to_string())),
+            Some(_) => Err(LabError::Incomplete(name.to_string())),
+            None => Err(LabError::NotFound(name.to_string())),
         }
     }
 

@@ -79,6 +79,17 @@ pub fn all_suffixes() -> Vec<String> {
     v
 }
 
+/// The wire port (a veth node <-> remote, same name at both ends) an ipvlan mode's parent is.
+pub fn ipvlan_port(mode: Mode) -> Option<String> {
+    match mode {
+        Mode::IpvlanL2 => Some("ipvl-l2".into()),
+        Mode::IpvlanL3 => Some("ipvl-l3".into()),
+        Mode::IpvlanL3s => Some("ipvl-l3s".into()),
+        Mode::IpvlanVeth => Some("ipvl-hybrid".into()),
+        _ => None,
+    }
+}
+
 /// The host-side veth name in the node for `mode`.
 pub fn node_veth(mode: Mode) -> String {
     match mode {

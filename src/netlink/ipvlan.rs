@@ -44,6 +44,7 @@ impl Netlink {
         })
         .map_err(|e| match e.errno() {
             Some(libc::EOPNOTSUPP) => NetlinkError::NoIpvlan,
+            Some(libc::EBUSY) => NetlinkError::ParentBusy(parent),
             _ => e,
         })
     }

@@ -7,7 +7,7 @@ use netlink_packet_route::link::{
 };
 
 use super::link::new_link_message;
-use super::{Netlink, Result};
+use super::{Netlink, NetlinkError, Result};
 
 impl Netlink {
     /// Creates bridge-mode macvlan `name` on parent `parent` (an index in this socket's namespace),
@@ -28,6 +28,10 @@ impl Netlink {
         msg.attributes.push(LinkAttribute::Link(parent));
         self.new_link(msg, || {
             format!("creating macvlan {name} on interface {parent}")
+        })
+        .map_err(|e| match e.errno() {
+            Some(libc::EBUSY) => NetlinkError::ParentBusy(parent),
+            _ => e,
         })
     }
 }

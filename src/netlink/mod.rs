@@ -34,6 +34,9 @@ pub enum NetlinkError {
     /// The kernel was built without ipvlan (or the module cannot be loaded).
     #[error("kernel has no ipvlan support (CONFIG_IPVLAN)")]
     NoIpvlan,
+    /// The parent already has children of the other kind (macvlan vs ipvlan).
+    #[error("interface {0} already has macvlan or ipvlan children of the other kind (a parent takes one kind only): use another parent")]
+    ParentBusy(u32),
     /// A link name was looked up and not found.
     #[error("no interface named '{0}' in this namespace")]
     NoSuchLink(String),

@@ -20,6 +20,13 @@ pub struct Route {
     pub gateway: Option<IpAddr>,
     pub oif: Option<u32>,
     pub onlink: bool,
+    /// The routing table (default: main).
+    #[serde(default = "main_table")]
+    pub table: u8,
+}
+
+fn main_table() -> u8 {
+    RouteHeader::RT_TABLE_MAIN
 }
 
 impl Route {
@@ -31,6 +38,7 @@ impl Route {
             gateway: Some(gateway),
             oif: None,
             onlink: false,
+            table: RouteHeader::RT_TABLE_MAIN,
         }
     }
 
@@ -42,6 +50,7 @@ impl Route {
             gateway: None,
             oif: Some(oif),
             onlink: false,
+            table: RouteHeader::RT_TABLE_MAIN,
         }
     }
 
@@ -53,7 +62,14 @@ impl Route {
             gateway: Some(gateway),
             oif: Some(oif),
             onlink: true,
+            table: RouteHeader::RT_TABLE_MAIN,
         }
+    }
+
+    /// The same route in table `table`.
+    pub fn in_table(mut self, table: u8) -> Self {
+        self.table = table;
+        self
     }
 
     fn message(&self) -> RouteMessage {
@@ -63,7 +79,7 @@ impl Route {
             IpAddr::V6(_) => AddressFamily::Inet6,
         };
         msg.header.destination_prefix_length = self.prefix;
-        msg.header.table = RouteHeader::RT_TABLE_MAIN;
+        msg.header.table = self.table;
         msg.header.protocol = RouteProtocol::Boot;
         msg.header.kind = RouteType::Unicast;
         msg.header.scope = if self.gateway.is_none() {
@@ -100,6 +116,9 @@ impl std::fmt::Display for Route {
         }
         if self.onlink {
             f.write_str(" onlink")?;
+        }
+        if self.table != RouteHeader::RT_TABLE_MAIN {
+            write!(f, " table {}", self.table)?;
         }
         Ok(())
     }

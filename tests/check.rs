@@ -25,7 +25,7 @@ fn build(tag: &str, modes: &[Mode], host_shim: bool) -> (Lab, LabGuard) {
     (lab, guard)
 }
 
-fn row<'a>(m: &'a CheckMatrix, mode: Mode) -> &'a ModeChecks {
+fn row(m: &CheckMatrix, mode: Mode) -> &ModeChecks {
     m.modes.iter().find(|r| r.mode == mode.name()).expect("row")
 }
 

@@ -151,6 +151,16 @@ fn lab_open_and_name_collisions() {
     // The failed second `up` changed nothing.
     assert!(Lab::open(&name).is_ok());
     assert!(exchange_ok(&lab));
+    let out = Command::new(common::nslat_bin())
+        .args(["lab", "status", "--name", &name, "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["remote"]["addr"], "198.18.0.2");
+    assert_eq!(j["modes"][1]["mode"], "ptp");
+    assert_eq!(j["modes"][1]["available"], true);
+    assert_eq!(j["modes"][1]["addr"], "198.18.2.2");
     assert!(matches!(
         Lab::open("nslat-no-such-lab"),
         Err(lab::LabError::NotFound(_))

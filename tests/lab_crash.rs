@@ -141,3 +141,42 @@ fn two_ups_of_one_name_one_wins() {
         .success());
     assert_eq!(leftovers(&name), Vec::<String>::new());
 }
+
+#[test]
+fn kill_9_at_random_times_then_down_leaves_nothing() {
+    if !common::need_root("lab_crash_kill9") {
+        return;
+    }
+    // Real SIGKILLs at pseudo-random moments of `up` (10 trials; NSLAT_SOAK=N for more).
+    let trials: u64 = std::env::var("NSLAT_SOAK")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let mut seed = std::process::id() as u64 | 1;
+    let mut killed_mid_way = 0;
+    for t in 0..trials {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let delay = Duration::from_micros(seed % 8000);
+        let name = common::unique("k9");
+        let _guard = LabGuard(name.clone());
+        let mut child = nslat(&["lab", "up", "--name", &name, "--modes", MODES])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        let status = child.wait().unwrap();
+        if status.signal() == Some(libc::SIGKILL) {
+            killed_mid_way += 1;
+        }
+        let down = nslat(&["lab", "down", "--name", &name]).output().unwrap();
+        assert!(down.status.success(), "trial {t} ({delay:?}): {down:?}");
+        assert_eq!(
+            leftovers(&name),
+            Vec::<String>::new(),
+            "trial {t} ({delay:?})"
+        );
+    }
+    eprintln!("kill -9: {trials} trials, {killed_mid_way} killed before `up` finished");
+}

@@ -1,5 +1,6 @@
 //! `nslat lab up|down|status`.
 
+use std::io::Write;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -110,8 +111,29 @@ fn down(a: NameArg) -> anyhow::Result<()> {
 fn status(a: StatusArgs) -> anyhow::Result<()> {
     let lab = Lab::open(&a.name.name)?;
     if a.json {
-        let j = serde_json::to_string_pretty(lab.state()).context("encoding the state")?;
-        println!("{j}");
+        let modes: Vec<serde_json::Value> = lab
+            .modes()
+            .map(|(m, s)| match s {
+                Ok(i) => serde_json::json!({
+                    "mode": m, "available": true, "netns": i.netns, "addr": i.addr,
+                    "addr6": i.addr6, "ifname": i.ifname,
+                }),
+                Err(reason) => serde_json::json!({"mode": m, "available": false, "reason": reason}),
+            })
+            .collect();
+        let doc = serde_json::json!({
+            "name": lab.name(),
+            "remote": {"netns": lab.remote_netns(), "addr": lab.remote_addr(), "addr6": lab.remote_addr6()},
+            "node": {"netns": lab.node_netns(), "addr": lab.node_addr()},
+            "ipv6": lab.ipv6(),
+            "host_shim": lab.state().host_shim,
+            "nat": lab.nat(),
+            "namespaces": lab.state().namespaces,
+            "modes": modes,
+        });
+        let j = serde_json::to_string_pretty(&doc).context("encoding the status")?;
+        // A closed pipe (`| head`) is not an error worth a panic.
+        let _ = writeln!(std::io::stdout().lock(), "{j}");
         return Ok(());
     }
     let mut t = comfy_table::Table::new();

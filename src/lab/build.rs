@@ -405,8 +405,7 @@ impl Builder<'_> {
                 self.nl("node").set_master(hi, br)?;
                 self.nl("node").set_up(hi, true)?;
                 self.step()?;
-                let ci = self.container_eth0(&suffix, addr, 24, 64)?;
-                let _ = ci;
+                self.container_eth0(&suffix, addr, 24, 64)?;
                 self.route(
                     &suffix,
                     Route::via(Ipv4Addr::UNSPECIFIED.into(), 0, plan::BRIDGE_GW.into()),

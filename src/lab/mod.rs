@@ -236,6 +236,11 @@ impl Lab {
             .map(|(_, s)| s)
     }
 
+    /// A mode's info when it was built (`None` if not asked for or unavailable).
+    pub fn available(&self, mode: Mode) -> Option<&ModeInfo> {
+        self.mode(mode).and_then(|s| s.as_ref().ok())
+    }
+
     /// Every mode asked for, in order, with its status.
     pub fn modes(&self) -> impl Iterator<Item = (Mode, &ModeStatus)> {
         self.state.modes.iter().map(|(m, s)| (*m, s))

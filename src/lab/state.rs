@@ -83,6 +83,8 @@ impl LabState {
     /// Removes lab `name`'s state file, if any.
     pub fn remove(name: &str) -> Result<(), LabError> {
         let path = state_path(name);
+        // A temporary file left by a crash in the middle of `save`.
+        let _ = fs::remove_file(path.with_extension("json.tmp"));
         match fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

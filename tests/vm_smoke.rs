@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nslat::netns::{self, NetnsError};
 
@@ -135,7 +135,19 @@ fn echo_server(ns: &Path, addr: SocketAddr) -> std::thread::JoinHandle<Result<()
         netns::run_in(Some(ns), move || Ok::<_, TestError>(TcpListener::bind(addr)?))
             .expect("bind listener");
     std::thread::spawn(move || {
-        let (mut conn, _) = listener.accept()?;
+        // accept with a deadline, so a failed client never leaves the test hanging
+        listener.set_nonblocking(true)?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut conn = loop {
+            match listener.accept() {
+                Ok((conn, _)) => break conn,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                Err(e) => return Err(TestError(format!("accept on {addr}: {e}"))),
+            }
+        };
+        conn.set_nonblocking(false)?;
         conn.set_read_timeout(Some(Duration::from_secs(10)))?;
         let mut buf = [0u8; 5];
         conn.read_exact(&mut buf)?;
@@ -200,9 +212,6 @@ fn ipvlan_child_of_a_veth_carries_tcp_between_namespaces() {
     let server = echo_server(&ns.path(1), addr);
     let client = echo_client(&ns.path(2), addr);
     if let Err(e) = &client {
-        // unblock the server's accept so the test ends
-        let _ = echo_client(&ns.path(1), addr);
-        let _ = server.join();
         panic!("TCP from the ipvlan {IPVLAN_MODE} child in {pod} to {peer} failed: {e}");
     }
     server.join().unwrap().expect("echo server");

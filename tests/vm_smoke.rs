@@ -131,9 +131,10 @@ impl Drop for Namespaces {
 
 /// Serves one echo exchange on `addr` inside namespace `ns` (listener bound before returning).
 fn echo_server(ns: &Path, addr: SocketAddr) -> std::thread::JoinHandle<Result<(), TestError>> {
-    let listener: TcpListener =
-        netns::run_in(Some(ns), move || Ok::<_, TestError>(TcpListener::bind(addr)?))
-            .expect("bind listener");
+    let listener: TcpListener = netns::run_in(Some(ns), move || {
+        Ok::<_, TestError>(TcpListener::bind(addr)?)
+    })
+    .expect("bind listener");
     std::thread::spawn(move || {
         // accept with a deadline, so a failed client never leaves the test hanging
         listener.set_nonblocking(true)?;
@@ -141,7 +142,9 @@ fn echo_server(ns: &Path, addr: SocketAddr) -> std::thread::JoinHandle<Result<()
         let mut conn = loop {
             match listener.accept() {
                 Ok((conn, _)) => break conn,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline =>
+                {
                     std::thread::sleep(Duration::from_millis(10))
                 }
                 Err(e) => return Err(TestError(format!("accept on {addr}: {e}"))),
@@ -186,16 +189,36 @@ fn ipvlan_child_of_a_veth_carries_tcp_between_namespaces() {
             !ipvlan_required(),
             "NSLAT_REQUIRE_IPVLAN=1 but this kernel cannot create an ipvlan link"
         );
-        eprintln!("SKIPPED {test}: this kernel has no ipvlan (tests/vm/ipvlan-tests runs it in a guest)");
+        eprintln!(
+            "SKIPPED {test}: this kernel has no ipvlan (tests/vm/ipvlan-tests runs it in a guest)"
+        );
         return;
     }
     let root = common::RootSnapshot::take();
     // node: the veth's parent end; peer: the other end; pod: the ipvlan child.
     let ns = Namespaces::new(&["node", "peer", "pod"]);
     let (node, peer, pod) = (&ns.0[0], &ns.0[1], &ns.0[2]);
-    ip(node, &["link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", peer]);
+    ip(
+        node,
+        &[
+            "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", peer,
+        ],
+    );
     ip(node, &["link", "set", "eth0", "up"]);
-    ip(node, &["link", "add", "iv0", "link", "eth0", "type", "ipvlan", "mode", IPVLAN_MODE]);
+    ip(
+        node,
+        &[
+            "link",
+            "add",
+            "iv0",
+            "link",
+            "eth0",
+            "type",
+            "ipvlan",
+            "mode",
+            IPVLAN_MODE,
+        ],
+    );
     ip(node, &["link", "set", "iv0", "netns", pod]);
     ip(peer, &["addr", "add", "198.18.0.1/24", "dev", "eth0"]);
     ip(peer, &["link", "set", "eth0", "up"]);
@@ -228,7 +251,12 @@ fn nftables_nat_and_reject_work_in_a_namespace() {
     let root = common::RootSnapshot::take();
     let ns = Namespaces::new(&["cli", "srv"]);
     let (cli, srv) = (&ns.0[0], &ns.0[1]);
-    ip(cli, &["link", "add", "v0", "type", "veth", "peer", "name", "v0", "netns", srv]);
+    ip(
+        cli,
+        &[
+            "link", "add", "v0", "type", "veth", "peer", "name", "v0", "netns", srv,
+        ],
+    );
     ip(cli, &["addr", "add", "198.18.1.1/24", "dev", "v0"]);
     ip(cli, &["link", "set", "v0", "up"]);
     ip(srv, &["addr", "add", "198.18.1.2/24", "dev", "v0"]);

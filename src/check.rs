@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::firewall::{FirewallError, Subnet4};
 use crate::lab::{plan, Lab, Mode};
+use crate::netlink::{Netlink, NetlinkError};
 use crate::netns::{self, NetnsError};
 
 /// How long one connection attempt may take. Inside one machine a working path answers in
@@ -47,6 +48,8 @@ pub enum CheckError {
     Firewall(#[from] FirewallError),
     #[error(transparent)]
     Netns(#[from] NetnsError),
+    #[error("reading the node's links: {0}")]
+    Netlink(#[from] NetlinkError),
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -231,8 +234,8 @@ fn record(
     }
 }
 
-/// Counts the distinct MACs in `ns`'s ARP table for `addrs` (complete entries only).
-fn macs_learned(ns: &Path, addrs: Vec<Ipv4Addr>) -> Result<u32, CheckError> {
+/// The MAC addresses the remote learned for `addrs` (complete entries of its ARP table).
+fn macs_learned(ns: &Path, addrs: Vec<Ipv4Addr>) -> Result<Vec<String>, CheckError> {
     netns::run_in(Some(ns), move || {
         // /proc/net follows the process's main thread; thread-self follows this thread's namespace.
         let text = std::fs::read_to_string("/proc/thread-self/net/arp").map_err(|source| {
@@ -241,27 +244,53 @@ fn macs_learned(ns: &Path, addrs: Vec<Ipv4Addr>) -> Result<u32, CheckError> {
                 source,
             }
         })?;
-        Ok(count_macs(&text, &addrs))
+        Ok(learned_macs(&text, &addrs))
     })
 }
 
-/// Parses `/proc/net/arp` and counts distinct hardware addresses of complete entries for `addrs`.
-pub fn count_macs(arp_table: &str, addrs: &[Ipv4Addr]) -> u32 {
-    let mut macs: Vec<&str> = arp_table
+/// Every MAC address of the node's own links (its NIC, and the lab's per-mode wire ports).
+fn node_macs(node: &Path) -> Result<Vec<String>, CheckError> {
+    let mut nl = Netlink::open_in(node)?;
+    let mut macs = Vec::new();
+    for name in nl.link_names()? {
+        let index = nl.link_index(&name)?;
+        if let Ok(mac) = nl.link_mac(index) {
+            macs.push(format_mac(mac));
+        }
+    }
+    Ok(macs)
+}
+
+fn format_mac(m: [u8; 6]) -> String {
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        m[0], m[1], m[2], m[3], m[4], m[5]
+    )
+}
+
+/// Parses `/proc/net/arp`: the distinct hardware addresses of complete entries for `addrs`.
+pub fn learned_macs(arp_table: &str, addrs: &[Ipv4Addr]) -> Vec<String> {
+    let mut macs: Vec<String> = arp_table
         .lines()
         .skip(1)
         .filter_map(|line| {
             let f: Vec<&str> = line.split_whitespace().collect();
             let ip: Ipv4Addr = f.first()?.parse().ok()?;
             let flags = u32::from_str_radix(f.get(2)?.trim_start_matches("0x"), 16).ok()?;
-            let mac = *f.get(3)?;
+            let mac = f.get(3)?.to_ascii_lowercase();
             let complete = flags & 0x2 != 0 && mac != "00:00:00:00:00:00";
             (complete && addrs.contains(&ip)).then_some(mac)
         })
         .collect();
     macs.sort_unstable();
     macs.dedup();
-    macs.len() as u32
+    macs
+}
+
+/// MACs on the wire for the node and one container: the node's one, plus every MAC the remote
+/// learned that is none of the node's own (the node's NIC and its lab wire ports count as one).
+pub fn macs_on_wire(learned: &[String], node: &[String]) -> u32 {
+    1 + learned.iter().filter(|m| !node.contains(m)).count() as u32
 }
 
 /// Runs every check for `modes` of `lab` and returns the matrix. Modes the lab does not have or
@@ -276,6 +305,7 @@ pub fn run(lab: &Lab, modes: &[Mode]) -> Result<CheckMatrix, CheckError> {
     let node_addr = lab.node_addr();
     let remote_addr = lab.remote_addr();
 
+    let own_macs = node_macs(&node)?;
     let remote_echo = Echo::start(&remote)?;
     let node_echo = Echo::start(&node)?;
     let firewall = lab.firewall();
@@ -360,7 +390,8 @@ pub fn run(lab: &Lab, modes: &[Mode]) -> Result<CheckMatrix, CheckError> {
         }
         let mut wire_addrs = vec![node_addr, target.addr];
         wire_addrs.dedup();
-        row.macs = Some(macs_learned(&remote, wire_addrs)?);
+        let learned = macs_learned(&remote, wire_addrs)?;
+        row.macs = Some(macs_on_wire(&learned, &own_macs));
         rows.push(row);
     }
     drop(cleanup);
@@ -455,25 +486,32 @@ mod tests {
 198.18.0.1       0x1         0x2         aa:bb:cc:00:00:01     *        eth0
 198.18.0.3       0x1         0x2         aa:bb:cc:00:00:03     *        eth0
 198.18.0.4       0x1         0x2         aa:bb:cc:00:00:01     *        eth0
+198.18.0.5       0x1         0x2         AA:BB:CC:00:00:0E     *        eth0
 198.18.0.9       0x1         0x0         00:00:00:00:00:00     *        eth0
 ";
 
     #[test]
-    fn macs_are_counted_per_address_set() {
+    fn macs_are_counted_beyond_the_nodes_own() {
         let a = |d| Ipv4Addr::new(198, 18, 0, d);
-        assert_eq!(count_macs(ARP, &[a(1), a(3)]), 2, "macvlan: own MAC");
+        let node = vec![
+            "aa:bb:cc:00:00:01".to_string(),
+            "aa:bb:cc:00:00:0e".to_string(),
+        ];
+        let on_wire = |addrs: &[Ipv4Addr]| macs_on_wire(&learned_macs(ARP, addrs), &node);
+        assert_eq!(on_wire(&[a(1), a(3)]), 2, "macvlan: a MAC of its own");
+        assert_eq!(on_wire(&[a(1), a(4)]), 1, "ipvlan: shares the node's MAC");
         assert_eq!(
-            count_macs(ARP, &[a(1), a(4)]),
+            on_wire(&[a(1), a(5)]),
             1,
-            "ipvlan: shares the node's MAC"
+            "a node wire port counts as the node"
         );
+        assert_eq!(on_wire(&[a(1), a(9)]), 1, "incomplete entries do not count");
+        assert!(learned_macs(ARP, &[a(2)]).is_empty());
+        assert!(learned_macs("garbage\nnot an arp line\n", &[a(1)]).is_empty());
         assert_eq!(
-            count_macs(ARP, &[a(1), a(9)]),
-            1,
-            "incomplete entries do not count"
+            format_mac([0xaa, 0xbb, 0xcc, 0, 0, 0x0e]),
+            "aa:bb:cc:00:00:0e"
         );
-        assert_eq!(count_macs(ARP, &[a(2)]), 0);
-        assert_eq!(count_macs("garbage\nnot an arp line\n", &[a(1)]), 0);
     }
 
     #[test]

@@ -7,9 +7,11 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::run::{parse_positive_secs, parse_rr_sizes, parse_secs};
+use super::run::{parse_host, parse_positive_secs, parse_rr_sizes, parse_secs, Family};
 use crate::bench::TestKind;
-use crate::compare::{self, CompareOptions, CompareReport, CpuChoice, Progress, RepsChoice};
+use crate::compare::{
+    self, CompareOptions, CompareReport, CpuChoice, Progress, RemoteTarget, RepsChoice,
+};
 use crate::lab::{mode, Mode};
 use crate::report::{self, CsvExporter, Exporter, JsonExporter, MarkdownExporter, TableExporter};
 
@@ -68,6 +70,25 @@ pub struct CompareArgs {
     /// Keep the lab afterwards (remove it with `nslat lab down --name NAME`).
     #[arg(long)]
     keep_lab: bool,
+    /// The real two-machine case: measure against `nslat serve` on this remote machine instead
+    /// of the lab's (needs --parent and --addr; host, macvlan, ipvlan-l2 and ipvlan-l3 are measured).
+    #[arg(long, value_name = "HOST[:PORT]", requires_all = ["parent", "addr"])]
+    remote: Option<String>,
+    /// With --remote: this machine's NIC on the remote's network; modes attach to it.
+    #[arg(long, value_name = "IFACE", requires = "remote")]
+    parent: Option<String>,
+    /// With --remote: a free address on the NIC's network for the attached modes, e.g. 192.0.2.50/24.
+    #[arg(long, value_name = "CIDR", requires = "remote")]
+    addr: Option<String>,
+    /// With --remote: the attached modes' default gateway.
+    #[arg(long, value_name = "IP", requires = "remote")]
+    gateway: Option<std::net::IpAddr>,
+    /// With --remote: the server's --token.
+    #[arg(long, value_name = "SECRET", requires = "remote")]
+    token: Option<String>,
+    /// With --remote: the namespace that plays this machine (testing: a lab's node).
+    #[arg(long, value_name = "NAME|PATH", requires = "remote", hide = true)]
+    machine_netns: Option<String>,
     /// Write the report as JSON to PATH.
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
@@ -178,6 +199,10 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     if let Some(dir) = &args.html {
         check_output_dir(dir)?;
     }
+    let remote = match &args.remote {
+        None => None,
+        Some(host) => Some(remote_target(&args, host)?),
+    };
     let opts = CompareOptions {
         modes: args.modes.0,
         test: args.test,
@@ -191,6 +216,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         checks: !args.no_checks,
         lab: args.lab,
         keep_lab: args.keep_lab,
+        remote,
         ..CompareOptions::default()
     };
 
@@ -212,6 +238,25 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         )?;
     }
     Ok(())
+}
+
+fn remote_target(args: &CompareArgs, host: &str) -> anyhow::Result<RemoteTarget> {
+    let server = parse_host(host, Family::Any).map_err(|e| anyhow::anyhow!("--remote: {e}"))?;
+    let cidr = args.addr.as_deref().unwrap_or_default();
+    let (addr, prefix) = crate::lab::attach::parse_cidr(cidr)?;
+    let machine_netns = match &args.machine_netns {
+        Some(ns) => Some(crate::netns::resolve(ns)?),
+        None => None,
+    };
+    Ok(RemoteTarget {
+        server,
+        parent: args.parent.clone().unwrap_or_default(),
+        addr,
+        prefix,
+        gateway: args.gateway,
+        machine_netns,
+        token: args.token.clone(),
+    })
 }
 
 fn write_files(

@@ -31,7 +31,7 @@ pub enum CompareError {
     Server(#[from] ServerError),
     #[error("the baseline (host) could not be measured: {0}")]
     Baseline(ClientError),
-    #[error("interrupted by a signal; the lab was removed")]
+    #[error("interrupted by a signal; everything nslat built was removed")]
     Interrupted,
     #[error(transparent)]
     Netns(#[from] NetnsError),
@@ -150,6 +150,9 @@ pub fn run(
         return Err(CompareError::NotRoot);
     }
     let stop = interrupt_flag();
+    if let Some(target) = &opts.remote {
+        return super::remote::run(opts, target, &stop, progress);
+    }
 
     let (mut lab, _teardown) = open_or_build_lab(opts, progress)?;
     if stop.load(Ordering::SeqCst) {

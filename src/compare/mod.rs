@@ -5,8 +5,10 @@ mod ablation;
 mod experiment;
 mod model;
 mod options;
+mod remote;
 
 pub use ablation::{explain_variants, ExplainVariant};
 pub use experiment::{run, CompareError, Progress, SilentProgress};
 pub use model::*;
 pub use options::{CompareOptions, CpuChoice, RepsChoice};
+pub use remote::RemoteTarget;

@@ -68,6 +68,8 @@ pub struct CompareOptions {
     pub keep_lab: bool,
     /// Time budget per placement for `RepsChoice::Auto` (more rounds stop when the next would pass it).
     pub budget: Duration,
+    /// `--remote`: measure against a real remote, attaching modes to a real NIC (no lab).
+    pub remote: Option<super::RemoteTarget>,
 }
 
 impl Default for CompareOptions {
@@ -86,6 +88,7 @@ impl Default for CompareOptions {
             lab: None,
             keep_lab: false,
             budget: Duration::from_secs(50),
+            remote: None,
         }
     }
 }
@@ -119,6 +122,12 @@ impl CompareOptions {
         }
         if let RepsChoice::Fixed(0) = self.reps {
             return Err("--reps must be at least 1".into());
+        }
+        if self.remote.is_some() && self.explain {
+            return Err(
+                "--explain needs the lab's bridge and ptp modes; it cannot run with --remote"
+                    .into(),
+            );
         }
         if self.explain && !self.test.is_request_response() {
             return Err(format!(

@@ -95,6 +95,9 @@ pub fn validate(spec: &RunSpec) -> Result<(), ClientError> {
     if spec.duration.is_zero() {
         return bad("the test length must be more than 0 s".into());
     }
+    if spec.warmup.saturating_add(spec.duration) > Duration::from_secs(10_000_000) {
+        return bad("the test is too long (warm-up plus length above 10,000,000 s)".into());
+    }
     if spec.test.is_request_response() {
         for (what, v) in [
             ("request", spec.request_size),
@@ -149,7 +152,7 @@ fn handshake(spec: &RunSpec) -> Result<(TcpStream, u16), ClientError> {
     ctl.set_read_timeout(Some(Duration::from_millis(200)))
         .and_then(|_| ctl.set_write_timeout(Some(CONTROL_TIMEOUT)))
         .map_err(io_err("control socket options"))?;
-    let total = spec.warmup + spec.duration;
+    let total = spec.warmup.saturating_add(spec.duration);
     let hello = Hello {
         version: PROTOCOL_VERSION,
         token: spec.token.clone(),
@@ -218,7 +221,10 @@ fn run_here(spec: &RunSpec) -> Result<RunResult, ClientError> {
     let dur = spec.duration.as_nanos() as u64;
     let mut hist = new_histogram();
     let what = format!("{} data connection", spec.test);
-    let limit = spec.warmup + spec.duration + DATA_TIMEOUT;
+    let limit = spec
+        .warmup
+        .saturating_add(spec.duration)
+        .saturating_add(DATA_TIMEOUT);
     let mut watchdog = None;
     let guard =
         |s: &TcpStream| Watchdog::arm(limit, std::os::fd::AsFd::as_fd(s).try_clone_to_owned().ok());

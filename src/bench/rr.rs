@@ -4,7 +4,7 @@
 //! fit one segment). UDP_RR numbers its requests in their first bytes (up to 8) and the server
 //! echoes them, so a late response to a timed-out request is recognized and discarded.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -12,7 +12,8 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 use super::timing::{
-    is_timeout, server_read_full, server_write_all, timed_loop, LoopOutcome, ServerCounts,
+    is_timeout, recv_exact, recv_exact_or_end, send_all, sys_recv, sys_send, timed_loop,
+    LoopOutcome, ServerCounts,
 };
 
 /// How long a UDP_RR transaction waits for its response before it counts as lost.
@@ -32,10 +33,10 @@ pub fn tcp_client(
     duration_ns: u64,
     hist: &mut Histogram<u64>,
 ) -> io::Result<LoopOutcome> {
-    let mut s = s;
+    let fd = std::os::fd::AsRawFd::as_raw_fd(s);
     timed_loop(warmup_ns, duration_ns, hist, |_| {
-        s.write_all(req)?;
-        s.read_exact(resp)?;
+        send_all(fd, req)?;
+        recv_exact(fd, resp)?;
         Ok(true)
     })
 }
@@ -50,19 +51,33 @@ pub fn udp_client(
     hist: &mut Histogram<u64>,
 ) -> io::Result<LoopOutcome> {
     let k = seq_len(req.len(), resp.len());
+    let fd = std::os::fd::AsRawFd::as_raw_fd(s);
     let mut seq: u64 = 0;
     timed_loop(warmup_ns, duration_ns, hist, |_| {
         seq = seq.wrapping_add(1);
         let tag = seq.to_le_bytes();
         req[..k].copy_from_slice(&tag[..k]);
-        s.send(req)?;
+        if sys_send(fd, req) < 0 {
+            let e = io::Error::last_os_error();
+            // An ICMP error from an earlier datagram: this request is lost, not the run.
+            if e.kind() == io::ErrorKind::ConnectionRefused {
+                return Ok(false);
+            }
+            return Err(e);
+        }
         loop {
-            match s.recv(resp) {
-                Ok(n) if n >= k && resp[..k] == tag[..k] => return Ok(true),
-                Ok(_) => continue, // a late answer to an earlier, timed-out request
-                Err(e) if is_timeout(&e) => return Ok(false),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
+            let n = sys_recv(fd, resp);
+            if n >= 0 {
+                if n as usize >= k && resp[..k] == tag[..k] {
+                    return Ok(true);
+                }
+                continue; // a late answer to an earlier, timed-out request
+            }
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                _ if is_timeout(&e) => return Ok(false),
+                io::ErrorKind::Interrupted => continue,
+                _ => return Err(e),
             }
         }
     })
@@ -75,16 +90,20 @@ pub fn tcp_server(
     response_size: usize,
     stop: &AtomicBool,
 ) -> io::Result<ServerCounts> {
-    let mut s = s;
+    // The socket has no timeouts: a stopping session shuts it down, which ends the recv.
+    let fd = std::os::fd::AsRawFd::as_raw_fd(s);
     let mut req = vec![0u8; request_size];
     let resp = vec![0u8; response_size];
     let mut c = ServerCounts::default();
     loop {
-        if !server_read_full(&mut s, &mut req, stop)? {
+        if !recv_exact_or_end(fd, &mut req)? || stop.load(Ordering::Relaxed) {
             break;
         }
-        if !server_write_all(&mut s, &resp, stop)? {
-            break;
+        if let Err(e) = send_all(fd, &resp) {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            return Err(e);
         }
         c.transactions += 1;
         c.bytes += (request_size + response_size) as u64;
@@ -103,6 +122,7 @@ pub fn udp_server(
     stop: &AtomicBool,
 ) -> io::Result<ServerCounts> {
     let k = seq_len(request_size, response_size);
+    let fd = std::os::fd::AsRawFd::as_raw_fd(s);
     let mut req = vec![0u8; request_size.max(1)];
     let mut resp = vec![0u8; response_size];
     let mut c = ServerCounts::default();
@@ -110,7 +130,12 @@ pub fn udp_server(
     let mut connected = false;
     while !stop.load(Ordering::Relaxed) {
         let got = if connected {
-            s.recv(&mut req)
+            let n = sys_recv(fd, &mut req);
+            if n >= 0 {
+                Ok(n as usize)
+            } else {
+                Err(io::Error::last_os_error())
+            }
         } else {
             s.recv_from(&mut req).and_then(|(n, peer)| {
                 s.connect(peer)?;
@@ -134,10 +159,12 @@ pub fn udp_server(
         }
         let kk = k.min(n);
         resp[..kk].copy_from_slice(&req[..kk]);
-        match s.send(&resp) {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
-            Err(e) => return Err(e),
+        if sys_send(fd, &resp) < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::ConnectionRefused {
+                continue;
+            }
+            return Err(e);
         }
         c.transactions += 1;
         c.bytes += (n + response_size) as u64;

@@ -246,11 +246,18 @@ fn enter_same_netns(ns: &File) -> Result<(), ServerError> {
     })
 }
 
+/// `now + d`, saturating at a far future (a configured `Duration::MAX` must not panic).
+fn after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400))
+}
+
 /// Sets SO_RCVTIMEO and SO_SNDTIMEO (for listeners: the accept timeout).
 fn set_timeouts(fd: &impl AsFd, t: Duration) -> io::Result<()> {
     use nix::sys::socket::{setsockopt, sockopt};
     use nix::sys::time::{TimeVal, TimeValLike};
-    let tv = TimeVal::microseconds(t.as_micros() as i64);
+    let tv = TimeVal::microseconds(t.as_micros().min(i64::MAX as u128) as i64);
     setsockopt(fd, sockopt::ReceiveTimeout, &tv)?;
     setsockopt(fd, sockopt::SendTimeout, &tv)?;
     Ok(())
@@ -380,10 +387,12 @@ fn session_inner(
 ) -> Result<String, String> {
     let _ = conn.set_nodelay(true);
     conn.set_read_timeout(Some(POLL))
-        .and_then(|_| conn.set_write_timeout(Some(cfg.idle_timeout)))
+        .and_then(|_| {
+            conn.set_write_timeout(Some(cfg.idle_timeout.min(Duration::from_secs(86_400))))
+        })
         .map_err(|e| format!("socket options: {e}"))?;
     let keep_going = || !global_stop.load(Ordering::Relaxed);
-    let body = read_body(conn, Instant::now() + cfg.idle_timeout, &keep_going)
+    let body = read_body(conn, after(cfg.idle_timeout), &keep_going)
         .map_err(|e| format!("no hello: {e}"))?;
     let hello = match decode_body(&body) {
         Ok(Message::Hello(h)) => h,
@@ -468,10 +477,11 @@ fn session_inner(
     };
 
     // Wait for the client's done, bounded by the test's length plus slack.
-    let deadline = Instant::now()
-        + Duration::from_millis(hello.duration_ms)
-        + cfg.idle_timeout
-        + Duration::from_secs(5);
+    let deadline = after(
+        Duration::from_millis(hello.duration_ms)
+            .saturating_add(cfg.idle_timeout)
+            .saturating_add(Duration::from_secs(5)),
+    );
     // A data thread that gave up (no data connection came) ends the wait early.
     let waiting = || keep_going() && !abandoned.load(Ordering::Relaxed);
     let done = read_message(conn, deadline, &waiting);
@@ -507,7 +517,7 @@ fn accept_data(
     idle: Duration,
     stop: &AtomicBool,
 ) -> io::Result<Option<TcpStream>> {
-    let deadline = Instant::now() + idle;
+    let deadline = after(idle);
     while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
         match l.accept() {
             Ok((s, from)) if from.ip().to_canonical() == peer_ip => return Ok(Some(s)),

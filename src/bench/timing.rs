@@ -180,6 +180,7 @@ pub fn timed_loop<F>(
 where
     F: FnMut(bool) -> io::Result<bool>,
 {
+    // Everything below stays in registers and one histogram bucket per transaction.
     let mut out = LoopOutcome::default();
     let start = now_ns();
     let warm_end = start + warmup_ns;
@@ -273,4 +274,118 @@ pub fn server_write_all(
 pub struct ServerCounts {
     pub transactions: u64,
     pub bytes: u64,
+}
+
+/// `send(2)` as a bare system call. glibc's `send` is a cancellation point: in a multi-threaded
+/// process it brackets the call with two atomic operations, a measurable cost per transaction.
+#[inline(always)]
+pub fn sys_send(fd: std::os::fd::RawFd, buf: &[u8]) -> isize {
+    // SAFETY: buf is valid for buf.len() bytes; no address is passed.
+    unsafe {
+        libc::syscall(
+            libc::SYS_sendto,
+            fd,
+            buf.as_ptr(),
+            buf.len(),
+            libc::MSG_NOSIGNAL,
+            std::ptr::null::<libc::sockaddr>(),
+            0,
+        ) as isize
+    }
+}
+
+/// `recv(2)` as a bare system call (see [`sys_send`]).
+#[inline(always)]
+pub fn sys_recv(fd: std::os::fd::RawFd, buf: &mut [u8]) -> isize {
+    // SAFETY: buf is valid and writable for buf.len() bytes; no address is asked for.
+    unsafe {
+        libc::syscall(
+            libc::SYS_recvfrom,
+            fd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            0,
+            std::ptr::null_mut::<libc::sockaddr>(),
+            std::ptr::null_mut::<libc::socklen_t>(),
+        ) as isize
+    }
+}
+
+/// Sends all of `buf` on a connected socket: one `send` system call in the common case.
+#[inline(always)]
+pub fn send_all(fd: std::os::fd::RawFd, buf: &[u8]) -> io::Result<()> {
+    let n = sys_send(fd, buf);
+    if n >= 0 && n as usize == buf.len() {
+        return Ok(());
+    }
+    send_rest(fd, buf, n)
+}
+
+#[cold]
+fn send_rest(fd: std::os::fd::RawFd, buf: &[u8], first: isize) -> io::Result<()> {
+    let mut put = 0usize;
+    let mut n = first;
+    loop {
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        } else {
+            put += n as usize;
+            if put >= buf.len() {
+                return Ok(());
+            }
+        }
+        n = sys_send(fd, &buf[put..]);
+    }
+}
+
+/// Fills `buf` from a connected socket: one `recv` system call in the common case.
+#[inline(always)]
+pub fn recv_exact(fd: std::os::fd::RawFd, buf: &mut [u8]) -> io::Result<()> {
+    let n = sys_recv(fd, buf);
+    if n > 0 && n as usize == buf.len() {
+        return Ok(());
+    }
+    recv_rest(fd, buf, n)
+}
+
+/// Server side: like [`recv_exact`], but a peer that closes (or a socket shut down) before the
+/// first byte is a clean end: `Ok(false)`.
+#[inline(always)]
+pub fn recv_exact_or_end(fd: std::os::fd::RawFd, buf: &mut [u8]) -> io::Result<bool> {
+    let n = sys_recv(fd, buf);
+    if n > 0 && n as usize == buf.len() {
+        return Ok(true);
+    }
+    if n == 0 {
+        return Ok(false);
+    }
+    recv_rest(fd, buf, n).map(|_| true)
+}
+
+#[cold]
+fn recv_rest(fd: std::os::fd::RawFd, buf: &mut [u8], first: isize) -> io::Result<()> {
+    let mut got = 0usize;
+    let mut n = first;
+    loop {
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        } else if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the peer closed the connection",
+            ));
+        } else {
+            got += n as usize;
+            if got >= buf.len() {
+                return Ok(());
+            }
+        }
+        n = sys_recv(fd, &mut buf[got..]);
+    }
 }

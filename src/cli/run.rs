@@ -11,7 +11,7 @@ use crate::netns;
 
 #[derive(Debug, clap::Args)]
 #[command(
-    long_about = "Run one test against an `nslat serve` and print what it measured (like netperf).\n\n\
+    after_long_help = "Run one test against an `nslat serve` and print what it measured (like netperf).\n\n\
         Tests (netperf's names and meanings):\n  \
         TCP_RR      one connection, one transaction in flight: REQ bytes out, RESP bytes back\n  \
         UDP_RR      the same over UDP; a lost datagram times out (10 ms) and is counted, not waited for\n  \

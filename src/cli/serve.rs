@@ -8,7 +8,7 @@ use anyhow::Context;
 
 #[derive(Debug, clap::Args)]
 #[command(
-    long_about = "Run the measurement server (a netserver) that `nslat run` and `nslat compare` talk to.\n\n\
+    after_long_help = "Run the measurement server (a netserver) that `nslat run` and `nslat compare` talk to.\n\n\
         A control connection (nslat's own versioned protocol) negotiates each test; the data go over a \
         separate socket on a fresh port of the same address. Each test gets its own threads, and the \
         server pins its data thread to the CPU the client asks for (`nslat run -T LCPU,RCPU`). Every \

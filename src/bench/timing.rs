@@ -108,7 +108,10 @@ mod tests {
             x = x.wrapping_add(std::hint::black_box(1));
         }
         assert!(x > 0);
-        assert!(thread_cpu_ns() - c0 >= 10_000_000, "thread CPU time did not grow");
+        assert!(
+            thread_cpu_ns() - c0 >= 10_000_000,
+            "thread CPU time did not grow"
+        );
     }
 
     #[test]

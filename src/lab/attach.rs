@@ -45,7 +45,9 @@ pub enum AttachError {
     BadShim(String),
     #[error("--host-shim applies to macvlan and ipvlan modes only (a bridge already reaches its containers)")]
     ShimNeedsMacvlanOrIpvlan,
-    #[error("nothing attached by nslat to {0}")]
+    #[error(
+        "nothing attached by nslat to {0}: nothing to detach (check --pid/--netns and --ifname)"
+    )]
     NothingAttached(PathBuf),
     #[error(transparent)]
     Netns(#[from] NetnsError),

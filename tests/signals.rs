@@ -1,0 +1,237 @@
+//! Crash safety of `nslat compare`: SIGINT and SIGTERM in the middle of a run stop it within a
+//! few seconds with one clear error line and remove its lab; `kill -9` mid-run followed by
+//! `nslat lab down` leaves nothing. (Signals and kill -9 during `lab up` are in lab_crash.rs.)
+
+mod common;
+mod lab_util;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use lab_util::{leftovers, LabGuard};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// The compare runs pin to the same CPU: one at a time in this file.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// How long compare may take to stop after a signal: the current run (1 s + 0.3 s warm-up) ends,
+/// then the lab is removed. Generous: the machine is shared with other builds.
+const STOP_LIMIT: Duration = Duration::from_secs(15);
+
+/// A running `nslat compare` and its stderr lines as they come.
+struct Compare {
+    child: Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Compare {
+    fn start(lab: &str) -> Compare {
+        let mut child = Command::new(common::nslat_bin())
+            .args([
+                "compare",
+                "--lab",
+                lab,
+                "--modes",
+                "host,bridge,ptp",
+                "--reps",
+                "3",
+                "-l",
+                "1",
+                "--no-checks",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn nslat compare");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Compare {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits until the lab's namespaces exist and the runs started (the plan line is printed
+    /// right before the first run), then lets `into_run` of the run pass.
+    fn wait_until_running(&mut self, lab: &str, into_run: Duration) {
+        let t = Instant::now();
+        let node = nslat::netns::path_of(&format!("nslat-{lab}-node"));
+        loop {
+            while let Ok(l) = self.lines.try_recv() {
+                self.seen.push(l);
+            }
+            let planned = self.seen.iter().any(|l| l.contains("runs of"));
+            if planned && node.exists() {
+                break;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("compare ended before running: {status:?} {:?}", self.seen);
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "compare never started running: {:?}",
+                self.seen
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(into_run);
+    }
+
+    fn signal(&self, sig: Signal) {
+        kill(Pid::from_raw(self.child.id() as i32), sig).expect("kill");
+    }
+
+    /// Waits for the exit (bounded); returns the status, the time it took, stdout, all of stderr.
+    fn finish(mut self) -> (std::process::ExitStatus, Duration, String, Vec<String>) {
+        let t = Instant::now();
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if t.elapsed() > STOP_LIMIT {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "compare did not stop within {STOP_LIMIT:?}; stderr: {:?}",
+                    self.seen
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let took = t.elapsed();
+        // The reader thread ends at EOF.
+        while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            self.seen.push(l);
+        }
+        let mut out = String::new();
+        use std::io::Read;
+        self.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        (status, took, out, self.seen)
+    }
+}
+
+/// Everything a lab could leave: namespaces, their mounts, the state file, the lock file.
+fn everything_left(lab: &str) -> Vec<String> {
+    let mut left = leftovers(lab);
+    if let Ok(entries) = std::fs::read_dir("/run/nslat/labs") {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&format!("{lab}.")) {
+                left.push(e.path().display().to_string());
+            }
+        }
+    }
+    left
+}
+
+fn signal_mid_run(sig: Signal) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let root = common::RootSnapshot::take();
+    let lab = common::unique("sigc");
+    let _guard = LabGuard(lab.clone());
+    let mut cmp = Compare::start(&lab);
+    cmp.wait_until_running(&lab, Duration::from_millis(400));
+    assert!(
+        !everything_left(&lab).is_empty(),
+        "the lab was not there while compare ran"
+    );
+    cmp.signal(sig);
+    let (status, took, stdout, stderr) = cmp.finish();
+    eprintln!("{sig}: compare stopped {took:?} after the signal");
+    assert_eq!(status.code(), Some(2), "{sig}: {status:?} {stderr:?}");
+    let errors: Vec<&String> = stderr.iter().filter(|l| l.starts_with("Error:")).collect();
+    assert_eq!(errors.len(), 1, "{sig}: one error line: {stderr:?}");
+    assert_eq!(
+        stderr.last(),
+        Some(errors[0]),
+        "{sig}: the error is the last line: {stderr:?}"
+    );
+    assert!(
+        errors[0].contains("interrupted"),
+        "{sig}: the line says what happened: {stderr:?}"
+    );
+    assert!(
+        stdout.is_empty(),
+        "{sig}: no report after a signal: {stdout}"
+    );
+    assert_eq!(everything_left(&lab), Vec::<String>::new(), "{sig}");
+    root.assert_unchanged();
+}
+
+#[test]
+fn sigint_during_compare_removes_the_lab() {
+    if !common::need_root("compare_sigint") {
+        return;
+    }
+    signal_mid_run(Signal::SIGINT);
+}
+
+#[test]
+fn sigterm_during_compare_removes_the_lab() {
+    if !common::need_root("compare_sigterm") {
+        return;
+    }
+    signal_mid_run(Signal::SIGTERM);
+}
+
+#[test]
+fn kill_9_during_compare_then_lab_down_leaves_nothing() {
+    if !common::need_root("compare_kill9") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let root = common::RootSnapshot::take();
+    // Mid-run at two moments: just after the runs start, and inside a later run.
+    for into_run in [Duration::from_millis(100), Duration::from_millis(1700)] {
+        let lab = common::unique("k9c");
+        let _guard = LabGuard(lab.clone());
+        let mut cmp = Compare::start(&lab);
+        cmp.wait_until_running(&lab, into_run);
+        cmp.signal(Signal::SIGKILL);
+        let (status, _, _, stderr) = cmp.finish();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGKILL), "{stderr:?}");
+        assert!(
+            !everything_left(&lab).is_empty(),
+            "kill -9 left nothing to clean: not killed mid-run ({stderr:?})"
+        );
+        let down = Command::new(common::nslat_bin())
+            .args(["lab", "down", "--name", &lab])
+            .output()
+            .unwrap();
+        assert!(down.status.success(), "{down:?}");
+        assert_eq!(everything_left(&lab), Vec::<String>::new(), "{into_run:?}");
+        // The name is free again: the lock of the killed process went with it.
+        let again = Command::new(common::nslat_bin())
+            .args(["lab", "up", "--name", &lab, "--modes", "host"])
+            .output()
+            .unwrap();
+        assert!(again.status.success(), "{again:?}");
+        let down = Command::new(common::nslat_bin())
+            .args(["lab", "down", "--name", &lab])
+            .output()
+            .unwrap();
+        assert!(down.status.success(), "{down:?}");
+        assert_eq!(everything_left(&lab), Vec::<String>::new());
+    }
+    root.assert_unchanged();
+}

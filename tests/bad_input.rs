@@ -449,7 +449,26 @@ fn attach_and_detach_bad_input() {
     let target = TestNetns::new("att");
     let empty = TestNetns::new("det");
     let missing = common::unique("nons");
-    let links_before = (target.links(), empty.links());
+    // A parent namespace with a veth (not a bridge) and lo (not Ethernet).
+    let parent = TestNetns::new("par");
+    let veth = Command::new("ip")
+        .args([
+            "-n",
+            &parent.name,
+            "link",
+            "add",
+            "pa",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "pb",
+        ])
+        .status()
+        .unwrap();
+    assert!(veth.success());
+    let p = parent.name.as_str();
+    let links_before = (target.links(), empty.links(), parent.links());
     let t = target.name.as_str();
     let defaults = [
         ("--netns", t),
@@ -486,6 +505,28 @@ fn attach_and_detach_bad_input() {
                 &["invalid interface name"],
             ),
             c(&["--netns", "/etc/hostname"], &["not a network namespace"]),
+            c(
+                &["--netns", "/proc/self/ns/net"],
+                &["own network namespace", "container's"],
+            ),
+            c(
+                &["--mode", "bridge", "--parent", "pa", "--parent-netns", p],
+                &["'pa' is not a bridge", "docker0"],
+            ),
+            c(
+                &["--parent", "lo", "--parent-netns", p],
+                &["'lo' is not an Ethernet interface", "--parent"],
+            ),
+            c(
+                &["--parent", "pa", "--parent-netns", p, "--ifname", "lo"],
+                &["'lo' already exists", "--ifname"],
+            ),
+            c(&["--gateway", "2001:2::1"], &["bad gateway", "same family"]),
+            c(
+                &["--mode", "bridge", "--host-shim", "198.18.5.1"],
+                &["--host-shim applies to macvlan and ipvlan"],
+            ),
+            c(&["--parent-netns", &missing], &["not found"]),
             c(&["--netns", &missing], &["not found", "ip netns"]).tokens(&[&missing]),
             Case {
                 args: vec![
@@ -514,7 +555,7 @@ fn attach_and_detach_bad_input() {
         ],
     );
     assert_eq!(
-        (target.links(), empty.links()),
+        (target.links(), empty.links(), parent.links()),
         links_before,
         "a failed attach/detach changed the target namespace"
     );

@@ -25,8 +25,9 @@ struct Case {
     args: Vec<String>,
     /// Case-insensitive words the one error line must contain.
     keywords: Vec<&'static str>,
-    /// Run as uid/gid 65534 (nobody) instead of root.
-    as_nobody: bool,
+    /// Run as uid/gid 65534 (nobody) instead of root, this copy of the binary (the build
+    /// directory may not be reachable for nobody, e.g. under /root).
+    as_nobody: Option<PathBuf>,
     /// Names the command could create things under (lab names, namespace names): no new
     /// namespace or state file may contain one of them.
     tokens: Vec<String>,
@@ -36,14 +37,14 @@ fn case(args: &[&str], keywords: &[&'static str]) -> Case {
     Case {
         args: args.iter().map(|s| s.to_string()).collect(),
         keywords: keywords.to_vec(),
-        as_nobody: false,
+        as_nobody: None,
         tokens: Vec::new(),
     }
 }
 
 impl Case {
-    fn nobody(mut self) -> Self {
-        self.as_nobody = true;
+    fn nobody(mut self, bin: &Path) -> Self {
+        self.as_nobody = Some(bin.to_path_buf());
         self
     }
 
@@ -56,7 +57,11 @@ impl Case {
         format!(
             "`nslat {}`{}",
             self.args.join(" "),
-            if self.as_nobody { " (as nobody)" } else { "" }
+            if self.as_nobody.is_some() {
+                " (as nobody)"
+            } else {
+                ""
+            }
         )
     }
 }
@@ -99,8 +104,8 @@ fn world() -> BTreeSet<String> {
 }
 
 /// Runs the binary with a time limit; returns (exit code, stdout, stderr, pid).
-fn run_nslat(args: &[String], as_nobody: bool) -> (Option<i32>, String, String, u32) {
-    let mut cmd = Command::new(common::nslat_bin());
+fn run_nslat(args: &[String], as_nobody: Option<&Path>) -> (Option<i32>, String, String, u32) {
+    let mut cmd = Command::new(as_nobody.unwrap_or(Path::new(common::nslat_bin())));
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -108,12 +113,23 @@ fn run_nslat(args: &[String], as_nobody: bool) -> (Option<i32>, String, String, 
         // A terminal-independent, untranslated run.
         .env("LC_ALL", "C")
         .env_remove("CI");
-    if as_nobody {
+    if as_nobody.is_some() {
         // (std drops the supplementary groups when root changes the uid.)
         cmd.uid(65534).gid(65534);
         cmd.current_dir("/");
     }
-    let mut child = cmd.spawn().expect("spawn nslat");
+    // A fresh copy of the binary can be briefly busy (ETXTBSY) while a child forked by a
+    // parallel test still holds the copy's fd: retry.
+    let mut tries = 0;
+    let mut child = loop {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => break other.expect("spawn nslat"),
+        }
+    };
     let pid = child.id();
     let t = Instant::now();
     let status = loop {
@@ -149,7 +165,7 @@ fn run_nslat(args: &[String], as_nobody: bool) -> (Option<i32>, String, String, 
 fn check_case(c: &Case, extra: &dyn Fn() -> Result<(), String>) -> Result<(), String> {
     let root = common::RootSnapshot::take();
     let before = world();
-    let (code, stdout, stderr, pid) = run_nslat(&c.args, c.as_nobody);
+    let (code, stdout, stderr, pid) = run_nslat(&c.args, c.as_nobody.as_deref());
     let after = world();
     let label = c.label();
     let mut problems = Vec::new();
@@ -308,7 +324,7 @@ fn run_bad_input() {
     let c = |args: Vec<String>, keywords: &[&'static str]| Case {
         args,
         keywords: keywords.to_vec(),
-        as_nobody: false,
+        as_nobody: None,
         tokens: Vec::new(),
     };
     check_all(
@@ -479,7 +495,7 @@ fn attach_and_detach_bad_input() {
     let c = |extra: &[&str], keywords: &[&'static str]| Case {
         args: cmdline(&["attach"], &defaults, extra),
         keywords: keywords.to_vec(),
-        as_nobody: false,
+        as_nobody: None,
         tokens: vec![t.to_string()],
     };
     check_all(
@@ -541,7 +557,7 @@ fn attach_and_detach_bad_input() {
                     "198.18.5.30/24".into(),
                 ],
                 keywords: vec!["process 2147483646 not found"],
-                as_nobody: false,
+                as_nobody: None,
                 tokens: vec![],
             },
             case(&["attach", "--netns", t], &["required", "--mode"]),
@@ -596,6 +612,14 @@ fn commands_that_need_root_say_so() {
     let target = TestNetns::new("nrt");
     let t = target.name.as_str();
     let tokens: &[&str] = &[&u, t];
+    // A copy of the binary that nobody can reach and run.
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("nslat");
+    std::fs::copy(common::nslat_bin(), &bin).unwrap();
+    for p in [dir.path(), bin.as_path()] {
+        std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    let bin = bin.as_path();
     check_all(
         "non-root",
         &[
@@ -603,10 +627,10 @@ fn commands_that_need_root_say_so() {
                 &["lab", "up", "--name", &u, "--modes", "host"],
                 &["needs root", "sudo"],
             )
-            .nobody()
+            .nobody(bin)
             .tokens(tokens),
             case(&["lab", "down", "--name", &u], &["needs root", "sudo"])
-                .nobody()
+                .nobody(bin)
                 .tokens(tokens),
             case(
                 &[
@@ -622,31 +646,31 @@ fn commands_that_need_root_say_so() {
                 ],
                 &["needs root", "sudo"],
             )
-            .nobody()
+            .nobody(bin)
             .tokens(tokens),
             case(&["detach", "--netns", t], &["needs root", "sudo"])
-                .nobody()
+                .nobody(bin)
                 .tokens(tokens),
             case(
                 &["compare", "--lab", &u, "--modes", "host", "--reps", "1"],
                 &["needs root", "sudo"],
             )
-            .nobody()
+            .nobody(bin)
             .tokens(tokens),
             case(
                 &["check", "--lab", &u, "--modes", "host"],
                 &["needs root", "sudo"],
             )
-            .nobody()
+            .nobody(bin)
             .tokens(tokens),
             case(&["serve", "--netns", t], &["sudo"])
-                .nobody()
+                .nobody(bin)
                 .tokens(tokens),
             case(
                 &["run", "-H", "127.0.0.1:1", "-t", "TCP_RR", "--netns", t],
                 &["sudo"],
             )
-            .nobody()
+            .nobody(bin)
             .tokens(tokens),
         ],
     );
@@ -675,7 +699,7 @@ fn compare_bad_input() {
     let c = |extra: &[&str], keywords: &[&'static str]| Case {
         args: base(extra),
         keywords: keywords.to_vec(),
-        as_nobody: false,
+        as_nobody: None,
         tokens: vec![u.clone()],
     };
     let cases = [
@@ -712,7 +736,7 @@ fn compare_bad_input() {
                 "host".into(),
             ],
             keywords: vec!["invalid lab name"],
-            as_nobody: false,
+            as_nobody: None,
             tokens: vec!["nslat-bad".into()],
         },
     ];
@@ -747,7 +771,7 @@ fn compare_bad_input() {
             "--modes".into(),
             "host".into(),
         ],
-        false,
+        None,
     );
     if err.matches("invalid lab name").count() != 1 {
         failures.push(format!(

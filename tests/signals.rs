@@ -31,6 +31,11 @@ struct Compare {
 
 impl Compare {
     fn start(lab: &str) -> Compare {
+        Compare::start_with(lab, &[])
+    }
+
+    /// `env`: test hooks for the lab build (NSLAT_PAUSE_AFTER_STEP).
+    fn start_with(lab: &str, env: &[(&str, &str)]) -> Compare {
         let mut child = Command::new(common::nslat_bin())
             .args([
                 "compare",
@@ -44,6 +49,7 @@ impl Compare {
                 "1",
                 "--no-checks",
             ])
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -63,6 +69,20 @@ impl Compare {
             lines,
             seen: Vec::new(),
         }
+    }
+
+    /// Waits until the lab's node namespace exists (the build is under way).
+    fn wait_for_node(&mut self, lab: &str) {
+        let t = Instant::now();
+        let node = nslat::netns::path_of(&format!("nslat-{lab}-node"));
+        while !node.exists() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("compare ended before building: {status:?}");
+            }
+            assert!(t.elapsed() < Duration::from_secs(30), "no lab build seen");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 
     /// Waits until the lab's namespaces exist and the runs started (the plan line is printed
@@ -234,4 +254,118 @@ fn kill_9_during_compare_then_lab_down_leaves_nothing() {
         assert_eq!(everything_left(&lab), Vec::<String>::new());
     }
     root.assert_unchanged();
+}
+
+/// Checks the exit after a signal: status 2, exactly one `Error:` line, the last one, saying
+/// "interrupted"; returns that line.
+fn one_interrupted_line(what: &str, status: std::process::ExitStatus, stderr: &[String]) -> String {
+    assert_eq!(status.code(), Some(2), "{what}: {status:?} {stderr:?}");
+    let errors: Vec<&String> = stderr.iter().filter(|l| l.starts_with("Error:")).collect();
+    assert_eq!(errors.len(), 1, "{what}: {stderr:?}");
+    assert_eq!(stderr.last(), Some(errors[0]), "{what}: {stderr:?}");
+    assert!(errors[0].contains("interrupted"), "{what}: {stderr:?}");
+    errors[0].clone()
+}
+
+#[test]
+fn sigterm_while_compare_builds_its_lab_removes_it() {
+    if !common::need_root("compare_sigterm_build") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let root = common::RootSnapshot::take();
+    let lab = common::unique("sigb");
+    let _guard = LabGuard(lab.clone());
+    // The build pauses after step 6 (node and remote exist, the wire does not).
+    let mut cmp = Compare::start_with(&lab, &[("NSLAT_PAUSE_AFTER_STEP", "6")]);
+    cmp.wait_for_node(&lab);
+    cmp.signal(Signal::SIGTERM);
+    let (status, took, stdout, stderr) = cmp.finish();
+    eprintln!("SIGTERM during the build: stopped {took:?} after the signal");
+    one_interrupted_line("build", status, &stderr);
+    assert!(stdout.is_empty(), "{stdout}");
+    assert_eq!(everything_left(&lab), Vec::<String>::new());
+    root.assert_unchanged();
+}
+
+/// The lab status a kept lab must keep (namespaces, addresses, NAT level).
+fn status_json(lab: &str) -> String {
+    let out = Command::new(common::nslat_bin())
+        .args(["lab", "status", "--name", lab, "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn sigint_during_compare_on_an_existing_lab_keeps_it() {
+    if !common::need_root("compare_sigint_kept") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let root = common::RootSnapshot::take();
+    let lab = common::unique("sigk");
+    let _guard = LabGuard(lab.clone());
+    let up = Command::new(common::nslat_bin())
+        .args(["lab", "up", "--name", &lab, "--modes", "host,bridge,ptp"])
+        .output()
+        .unwrap();
+    assert!(up.status.success(), "{up:?}");
+    let before = (status_json(&lab), everything_left(&lab));
+    let mut cmp = Compare::start(&lab);
+    cmp.wait_until_running(&lab, Duration::from_millis(400));
+    cmp.signal(Signal::SIGINT);
+    let (status, _, stdout, stderr) = cmp.finish();
+    one_interrupted_line("kept lab", status, &stderr);
+    assert!(stdout.is_empty(), "{stdout}");
+    // The lab compare did not build is left exactly as it was.
+    assert_eq!((status_json(&lab), everything_left(&lab)), before);
+    let down = Command::new(common::nslat_bin())
+        .args(["lab", "down", "--name", &lab])
+        .output()
+        .unwrap();
+    assert!(down.status.success(), "{down:?}");
+    assert_eq!(everything_left(&lab), Vec::<String>::new());
+    root.assert_unchanged();
+}
+
+/// The wording of the interrupted line (compare's; failures here are for the lead): it must
+/// not repeat itself, and must not claim a kept lab was removed.
+#[test]
+fn compare_signal_messages() {
+    if !common::need_root("compare_signal_messages") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut problems = Vec::new();
+    // During the build.
+    let lab = common::unique("sigm");
+    let _guard = LabGuard(lab.clone());
+    let mut cmp = Compare::start_with(&lab, &[("NSLAT_PAUSE_AFTER_STEP", "6")]);
+    cmp.wait_for_node(&lab);
+    cmp.signal(Signal::SIGTERM);
+    let (status, _, _, stderr) = cmp.finish();
+    let line = one_interrupted_line("build", status, &stderr);
+    let parts: Vec<&str> = line.split(": ").collect();
+    if parts.windows(2).any(|w| w[0] == w[1]) {
+        problems.push(format!("a segment is repeated: {line:?}"));
+    }
+    // On a lab that existed before (it is kept, so it was not removed).
+    let kept = common::unique("sigm");
+    let _guard2 = LabGuard(kept.clone());
+    let up = Command::new(common::nslat_bin())
+        .args(["lab", "up", "--name", &kept, "--modes", "host,bridge,ptp"])
+        .output()
+        .unwrap();
+    assert!(up.status.success(), "{up:?}");
+    let mut cmp = Compare::start(&kept);
+    cmp.wait_until_running(&kept, Duration::from_millis(200));
+    cmp.signal(Signal::SIGINT);
+    let (status, _, _, stderr) = cmp.finish();
+    let line = one_interrupted_line("kept lab", status, &stderr);
+    if line.contains("removed") {
+        problems.push(format!("a kept lab is said to be removed: {line:?}"));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

@@ -31,24 +31,27 @@ struct Compare {
 
 impl Compare {
     fn start(lab: &str) -> Compare {
-        Compare::start_with(lab, &[])
+        Compare::start_with(lab, &[], &[])
     }
 
-    /// `env`: test hooks for the lab build (NSLAT_PAUSE_AFTER_STEP).
-    fn start_with(lab: &str, env: &[(&str, &str)]) -> Compare {
+    /// `env`: test hooks for the lab build (NSLAT_PAUSE_AFTER_STEP); `extra`: more flags.
+    fn start_with(lab: &str, env: &[(&str, &str)], extra: &[&str]) -> Compare {
+        let mut args = vec![
+            "compare",
+            "--lab",
+            lab,
+            "--modes",
+            "host,bridge,ptp",
+            "--no-checks",
+        ];
+        for (flag, value) in [("--reps", "3"), ("-l", "1")] {
+            if !extra.contains(&flag) {
+                args.extend([flag, value]);
+            }
+        }
+        args.extend_from_slice(extra);
         let mut child = Command::new(common::nslat_bin())
-            .args([
-                "compare",
-                "--lab",
-                lab,
-                "--modes",
-                "host,bridge,ptp",
-                "--reps",
-                "3",
-                "-l",
-                "1",
-                "--no-checks",
-            ])
+            .args(&args)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -83,6 +86,26 @@ impl Compare {
             std::thread::sleep(Duration::from_millis(5));
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+
+    /// Waits for a stderr line containing `needle`, then lets `after` pass.
+    fn wait_for_line(&mut self, needle: &str, after: Duration) {
+        let t = Instant::now();
+        while !self.seen.iter().any(|l| l.contains(needle)) {
+            match self.lines.recv_timeout(Duration::from_millis(50)) {
+                Ok(l) => self.seen.push(l),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    panic!("compare ended before '{needle}': {:?}", self.seen)
+                }
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "never saw '{needle}': {:?}",
+                self.seen
+            );
+        }
+        std::thread::sleep(after);
     }
 
     /// Waits until the lab's namespaces exist and the runs started (the plan line is printed
@@ -277,7 +300,7 @@ fn sigterm_while_compare_builds_its_lab_removes_it() {
     let lab = common::unique("sigb");
     let _guard = LabGuard(lab.clone());
     // The build pauses after step 6 (node and remote exist, the wire does not).
-    let mut cmp = Compare::start_with(&lab, &[("NSLAT_PAUSE_AFTER_STEP", "6")]);
+    let mut cmp = Compare::start_with(&lab, &[("NSLAT_PAUSE_AFTER_STEP", "6")], &[]);
     cmp.wait_for_node(&lab);
     cmp.signal(Signal::SIGTERM);
     let (status, took, stdout, stderr) = cmp.finish();
@@ -330,6 +353,59 @@ fn sigint_during_compare_on_an_existing_lab_keeps_it() {
     root.assert_unchanged();
 }
 
+/// The node's nftables ruleset (the NAT level lives there).
+fn node_ruleset(lab: &str) -> String {
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &format!("nslat-{lab}-node"),
+            "nft",
+            "list",
+            "ruleset",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn sigint_during_explain_restores_the_nat_of_a_kept_lab() {
+    if !common::need_root("compare_sigint_explain") || !common::need_tool("explain", "nft") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let root = common::RootSnapshot::take();
+    let lab = common::unique("sige");
+    let _guard = LabGuard(lab.clone());
+    let up = Command::new(common::nslat_bin())
+        .args(["lab", "up", "--name", &lab, "--modes", "host,bridge,ptp"])
+        .output()
+        .unwrap();
+    assert!(up.status.success(), "{up:?}");
+    let before = (status_json(&lab), node_ruleset(&lab), everything_left(&lab));
+    // --explain measures variants with the NAT table removed first: interrupt one of those.
+    let mut cmp = Compare::start_with(&lab, &[], &["--explain", "--reps", "1", "-l", "0.5"]);
+    cmp.wait_for_line("no NAT table", Duration::from_millis(300));
+    let during = node_ruleset(&lab);
+    cmp.signal(Signal::SIGINT);
+    let (status, took, stdout, stderr) = cmp.finish();
+    eprintln!("SIGINT during --explain: stopped {took:?} after the signal");
+    one_interrupted_line("explain", status, &stderr);
+    assert_ne!(
+        during, before.1,
+        "not interrupted while the NAT was changed"
+    );
+    assert!(stdout.is_empty(), "{stdout}");
+    assert_eq!(
+        (status_json(&lab), node_ruleset(&lab), everything_left(&lab)),
+        before,
+        "the kept lab's NAT was not restored"
+    );
+    root.assert_unchanged();
+}
+
 /// The wording of the interrupted line (compare's; failures here are for the lead): it must
 /// not repeat itself, and must not claim a kept lab was removed.
 #[test]
@@ -342,7 +418,7 @@ fn compare_signal_messages() {
     // During the build.
     let lab = common::unique("sigm");
     let _guard = LabGuard(lab.clone());
-    let mut cmp = Compare::start_with(&lab, &[("NSLAT_PAUSE_AFTER_STEP", "6")]);
+    let mut cmp = Compare::start_with(&lab, &[("NSLAT_PAUSE_AFTER_STEP", "6")], &[]);
     cmp.wait_for_node(&lab);
     cmp.signal(Signal::SIGTERM);
     let (status, _, _, stderr) = cmp.finish();

@@ -303,6 +303,10 @@ fn serve_bad_input() {
             ),
             case(&["serve", "--idle-timeout", "-1"], &["more than 0"]),
             case(&["serve", "--max-duration", "0"], &["more than 0"]),
+            case(
+                &["serve", "--listen", "198.18.9.9:12866"],
+                &["no interface here has that address", "--listen"],
+            ),
         ],
     );
     drop(busy);
@@ -314,6 +318,8 @@ fn run_bad_input() {
         return;
     }
     let missing = common::unique("nons");
+    // A namespace with no route anywhere (its lo is down): every server is unreachable.
+    let empty = TestNetns::new("unr");
     let rr = |extra: &[&str]| {
         cmdline(
             &["run"],
@@ -359,6 +365,22 @@ fn run_bad_input() {
             ),
             c(rr(&["--netns", &missing]), &["not found"]).tokens(&[&missing]),
             case(&["run", "-t", "TCP_RR"], &["required", "--host"]),
+            c(
+                rr(&["--netns", &empty.name, "-H", "198.18.0.1"]),
+                &["unreachable", "nslat serve"],
+            ),
+            c(rr(&["-H", "[::1"]), &["bad host", "missing ']'"]),
+            c(rr(&["-H", "127.0.0.1:99999"]), &["bad host", "1..65535"]),
+            c(rr(&["-H", ""]), &["bad host", "HOST:PORT"]),
+            c(rr(&["-H", "::1", "-4"]), &["bad host", "family"]),
+            c(rr(&["-4", "-6"]), &["cannot be used with"]),
+            c(
+                rr(&["-t", "TCP_STREAM", "-m", "0"]),
+                &["zero", "at least 1"],
+            ),
+            c(rr(&["-r", "100000000,1"]), &["larger than the limit"]),
+            c(rr(&["-l", "1e9"]), &["too long", "at most"]),
+            c(rr(&["-l", "nan"]), &["more than 0"]),
         ],
     );
 }
@@ -666,6 +688,11 @@ fn commands_that_need_root_say_so() {
             case(&["serve", "--netns", t], &["sudo"])
                 .nobody(bin)
                 .tokens(tokens),
+            case(
+                &["serve", "--listen", "127.0.0.1:80"],
+                &["below 1024 need root", "--listen"],
+            )
+            .nobody(bin),
             case(
                 &["run", "-H", "127.0.0.1:1", "-t", "TCP_RR", "--netns", t],
                 &["sudo"],

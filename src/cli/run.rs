@@ -97,7 +97,7 @@ pub fn parse_secs(s: &str) -> Result<Duration, String> {
         return Err(format!("'{s}' seconds: give 0 or more"));
     }
     if v > 1e7 {
-        return Err(format!("'{s}' seconds is too long"));
+        return Err(format!("'{s}' seconds is too long: give at most 10000000"));
     }
     Ok(Duration::from_secs_f64(v))
 }

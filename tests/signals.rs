@@ -445,3 +445,46 @@ fn compare_signal_messages() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+#[test]
+fn sigint_during_check_removes_its_lab() {
+    if !common::need_root("check_sigint") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let root = common::RootSnapshot::take();
+    let lab = common::unique("sigchk");
+    let _guard = LabGuard(lab.clone());
+    let mut child = Command::new(common::nslat_bin())
+        .args(["check", "--lab", &lab, "--modes", "host,bridge,ptp,macvlan"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The lab is built (its last namespace exists): the checks are running.
+    let last = nslat::netns::path_of(&format!("nslat-{lab}-macvlan"));
+    let t = Instant::now();
+    while !last.exists() {
+        assert!(child.try_wait().unwrap().is_none(), "check ended early");
+        assert!(t.elapsed() < Duration::from_secs(30), "check never built");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+    let t = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    eprintln!(
+        "SIGINT during check: stopped {:?} after the signal",
+        t.elapsed()
+    );
+    let stderr: Vec<String> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .map(String::from)
+        .collect();
+    let line = one_interrupted_line("check", out.status, &stderr);
+    assert!(line.contains("the lab was removed"), "{line}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    assert_eq!(everything_left(&lab), Vec::<String>::new());
+    root.assert_unchanged();
+}

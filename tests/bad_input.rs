@@ -480,6 +480,34 @@ fn lab_up_of_an_existing_name_fails_and_keeps_the_first() {
 }
 
 #[test]
+fn lab_up_over_foreign_namespaces_of_that_name_changes_nothing() {
+    if !common::need_root("lab_foreign") {
+        return;
+    }
+    // A namespace named like a lab's (left by someone else), without any lab state.
+    let name = common::unique("frgn");
+    let foreign = TestNetns {
+        name: format!("nslat-{name}-bridge"),
+    };
+    netns::create(&foreign.name).unwrap();
+    let c = case(
+        &["lab", "up", "--name", &name, "--modes", "host,bridge"],
+        &["already exists", "lab down"],
+    )
+    .tokens(&[&name]);
+    let still_there = || {
+        if netns::path_of(&foreign.name).exists() {
+            Ok(())
+        } else {
+            Err(format!("{} was removed", foreign.name))
+        }
+    };
+    if let Err(e) = check_case(&c, &still_there) {
+        panic!("{e}");
+    }
+}
+
+#[test]
 fn attach_and_detach_bad_input() {
     if !common::need_root("attach_bad_input") {
         return;

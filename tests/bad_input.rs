@@ -777,6 +777,12 @@ fn compare_bad_input() {
             &["is a directory"],
         ),
         c(&["--html", &s(&regular)], &["not a directory"]),
+        // A directory that exists but where no file can be created: must be found out before
+        // the lab is built and measured, not after.
+        c(
+            &["--json", &format!("/proc/{u}.json"), "-l", "0.2"],
+            &["--json", "/proc/"],
+        ),
         // Without --lab: the output check must come before the default lab is built.
         case(
             &["compare", "--json", &s(&missing_json)],

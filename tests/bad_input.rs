@@ -508,6 +508,55 @@ fn lab_up_over_foreign_namespaces_of_that_name_changes_nothing() {
 }
 
 #[test]
+fn a_corrupt_state_file_says_what_to_do_and_down_removes_it() {
+    if !common::need_root("lab_corrupt_state") {
+        return;
+    }
+    let name = common::unique("crpt");
+    let state = nslat::lab::state::state_path(&name);
+    std::fs::create_dir_all(state.parent().unwrap()).unwrap();
+    std::fs::write(&state, "garbage").unwrap();
+    struct Remove(PathBuf);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let _remove = Remove(state.clone());
+    let cases = [
+        case(
+            &["lab", "status", "--name", &name],
+            &["unreadable", "nslat lab down"],
+        ),
+        case(
+            &["lab", "up", "--name", &name, "--modes", "host"],
+            &["unreadable", "nslat lab down"],
+        ),
+        case(
+            &["check", "--lab", &name, "--modes", "host"],
+            &["unreadable", "nslat lab down"],
+        ),
+    ];
+    let untouched = || match std::fs::read_to_string(&state) {
+        Ok(s) if s == "garbage" => Ok(()),
+        other => Err(format!("the state file changed: {other:?}")),
+    };
+    let failures: Vec<String> = cases
+        .iter()
+        .filter_map(|c| check_case(c, &untouched).err())
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // `lab down` cleans it up (exit 0) and leaves nothing of that name.
+    let down = Command::new(common::nslat_bin())
+        .args(["lab", "down", "--name", &name])
+        .output()
+        .unwrap();
+    assert!(down.status.success(), "{down:?}");
+    let left: Vec<String> = world().into_iter().filter(|e| e.contains(&name)).collect();
+    assert_eq!(left, Vec::<String>::new());
+}
+
+#[test]
 fn attach_and_detach_bad_input() {
     if !common::need_root("attach_bad_input") {
         return;

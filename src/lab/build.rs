@@ -87,6 +87,9 @@ pub(super) fn teardown(name: &str) -> super::DownReport {
     let mut names: Vec<String> = match LabState::load(name) {
         Ok(Some(s)) => s.namespaces,
         Ok(None) => Vec::new(),
+        // A corrupt state file is no obstacle: every namespace of the lab is found by name
+        // below, and the file is removed with the rest.
+        Err(LabError::State { .. }) => Vec::new(),
         Err(e) => {
             report.errors.push(super::error_chain(&e));
             Vec::new()

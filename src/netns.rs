@@ -29,6 +29,8 @@ pub enum NetnsError {
     InvalidName(String),
     #[error("{what} needs root (CAP_SYS_ADMIN); run it with sudo")]
     NotRoot { what: String },
+    #[error("{what}: permission denied even as root (a process this one may not inspect?); give another --pid or --netns")]
+    Denied { what: String },
     #[error("{what}")]
     Sys {
         what: String,
@@ -51,10 +53,19 @@ fn sys(what: impl Into<String>) -> impl FnOnce(nix::Error) -> NetnsError {
     let what = what.into();
     move |source| {
         if source == nix::Error::EPERM {
-            NetnsError::NotRoot { what }
+            denied(what)
         } else {
             NetnsError::Sys { what, source }
         }
+    }
+}
+
+/// Permission denied: without root, root is what is missing; as root, say so instead.
+fn denied(what: String) -> NetnsError {
+    if is_root() {
+        NetnsError::Denied { what }
+    } else {
+        NetnsError::NotRoot { what }
     }
 }
 
@@ -62,7 +73,7 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> NetnsError {
     let what = what.into();
     move |source| {
         if source.kind() == std::io::ErrorKind::PermissionDenied {
-            NetnsError::NotRoot { what }
+            denied(what)
         } else {
             NetnsError::Io { what, source }
         }

@@ -179,6 +179,7 @@ fn udp_rr_counts_loss_and_finishes_on_time() {
     if !common::need_root("udp_rr_counts_loss_and_finishes_on_time") {
         return;
     }
+    let root = common::RootSnapshot::take();
     let pair = Pair::new();
     let mut c = cfg(12866);
     c.udp_drop_every = Some(10);
@@ -198,6 +199,7 @@ fn udp_rr_counts_loss_and_finishes_on_time() {
     assert!(wall < Duration::from_secs(4), "took {wall:?}");
     check_latency(&r);
     server.stop();
+    root.assert_unchanged();
 }
 
 fn hello(test: TestKind, version: u32) -> Message {
@@ -236,6 +238,7 @@ fn server_survives_bad_clients() {
     if !common::need_root("server_survives_bad_clients") {
         return;
     }
+    let root = common::RootSnapshot::take();
     let pair = Pair::new();
     let mut c = cfg(12866);
     c.idle_timeout = Duration::from_secs(1);
@@ -347,6 +350,7 @@ fn server_survives_bad_clients() {
     assert!(r.trans_per_s > 1000.0, "{r:?}");
     check_latency(&r);
     server.stop();
+    root.assert_unchanged();
 }
 
 #[test]
@@ -354,6 +358,7 @@ fn limits_tokens_and_stop() {
     if !common::need_root("limits_tokens_and_stop") {
         return;
     }
+    let root = common::RootSnapshot::take();
     let pair = Pair::new();
     let mut c = cfg(0);
     c.token = Some("s3cret".into());
@@ -387,6 +392,7 @@ fn limits_tokens_and_stop() {
         client::run(&spec),
         Err(ClientError::Connect { .. })
     ));
+    root.assert_unchanged();
 }
 
 /// `nslat serve` as a process, killed on drop.

@@ -103,6 +103,7 @@ fn sysctls_are_written_in_the_lab_namespace_only() {
     if !common::need_root("lab_sysctl") {
         return;
     }
+    let root = common::RootSnapshot::take();
     let root_forward = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
     let name = common::unique("sys");
     let _guard = LabGuard(name.clone());
@@ -132,6 +133,7 @@ fn sysctls_are_written_in_the_lab_namespace_only() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1");
+    root.assert_unchanged();
 }
 
 #[test]
@@ -139,6 +141,7 @@ fn lab_open_and_name_collisions() {
     if !common::need_root("lab_open") {
         return;
     }
+    let root = common::RootSnapshot::take();
     let name = common::unique("open");
     let _guard = LabGuard(name.clone());
     let lab = Lab::up(&spec(&name, &[Mode::Host, Mode::Ptp], false)).unwrap();
@@ -165,6 +168,7 @@ fn lab_open_and_name_collisions() {
         Lab::open("nslat-no-such-lab"),
         Err(lab::LabError::NotFound(_))
     ));
+    root.assert_unchanged();
 }
 
 fn exchange_ok(lab: &Lab) -> bool {
@@ -178,6 +182,7 @@ fn down_sweeps_namespaces_without_a_state_file() {
     if !common::need_root("lab_sweep") {
         return;
     }
+    let root = common::RootSnapshot::take();
     let name = common::unique("sweep");
     let _guard = LabGuard(name.clone());
     Lab::up(&spec(&name, &[Mode::Host, Mode::Bridge], false)).unwrap();
@@ -194,6 +199,7 @@ fn down_sweeps_namespaces_without_a_state_file() {
         leftovers(&name)
     );
     assert!(netns::path_of(&other).exists());
+    root.assert_unchanged();
 }
 
 #[test]
@@ -311,6 +317,7 @@ fn bad_input_is_one_line_exit_2_and_changes_nothing() {
     if !common::need_root("lab_bad_input") {
         return;
     }
+    let root = common::RootSnapshot::take();
     let name = common::unique("bad");
     let _guard = LabGuard(name.clone());
     Lab::up(&spec(&name, &[Mode::Host], false)).unwrap();
@@ -549,4 +556,5 @@ fn bad_input_is_one_line_exit_2_and_changes_nothing() {
                 .flatten()
                 .all(|e| !e.file_name().to_string_lossy().contains(&ctr))
     );
+    root.assert_unchanged();
 }

@@ -64,6 +64,7 @@ fn sigterm_and_sigint_during_up_clean_up() {
     if !common::need_root("lab_crash_signal") {
         return;
     }
+    let root = common::RootSnapshot::take();
     for (sig, step) in [(libc::SIGTERM, 6), (libc::SIGINT, 15)] {
         let name = common::unique("sig");
         let _guard = LabGuard(name.clone());
@@ -85,6 +86,7 @@ fn sigterm_and_sigint_during_up_clean_up() {
         assert!(err.contains("interrupted"), "{err}");
         assert_eq!(leftovers(&name), Vec::<String>::new());
     }
+    root.assert_unchanged();
 }
 
 #[test]
@@ -92,6 +94,7 @@ fn two_ups_of_one_name_one_wins() {
     if !common::need_root("lab_crash_lock") {
         return;
     }
+    let root = common::RootSnapshot::take();
     let name = common::unique("race");
     let _guard = LabGuard(name.clone());
     // The first holds the lock (paused), the second must fail at once and change nothing.
@@ -140,6 +143,7 @@ fn two_ups_of_one_name_one_wins() {
         .status
         .success());
     assert_eq!(leftovers(&name), Vec::<String>::new());
+    root.assert_unchanged();
 }
 
 #[test]
@@ -147,6 +151,7 @@ fn kill_9_at_random_times_then_down_leaves_nothing() {
     if !common::need_root("lab_crash_kill9") {
         return;
     }
+    let root = common::RootSnapshot::take();
     // Real SIGKILLs at pseudo-random moments of `up` (10 trials; NSLAT_SOAK=N for more).
     let trials: u64 = std::env::var("NSLAT_SOAK")
         .ok()
@@ -179,4 +184,5 @@ fn kill_9_at_random_times_then_down_leaves_nothing() {
         );
     }
     eprintln!("kill -9: {trials} trials, {killed_mid_way} killed before `up` finished");
+    root.assert_unchanged();
 }

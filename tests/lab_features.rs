@@ -105,6 +105,7 @@ fn host_shim_makes_node_to_macvlan_work() {
     if !common::need_root("lab_features_shim") {
         return;
     }
+    let root = common::RootSnapshot::take();
     for shim in [false, true] {
         let name = common::unique("shim");
         let _guard = LabGuard(name.clone());
@@ -131,4 +132,5 @@ fn host_shim_makes_node_to_macvlan_work() {
             );
         }
     }
+    root.assert_unchanged();
 }

@@ -117,6 +117,7 @@ fn attach_ipvlan_into_a_container_namespace() {
     if !common::need_root("lab_ipvlan_attach") {
         return;
     }
+    let root = common::RootSnapshot::take();
     let name = common::unique("ipat");
     let _guard = LabGuard(name.clone());
     let Some(lab) = ipvlan_lab("lab_ipvlan_attach", &name) else {
@@ -172,4 +173,5 @@ fn attach_ipvlan_into_a_container_namespace() {
     assert!(out.status.success(), "{out:?}");
     assert!(exchange(&ctr_path, lab.remote_addr().into()).is_err());
     drop(server);
+    root.assert_unchanged();
 }

@@ -90,6 +90,7 @@ fn softnet_is_global_not_per_namespace() {
     if !common::need_root("softnet_is_global_not_per_namespace") {
         return;
     }
+    let root = common::RootSnapshot::take();
     struct Guard(String);
     impl Drop for Guard {
         fn drop(&mut self) {
@@ -113,6 +114,7 @@ fn softnet_is_global_not_per_namespace() {
             "{b:?} {i:?} {a:?}"
         );
     }
+    root.assert_unchanged();
 }
 
 #[test]

@@ -1,5 +1,8 @@
 //! `nslat check`: which features each mode keeps.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use anyhow::Context;
 
 use crate::check;
@@ -57,9 +60,25 @@ impl Drop for Teardown {
     }
 }
 
+/// What happens to the lab after an interruption.
+fn interrupted_note(teardown: &Teardown) -> &'static str {
+    if teardown.0.is_some() {
+        "; the lab was removed"
+    } else {
+        "; the lab was left as it was"
+    }
+}
+
 pub fn run(args: CheckArgs) -> anyhow::Result<()> {
     if !crate::netns::is_root() {
         return Err(check::CheckError::NotRoot.into());
+    }
+    // SIGINT/SIGTERM only raise a flag: the checks (bounded by short timeouts) finish, then the
+    // lab this command built is removed on the way out instead of being left behind.
+    let stop = Arc::new(AtomicBool::new(false));
+    lab::set_default_signal_action_outside_up(false);
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
     }
     let modes = args.modes.0;
     let existing = match &args.lab {
@@ -84,7 +103,14 @@ pub fn run(args: CheckArgs) -> anyhow::Result<()> {
             (built, teardown)
         }
     };
-    let matrix = check::run(&the_lab, &modes)?;
+    if stop.load(Ordering::SeqCst) {
+        anyhow::bail!("interrupted by a signal{}", interrupted_note(&_teardown));
+    }
+    let matrix = check::run(&the_lab, &modes);
+    if stop.load(Ordering::SeqCst) {
+        anyhow::bail!("interrupted by a signal{}", interrupted_note(&_teardown));
+    }
+    let matrix = matrix?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&matrix)?);
     } else {

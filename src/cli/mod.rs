@@ -60,6 +60,11 @@ pub fn main() -> ExitCode {
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let args: Vec<String> = std::env::args().collect();
+            eprintln!("Error: {}", missing_subcommand(&args));
+            return ExitCode::from(EXIT_ERROR);
+        }
         Err(e) => {
             eprintln!("Error: {}", one_line_usage_error(&e.render().to_string()));
             return ExitCode::from(EXIT_ERROR);
@@ -72,6 +77,32 @@ pub fn main() -> ExitCode {
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+/// `nslat` or `nslat lab` without a subcommand: which command needs one, and the choices.
+fn missing_subcommand(args: &[String]) -> String {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let mut path = vec!["nslat".to_string()];
+    for a in args.iter().skip(1) {
+        match cmd.find_subcommand(a).cloned() {
+            Some(sub) => {
+                path.push(a.clone());
+                cmd = sub;
+            }
+            None => break,
+        }
+    }
+    let names: Vec<&str> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name())
+        .filter(|n| *n != "help")
+        .collect();
+    let path = path.join(" ");
+    format!(
+        "`{path}` needs a subcommand: one of {} (for more information, try '{path} --help')",
+        names.join(", ")
+    )
 }
 
 /// Folds clap's multi-line usage error into one line: the message up to the first blank line, and
@@ -126,6 +157,15 @@ mod tests {
     fn command_line_definition_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_missing_subcommand_names_the_choices() {
+        let line = missing_subcommand(&["nslat".into(), "lab".into()]);
+        assert!(line.contains("`nslat lab` needs a subcommand"), "{line}");
+        assert!(line.contains("up, down, status"), "{line}");
+        let line = missing_subcommand(&["nslat".into()]);
+        assert!(line.contains("serve, run, lab"), "{line}");
     }
 
     #[test]

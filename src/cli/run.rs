@@ -50,7 +50,7 @@ pub struct RunArgs {
     #[arg(short = 'T', value_name = "LCPU,RCPU", allow_hyphen_values = true, value_parser = parse_cpus)]
     cpus: Option<(Option<usize>, Option<usize>)>,
     /// Time run before measuring; its transactions are not counted
-    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_secs)]
+    #[arg(long, value_name = "SECS", allow_hyphen_values = true, default_value = "1", value_parser = parse_secs)]
     warmup: Duration,
     /// Use IPv4 only
     #[arg(short = '4', conflicts_with = "ipv6")]
@@ -97,14 +97,14 @@ pub fn parse_secs(s: &str) -> Result<Duration, String> {
         return Err(format!("'{s}' seconds: give 0 or more"));
     }
     if v > 1e7 {
-        return Err(format!("'{s}' seconds is too long"));
+        return Err(format!("'{s}' seconds is too long: give at most 10000000"));
     }
     Ok(Duration::from_secs_f64(v))
 }
 
 /// Parses seconds, more than 0.
 pub fn parse_positive_secs(s: &str) -> Result<Duration, String> {
-    let d = parse_secs(s)?;
+    let d = parse_secs(s).map_err(|e| e.replace("give 0 or more", "give more than 0"))?;
     if d.is_zero() {
         return Err(format!("'{s}' seconds: give more than 0"));
     }

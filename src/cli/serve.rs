@@ -21,7 +21,7 @@ use anyhow::Context;
 )]
 pub struct ServeArgs {
     /// Control address to listen on [default: [::]:12866, or 0.0.0.0:12866 without IPv6]
-    #[arg(long, value_name = "ADDR:PORT")]
+    #[arg(long, value_name = "ADDR:PORT", value_parser = parse_listen)]
     listen: Option<SocketAddr>,
     /// Serve inside this network namespace (a name from `ip netns list`, or a path like /proc/PID/ns/net)
     #[arg(long, value_name = "NAME|PATH")]
@@ -30,13 +30,13 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECRET")]
     token: Option<String>,
     /// Longest test a client may ask for, warm-up included
-    #[arg(long, value_name = "SECS", default_value = "3600", value_parser = super::run::parse_positive_secs)]
+    #[arg(long, value_name = "SECS", allow_hyphen_values = true, default_value = "3600", value_parser = super::run::parse_positive_secs)]
     max_duration: Duration,
     /// Tests served at once; more clients are refused as busy
-    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    #[arg(long, value_name = "N", allow_hyphen_values = true, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     max_clients: u32,
     /// How long a client may stay silent where the server waits for it
-    #[arg(long, value_name = "SECS", default_value = "30", value_parser = super::run::parse_positive_secs)]
+    #[arg(long, value_name = "SECS", allow_hyphen_values = true, default_value = "30", value_parser = super::run::parse_positive_secs)]
     idle_timeout: Duration,
     /// Do not log a line per test
     #[arg(long, short)]
@@ -44,6 +44,29 @@ pub struct ServeArgs {
     /// Testing aid: leave every N-th UDP_RR request unanswered
     #[arg(long, value_name = "N", hide = true, value_parser = clap::value_parser!(u32).range(1..))]
     udp_drop_every: Option<u32>,
+}
+
+/// `--listen`: an IP address and a port.
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    s.parse().map_err(|_| {
+        format!("'{s}' is not ADDR:PORT: give an IP address and a port, like 0.0.0.0:12866 or [::1]:12866")
+    })
+}
+
+/// Says what to do when the control address cannot be bound (the usual causes: the port is taken,
+/// a privileged port without root, an address this namespace does not have).
+fn explain_bind(e: bench::server::ServerError) -> anyhow::Error {
+    use std::io::ErrorKind;
+    let bench::server::ServerError::Bind { addr, error } = &e else {
+        return e.into();
+    };
+    let hint = match error.kind() {
+        ErrorKind::AddrInUse => "the port is already in use (another `nslat serve`?); pick another with --listen ADDR:PORT",
+        ErrorKind::PermissionDenied => "ports below 1024 need root; pick another with --listen ADDR:PORT",
+        ErrorKind::AddrNotAvailable => "no interface here has that address; give one of `ip addr` with --listen ADDR:PORT",
+        _ => return e.into(),
+    };
+    anyhow::anyhow!("cannot listen on {addr}: {hint}")
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -65,9 +88,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             Err(_) if !explicit => {
                 cfg.listen =
                     SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), bench::DEFAULT_PORT);
-                Ok(bench::server::Server::bind(cfg)?)
+                bench::server::Server::bind(cfg).map_err(explain_bind)
             }
-            Err(e) => Err(e.into()),
+            Err(e) => Err(explain_bind(e)),
         }
     })?;
     eprintln!(

@@ -37,6 +37,8 @@ pub enum AttachError {
     OwnNamespace(PathBuf),
     #[error("parent interface '{0}' not found: give an existing interface with --parent (see `ip link`)")]
     NoParent(String),
+    #[error("parent interface '{0}' {1}")]
+    BadParent(String, &'static str),
     #[error("invalid interface name '{0}': 1 to 15 characters, no '/', ':' or spaces")]
     BadIfname(String),
     #[error("interface '{0}' already exists in the target namespace: pick another with --ifname")]
@@ -45,7 +47,9 @@ pub enum AttachError {
     BadShim(String),
     #[error("--host-shim applies to macvlan and ipvlan modes only (a bridge already reaches its containers)")]
     ShimNeedsMacvlanOrIpvlan,
-    #[error("nothing attached by nslat to {0}")]
+    #[error(
+        "nothing attached by nslat to {0}: nothing to detach (check --pid/--netns and --ifname)"
+    )]
     NothingAttached(PathBuf),
     #[error(transparent)]
     Netns(#[from] NetnsError),
@@ -243,6 +247,24 @@ pub fn attach(spec: &AttachSpec) -> Result<AttachRecord, AttachError> {
         Err(NetlinkError::NoSuchLink(_)) => return Err(AttachError::NoParent(spec.parent.clone())),
         Err(e) => return Err(e.into()),
     };
+    // A parent the kernel would refuse fails here, before anything is created.
+    let (ethernet, kind) = parent_nl.link_kind(parent_index)?;
+    match spec.mode {
+        AttachMode::Bridge if kind.as_deref() != Some("bridge") => {
+            return Err(AttachError::BadParent(
+                spec.parent.clone(),
+                "is not a bridge: --mode bridge needs a bridge as --parent (e.g. docker0)",
+            ))
+        }
+        AttachMode::Bridge => {}
+        _ if !ethernet => {
+            return Err(AttachError::BadParent(
+                spec.parent.clone(),
+                "is not an Ethernet interface: give the NIC (e.g. eth0) as --parent",
+            ))
+        }
+        _ => {}
+    }
     let mut target_nl = Netlink::open_in(&target)?;
     if target_nl.link_exists(&spec.ifname)? {
         return Err(AttachError::IfnameTaken(spec.ifname.clone()));

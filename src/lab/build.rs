@@ -44,7 +44,12 @@ pub(super) fn up(spec: &LabSpec) -> Result<LabState, LabError> {
                 .any(|s| *n == format!("{prefix}{s}"))
         })
         .collect();
-    if LabState::load(&spec.name)?.is_some() || !existing.is_empty() {
+    let state = LabState::load(&spec.name)?;
+    if state.is_some() || !existing.is_empty() {
+        if state.is_none() {
+            // Only namespaces of that name (not ours to touch): leave no lock file behind either.
+            lock.remove_file();
+        }
         return Err(LabError::Exists(spec.name.clone()));
     }
     let guard = UpGuard::enter();
@@ -82,6 +87,9 @@ pub(super) fn teardown(name: &str) -> super::DownReport {
     let mut names: Vec<String> = match LabState::load(name) {
         Ok(Some(s)) => s.namespaces,
         Ok(None) => Vec::new(),
+        // A corrupt state file is no obstacle: every namespace of the lab is found by name
+        // below, and the file is removed with the rest.
+        Err(LabError::State { .. }) => Vec::new(),
         Err(e) => {
             report.errors.push(super::error_chain(&e));
             Vec::new()

@@ -53,7 +53,7 @@ pub enum LabError {
     NoSuchMode(Mode),
     #[error("the lab has no bridge mode, so there is no NAT to set")]
     NoNat,
-    #[error("state file {path}: {reason}")]
+    #[error("state file {path} is unreadable ({reason}): remove the lab with `nslat lab down`")]
     State { path: PathBuf, reason: String },
     #[error("{what}")]
     Io {

@@ -91,6 +91,31 @@ impl Netlink {
         )))
     }
 
+    /// What interface `index` is: whether its link layer is Ethernet (macvlan/ipvlan parents must
+    /// be), and its kind (`bridge`, `veth`, ...; `None` for a plain NIC).
+    pub fn link_kind(&mut self, index: u32) -> Result<(bool, Option<String>)> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        let replies = self.request(RouteNetlinkMessage::GetLink(msg), 0, || {
+            format!("reading interface {index}")
+        })?;
+        for r in replies {
+            if let RouteNetlinkMessage::NewLink(m) = r {
+                let ethernet =
+                    m.header.link_layer_type == netlink_packet_route::link::LinkLayerType::Ether;
+                let kind = m.attributes.iter().find_map(|a| match a {
+                    LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {
+                        LinkInfo::Kind(k) => Some(k.to_string()),
+                        _ => None,
+                    }),
+                    _ => None,
+                });
+                return Ok((ethernet, kind));
+            }
+        }
+        Err(NetlinkError::Decode(format!("interface {index}: no reply")))
+    }
+
     /// Names of all interfaces in this namespace.
     pub fn link_names(&mut self) -> Result<Vec<String>> {
         let replies = self.request(

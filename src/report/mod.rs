@@ -31,12 +31,9 @@ pub enum ReportError {
     Csv(#[from] ::csv::Error),
     #[error("drawing a plot: {0}")]
     Plot(String),
-    #[error("{path}: {source}")]
-    Path {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    /// (The I/O error is part of the message, not a `source`, so an error chain prints it once.)
+    #[error("{path}: {error}")]
+    Path { path: String, error: std::io::Error },
 }
 
 /// Writes a report in one format.
@@ -50,9 +47,9 @@ pub fn export_to_path(
     report: &CompareReport,
     path: &Path,
 ) -> Result<(), ReportError> {
-    let err = |source| ReportError::Path {
+    let err = |error| ReportError::Path {
         path: path.display().to_string(),
-        source,
+        error,
     };
     let mut f = std::io::BufWriter::new(std::fs::File::create(path).map_err(err)?);
     exporter.export(report, &mut f)?;
@@ -61,9 +58,9 @@ pub fn export_to_path(
 
 /// `--html DIR`: creates DIR if needed and writes DIR/index.html; returns that path.
 pub fn write_html_dir(report: &CompareReport, dir: &Path) -> Result<PathBuf, ReportError> {
-    std::fs::create_dir_all(dir).map_err(|source| ReportError::Path {
+    std::fs::create_dir_all(dir).map_err(|error| ReportError::Path {
         path: dir.display().to_string(),
-        source,
+        error,
     })?;
     let path = dir.join("index.html");
     export_to_path(&HtmlExporter, report, &path)?;

@@ -101,6 +101,7 @@ fn host_shim_and_hybrid_repair_what_macvlan_loses() {
     if !common::need_root("host_shim_and_hybrid_repair_what_macvlan_loses") {
         return;
     }
+    let root = common::RootSnapshot::take();
     let modes = [Mode::Host, Mode::Macvlan, Mode::MacvlanVeth];
     let (lab, _guard) = build("fix", &modes, true);
     let m = check::run(&lab, &modes).expect("checks run");
@@ -136,6 +137,7 @@ fn host_shim_and_hybrid_repair_what_macvlan_loses() {
         Some(false),
         "the data path still bypasses the node: {hy:?}"
     );
+    root.assert_unchanged();
 }
 
 #[test]

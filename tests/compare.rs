@@ -165,6 +165,7 @@ fn explain_attributes_the_bridge_gap_and_restores_nat() {
     if !common::need_root("explain_attributes_the_bridge_gap_and_restores_nat") {
         return;
     }
+    let root = common::RootSnapshot::take();
     let _serial = serial();
     use nslat::compare::{self, CompareOptions, RepsChoice, SilentProgress};
     use nslat::lab::Mode;
@@ -205,6 +206,7 @@ fn explain_attributes_the_bridge_gap_and_restores_nat() {
         "{:?}",
         explain.notes
     );
+    root.assert_unchanged();
 }
 
 #[test]
@@ -212,6 +214,7 @@ fn compare_on_a_kept_lab_leaves_it_and_its_nat_as_they_were() {
     if !common::need_root("compare_on_a_kept_lab_leaves_it_and_its_nat_as_they_were") {
         return;
     }
+    let root = common::RootSnapshot::take();
     let _serial = serial();
     let lab = common::unique("keep");
     let bin = common::nslat_bin();
@@ -301,4 +304,5 @@ fn compare_on_a_kept_lab_leaves_it_and_its_nat_as_they_were() {
         rules.contains("masquerade"),
         "NAT level not restored after --explain:\n{rules}"
     );
+    root.assert_unchanged();
 }

@@ -50,7 +50,7 @@ pub struct CompareArgs {
     #[arg(short = 'l', long = "length", value_name = "SECS", allow_hyphen_values = true, default_value = "1.5", value_parser = parse_positive_secs)]
     length: Duration,
     /// Warm-up seconds before each run (not measured).
-    #[arg(long, value_name = "SECS", default_value = "0.3", value_parser = parse_secs)]
+    #[arg(long, value_name = "SECS", default_value = "0.3", allow_hyphen_values = true, value_parser = parse_secs)]
     warmup: Duration,
     /// Repetitions per mode; `auto`: at least 5, more while a 95% CI is above 1% of the mean and time allows.
     #[arg(long, value_name = "N|auto", default_value = "auto", allow_hyphen_values = true, value_parser = parse_reps)]
@@ -134,7 +134,9 @@ fn parse_cpu(s: &str) -> Result<CpuChoice, String> {
     }
 }
 
-/// An output file must go into an existing directory and must not be a directory itself.
+/// An output file must go into an existing directory, must not be a directory itself, and must
+/// be writable: checked before anything is built by opening it (without truncating an existing
+/// file, and removing a file only this check created), so nothing is left changed.
 fn check_output_file(flag: &str, path: &Path) -> anyhow::Result<()> {
     if path.is_dir() {
         bail!(
@@ -153,7 +155,23 @@ fn check_output_file(flag: &str, path: &Path) -> anyhow::Result<()> {
             parent.display()
         );
     }
-    Ok(())
+    let existed = path.exists();
+    let opened = std::fs::OpenOptions::new()
+        .append(true)
+        .create(!existed)
+        .open(path);
+    match opened {
+        Ok(_) => {
+            if !existed {
+                let _ = std::fs::remove_file(path);
+            }
+            Ok(())
+        }
+        Err(e) => bail!(
+            "{flag} {}: cannot write there ({e}); give a writable path",
+            path.display()
+        ),
+    }
 }
 
 /// `--html DIR`: DIR may exist (as a directory) or be created inside an existing directory.

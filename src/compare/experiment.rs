@@ -25,14 +25,15 @@ pub enum CompareError {
     Invalid(String),
     #[error("nslat compare builds network namespaces and needs root; run it with sudo")]
     NotRoot,
-    #[error("lab: {0}")]
+    #[error("lab")]
     Lab(#[from] LabError),
-    #[error("starting the server in the remote namespace: {0}")]
+    #[error("starting the server in the remote namespace")]
     Server(#[from] ServerError),
     #[error("the baseline (host) could not be measured: {0}")]
     Baseline(ClientError),
-    #[error("interrupted by a signal; everything nslat built was removed")]
-    Interrupted,
+    /// The text says what became of what nslat built (see [`CompareError::interrupted`]).
+    #[error("interrupted by a signal; {0}")]
+    Interrupted(&'static str),
     #[error(transparent)]
     Netns(#[from] NetnsError),
 }
@@ -111,14 +112,14 @@ impl Bench<'_> {
         probes: &ProbeConfig,
     ) -> Result<RepInput, CompareError> {
         if self.stop.load(Ordering::SeqCst) {
-            return Err(CompareError::Interrupted);
+            return Err(CompareError::Interrupted(""));
         }
         let spec = self.spec(netns, placement);
         let before = Snapshot::take(probes).ok();
         let run = client::run(&spec);
         let after = Snapshot::take(probes).ok();
         if self.stop.load(Ordering::SeqCst) {
-            return Err(CompareError::Interrupted);
+            return Err(CompareError::Interrupted(""));
         }
         let run = run.map_err(|e| CompareError::Invalid(e.to_string()))?;
         let probes = match (before, after) {
@@ -154,9 +155,14 @@ pub fn run(
         return super::remote::run(opts, target, &stop, progress);
     }
 
-    let (mut lab, _teardown) = open_or_build_lab(opts, progress)?;
+    let (mut lab, teardown) = open_or_build_lab(opts, progress)?;
+    let interrupted = if teardown.armed {
+        "the lab it built was removed"
+    } else {
+        "the lab was left as it was"
+    };
     if stop.load(Ordering::SeqCst) {
-        return Err(CompareError::Interrupted);
+        return Err(CompareError::Interrupted(interrupted));
     }
 
     let remote_ns = lab.remote_netns().to_path_buf();
@@ -172,7 +178,10 @@ pub fn run(
     let handle = server.spawn();
     let result = measure_all(&bench, &mut lab, progress);
     handle.stop();
-    result
+    result.map_err(|e| match e {
+        CompareError::Interrupted(_) => CompareError::Interrupted(interrupted),
+        e => e,
+    })
 }
 
 /// Reuses `--lab NAME` when it exists (and leaves it), else builds a lab and arms its teardown.

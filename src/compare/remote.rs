@@ -130,7 +130,9 @@ pub(super) fn run(
                 .or_else(|| target.machine_netns.clone());
             for rep in 0..reps {
                 if stop.load(Ordering::SeqCst) {
-                    return Err(CompareError::Interrupted);
+                    return Err(CompareError::Interrupted(
+                        "the mode attached for the run was detached",
+                    ));
                 }
                 progress.run_started(placement, &input.mode, rep + 1, reps);
                 let spec = spec(opts, target, placement, netns.as_deref());

@@ -44,46 +44,82 @@ fn row(m: &ModeChecks) -> Vec<String> {
     ]
 }
 
+/// The column headers and one row per mode.
+pub fn table_rows(matrix: &CheckMatrix) -> (Vec<String>, Vec<Vec<String>>) {
+    (
+        HEADERS.map(String::from).to_vec(),
+        matrix.modes.iter().map(row).collect(),
+    )
+}
+
+/// One line per unavailable mode and per explained check, e.g. "macvlan service: …".
+pub fn notes(matrix: &CheckMatrix) -> Vec<String> {
+    let mut out = Vec::new();
+    for m in &matrix.modes {
+        if let Some(reason) = &m.reason {
+            out.push(format!("{}: not available: {reason}", m.mode));
+        }
+        for (check, why) in &m.why {
+            out.push(format!("{} {check}: {why}", m.mode));
+        }
+    }
+    out
+}
+
+/// The title line of the matrix.
+pub fn title(matrix: &CheckMatrix) -> String {
+    format!(
+        "Feature checks (real connections; policy = a node drop rule blocks the container){}",
+        if matrix.host_shim {
+            ", with --host-shim"
+        } else {
+            ""
+        }
+    )
+}
+
 /// The matrix as a terminal table followed by one line per failed check saying why.
 pub fn render(matrix: &CheckMatrix) -> String {
+    let (headers, rows) = table_rows(matrix);
     let mut t = Table::new();
     t.load_preset(presets::UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header(HEADERS.to_vec());
-    for m in &matrix.modes {
-        t.add_row(row(m));
+        .set_header(headers);
+    for r in rows {
+        t.add_row(r);
     }
     for i in 1..HEADERS.len() {
         if let Some(c) = t.column_mut(i) {
             c.set_cell_alignment(CellAlignment::Center);
         }
     }
-    let mut out = format!(
-        "Feature checks (real connections; policy = a node drop rule blocks the container){}:\n{t}\n",
-        if matrix.host_shim { ", with --host-shim" } else { "" }
-    );
-    for m in &matrix.modes {
-        if let Some(reason) = &m.reason {
-            out.push_str(&format!("  {}: not available: {reason}\n", m.mode));
-        }
-        for (check, why) in &m.why {
-            out.push_str(&format!("  {} {check}: {why}\n", m.mode));
-        }
+    let mut out = format!("{}:\n{t}\n", title(matrix));
+    for n in notes(matrix) {
+        out.push_str(&format!("  {n}\n"));
     }
     out
 }
 
-/// Renders `compare`'s `checks` value: the matrix, or the reason it is missing.
-pub fn render_value(v: &serde_json::Value) -> Option<String> {
+/// `compare`'s `checks` value as a matrix: `Ok(None)` when checks were not run, `Err(reason)`
+/// when they could not run.
+pub fn from_value(v: &serde_json::Value) -> Result<Option<CheckMatrix>, String> {
     if v.is_null() {
-        return None;
+        return Ok(None);
     }
     if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
-        return Some(format!("Feature checks not run: {e}\n"));
+        return Err(e.to_string());
     }
     serde_json::from_value::<CheckMatrix>(v.clone())
-        .ok()
-        .map(|m| render(&m))
+        .map(Some)
+        .map_err(|e| format!("unreadable check matrix: {e}"))
+}
+
+/// Renders `compare`'s `checks` value: the matrix, or the reason it is missing.
+pub fn render_value(v: &serde_json::Value) -> Option<String> {
+    match from_value(v) {
+        Ok(m) => m.map(|m| render(&m)),
+        Err(e) => Some(format!("Feature checks not run: {e}\n")),
+    }
 }
 
 #[cfg(test)]

@@ -158,6 +158,20 @@ impl Exporter for HtmlExporter {
                 writeln!(out, "<p>{}</p>", escape(n))?;
             }
         }
+        match r.checks.as_ref().map(super::checks::from_value) {
+            Some(Ok(Some(m))) => {
+                writeln!(out, "<h2>{}</h2>", escape(&super::checks::title(&m)))?;
+                let (h, rows) = super::checks::table_rows(&m);
+                table(out, &h, &rows)?;
+                writeln!(out, "<ul>")?;
+                for n in super::checks::notes(&m) {
+                    writeln!(out, "<li>{}</li>", escape(&n))?;
+                }
+                writeln!(out, "</ul>")?;
+            }
+            Some(Err(e)) => writeln!(out, "<p>Feature checks not run: {}</p>", escape(&e))?,
+            _ => {}
+        }
         writeln!(out, "</body>\n</html>")?;
         Ok(())
     }

@@ -413,45 +413,34 @@ fn policy_checks(
     shim: bool,
 ) -> Result<(), CheckError> {
     let firewall = lab.firewall();
-    let enforced = |outcome: Result<(), String>| outcome.is_err();
-    firewall.set_policy_drop(Subnet4 {
-        addr: target.addr,
-        len: 32,
-    })?;
-    let remote_enforced = enforced(attempt(&target.netns, to_remote));
-    row.policy = Some(remote_enforced);
-    if !remote_enforced {
-        row.why.insert(
-            "policy".into(),
-            why_failed(
-                "policy",
-                target.mode,
-                shim,
-                "the connection to the remote went through",
-            ),
-        );
-    }
-    if row.service == Some(true) {
-        // Service traffic leaves a hybrid through its side veth, with that address as source.
-        let source = target.side_addr.unwrap_or(target.addr);
-        firewall.set_policy_drop(Subnet4 {
-            addr: source,
-            len: 32,
-        })?;
-        let service_enforced = enforced(attempt(&target.netns, service));
-        row.policy_service = Some(service_enforced);
-        if !service_enforced {
-            row.why.insert(
-                "policy_service".into(),
-                why_failed(
-                    "policy_service",
-                    target.mode,
-                    shim,
-                    "the connection to the Service went through",
-                ),
-            );
-        }
-    }
+    // Drops traffic from `source` in the node, tries `to`: blocked means the policy is enforced.
+    let mut enforced =
+        |check: &str, source: Ipv4Addr, to: SocketAddr| -> Result<bool, CheckError> {
+            firewall.set_policy_drop(Subnet4 {
+                addr: source,
+                len: 32,
+            })?;
+            let blocked = attempt(&target.netns, to).is_err();
+            if !blocked {
+                let went = format!("the connection to {to} went through");
+                row.why
+                    .insert(check.into(), why_failed(check, target.mode, shim, &went));
+            }
+            Ok(blocked)
+        };
+    let policy = enforced("policy", target.addr, to_remote)?;
+    // Service traffic leaves a hybrid through its side veth, with that address as source.
+    let policy_service = if row.service == Some(true) {
+        Some(enforced(
+            "policy_service",
+            target.side_addr.unwrap_or(target.addr),
+            service,
+        )?)
+    } else {
+        None
+    };
+    row.policy = Some(policy);
+    row.policy_service = policy_service;
     firewall.remove_table(crate::firewall::POLICY_TABLE)?;
     Ok(())
 }

@@ -153,7 +153,10 @@ fn compare_measures_explains_and_exports_then_cleans_up() {
     let md = std::fs::read_to_string(out("r.md")).unwrap();
     assert!(md.contains("| bridge"), "{md}");
     let html = std::fs::read_to_string(out("html").join("index.html")).unwrap();
-    assert!(html.contains("Feature checks"), "check matrix missing from the HTML page");
+    assert!(
+        html.contains("Feature checks"),
+        "check matrix missing from the HTML page"
+    );
     assert!(
         html.matches("<svg").count() >= 2,
         "plots missing from the HTML page"

@@ -62,25 +62,12 @@ impl LatencySummary {
     /// Summarizes a histogram of nanoseconds into microseconds; `rate_mean` is netperf's
     /// RT_LATENCY, `elapsed_ns / transactions`.
     pub fn from_histogram(h: &Histogram<u64>, elapsed_ns: u64, transactions: u64) -> Self {
-        let us = |ns: u64| ns as f64 / 1000.0;
-        if h.is_empty() {
-            return LatencySummary::default();
-        }
-        LatencySummary {
-            mean: h.mean() / 1000.0,
-            rate_mean: if transactions > 0 {
-                elapsed_ns as f64 / transactions as f64 / 1000.0
-            } else {
-                0.0
-            },
-            stddev: h.stdev() / 1000.0,
-            min: us(h.min()),
-            p50: us(h.value_at_quantile(0.50)),
-            p90: us(h.value_at_quantile(0.90)),
-            p99: us(h.value_at_quantile(0.99)),
-            p99_9: us(h.value_at_quantile(0.999)),
-            max: us(h.max()),
-        }
+        let rate_mean = if transactions > 0 {
+            elapsed_ns as f64 / transactions as f64 / 1000.0
+        } else {
+            0.0
+        };
+        crate::stats::summarize_ns(h).to_latency_summary(rate_mean)
     }
 }
 

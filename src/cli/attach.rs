@@ -121,6 +121,10 @@ pub fn run_attach(args: AttachArgs) -> anyhow::Result<()> {
             "service veth {} (container) <-> {} (node): {}/{} and {}/32 via the node {}",
             sv.container_link, sv.node_link, sv.cidr, sv.prefix, sv.node_ip, sv.node_ip
         );
+        println!(
+            "note: backends on {}'s network answer {} directly, past the node's conntrack: the node must SNAT the container's Service traffic (kube-proxy does for sources outside --cluster-cidr, or with --masquerade-all)",
+            rec.parent, rec.addr
+        );
     }
     Ok(())
 }

@@ -354,11 +354,12 @@ pub fn attach(spec: &AttachSpec) -> Result<AttachRecord, AttachError> {
                     })?,
             };
             if forward == "0" {
-                warnings.push(format!(
-                    "net.ipv4.ip_forward is 0 in the parent's namespace: the node will not forward \
-                     DNATed Service traffic from the container (a Kubernetes node has it on; nslat \
-                     leaves it as it is)"
-                ));
+                warnings.push(
+                    "net.ipv4.ip_forward is 0 in the parent's namespace: the node will not \
+                     forward DNATed Service traffic from the container (a Kubernetes node has it \
+                     on; nslat leaves it as it is)"
+                        .to_string(),
+                );
             }
             Some(sv)
         }
@@ -675,6 +676,73 @@ mod tests {
             AttachMode::IpvlanL3
         );
         assert!("vxlan".parse::<AttachMode>().is_err());
+    }
+
+    #[test]
+    fn service_cidrs_parse() {
+        assert_eq!(
+            parse_service_cidr("198.19.0.0/16").unwrap(),
+            (Ipv4Addr::new(198, 19, 0, 0), 16)
+        );
+        assert_eq!(parse_service_cidr(DEFAULT_SERVICE_CIDR).unwrap().1, 16);
+        assert_eq!(parse_service_cidr("10.96.0.0/12").unwrap().1, 12);
+        assert_eq!(parse_service_cidr("198.19.0.10/32").unwrap().1, 32);
+        match parse_service_cidr("198.19.0.10/16") {
+            Err(AttachError::ServiceCidrHostBits { net, .. }) => assert_eq!(net, "198.19.0.0/16"),
+            other => panic!("{other:?}"),
+        }
+        for bad in [
+            "198.19.0.0",
+            "198.19.0.0/0",
+            "198.19.0.0/33",
+            "2001:2::/64",
+            "224.0.0.0/4",
+            "x/16",
+            "",
+        ] {
+            assert!(parse_service_cidr(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn service_ifname_fits() {
+        assert_eq!(service_ifname("nslat0"), "svc-nslat0");
+        assert_eq!(service_ifname("a-long-name-xyz").len(), 15);
+    }
+
+    #[test]
+    fn old_records_without_service_veth_load() {
+        let rec = AttachRecord {
+            netns: "/run/netns/x".into(),
+            netns_ino: 7,
+            ifname: "eth0".into(),
+            mode: AttachMode::Macvlan,
+            parent: "eth0".into(),
+            parent_netns: None,
+            host_link: None,
+            shim_link: None,
+            shim_addr: None,
+            tmp_ifname: "nst7".into(),
+            addr: "198.18.0.60".parse().unwrap(),
+            prefix: 24,
+            gateway: None,
+            service_veth: Some(ServiceVeth {
+                node_link: "nsv7".into(),
+                container_link: "svc-eth0".into(),
+                cidr: Ipv4Addr::new(198, 19, 0, 0),
+                prefix: 16,
+                node_ip: Ipv4Addr::new(198, 18, 0, 1),
+            }),
+            warnings: vec!["not recorded".into()],
+        };
+        let json = serde_json::to_string(&rec).unwrap();
+        let back: AttachRecord = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.service_veth, rec.service_veth);
+        assert!(back.warnings.is_empty());
+        let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        v.as_object_mut().unwrap().remove("service_veth");
+        let old: AttachRecord = serde_json::from_value(v).unwrap();
+        assert_eq!(old.service_veth, None);
     }
 
     #[test]

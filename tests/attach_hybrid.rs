@@ -297,3 +297,90 @@ fn service_veth_reaches_the_service_plain_macvlan_does_not() {
     drop(node_nl);
     root.assert_unchanged();
 }
+
+/// A parent namespace of our own (its `eth0` a veth to a wire namespace): a parent without an
+/// IPv4 address, `--host-shim` with `--service-veth`, and forwarding off in the parent.
+#[test]
+fn service_veth_checks_the_parent() {
+    if !common::need_root("attach_hybrid_parent") {
+        return;
+    }
+    let root = common::RootSnapshot::take();
+    let parent = Container::new("hp");
+    let wire = Container::new("hw");
+    let ctr = Container::new("hk");
+    let mut pnl = Netlink::open_in(&parent.path).unwrap();
+    let wire_fd = std::fs::File::open(&wire.path).unwrap();
+    pnl.create_veth("eth0", "eth0", Some(std::os::fd::AsFd::as_fd(&wire_fd)))
+        .unwrap();
+    let eth0 = pnl.link_index("eth0").unwrap();
+    pnl.set_up(eth0, true).unwrap();
+    let links_before = pnl.link_names().unwrap();
+    let attach = |extra: &[&str]| {
+        let mut args = vec![
+            "attach",
+            "--netns",
+            &ctr.name,
+            "--mode",
+            "macvlan",
+            "--parent",
+            "eth0",
+            "--parent-netns",
+            &parent.name,
+            "--addr",
+            "198.18.7.60/24",
+            "--service-veth",
+        ];
+        args.extend_from_slice(extra);
+        nslat(&args)
+    };
+    let unchanged = |pnl: &mut Netlink| {
+        assert_eq!(pnl.link_names().unwrap(), links_before);
+        assert_eq!(
+            Netlink::open_in(&ctr.path).unwrap().link_names().unwrap(),
+            vec!["lo".to_string()]
+        );
+    };
+    let fails_with = |o: Output, what: &str| {
+        assert_eq!(o.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(what), "{err}");
+    };
+
+    // No IPv4 address on the parent: nothing to route the Service network to.
+    fails_with(attach(&[]), "has no IPv4 address");
+    unchanged(&mut pnl);
+    pnl.add_address(eth0, Ipv4Addr::new(198, 18, 7, 1).into(), 24)
+        .unwrap();
+    fails_with(attach(&["--host-shim", "198.18.7.2"]), "drop --host-shim");
+    unchanged(&mut pnl);
+    fails_with(attach(&["--service-cidr", "2001:2::/64"]), "IPv4 network");
+    unchanged(&mut pnl);
+
+    // Forwarding off in the parent: a one-line warning, nslat does not change it.
+    nslat::netlink::sysctl::write_in(&parent.path, &[("net.ipv4.ip_forward", "0")]).unwrap();
+    let o = attach(&["--service-cidr", "10.96.0.0/12"]);
+    ok(&o);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("warning: net.ipv4.ip_forward is 0"), "{err}");
+    assert_eq!(
+        nslat::netlink::sysctl::read_in(&parent.path, "net.ipv4.ip_forward").unwrap(),
+        "0"
+    );
+    let routes = ip_in(&ctr.path, &["-4", "route", "show"]);
+    assert!(
+        routes.contains("10.96.0.0/12 via 198.18.7.1 dev svc-nslat0 src 198.18.7.60 onlink"),
+        "{routes}"
+    );
+    assert!(
+        routes.contains("198.18.7.1 dev svc-nslat0 scope link src 198.18.7.60"),
+        "{routes}"
+    );
+    ok(&nslat(&["detach", "--netns", &ctr.name]));
+    unchanged(&mut pnl);
+    let proutes = ip_in(&parent.path, &["-4", "route", "show"]);
+    assert!(!proutes.contains("198.18.7.60"), "{proutes}");
+    drop(pnl);
+    root.assert_unchanged();
+}

@@ -245,6 +245,10 @@ fn service_veth_reaches_the_service_plain_macvlan_does_not() {
         "198.18.0.2",
     ]));
 
+    // Strict reverse-path filtering on both sides: the /32 routes must satisfy it.
+    for ns in [&node, &hybrid.path] {
+        nslat::netlink::sysctl::write_in(ns, &[("net.ipv4.conf.all.rp_filter", "1")]).unwrap();
+    }
     // Both reach the remote directly over macvlan (the attach itself works) ...
     echoes(&hybrid.path, lab.remote_addr(), ECHO_PORT).unwrap();
     echoes(&plain.path, lab.remote_addr(), ECHO_PORT).unwrap();

@@ -193,6 +193,17 @@ fn ipvlan_service_veth_reaches_the_node() {
         );
         let hy: Ipv4Addr = hy_addr.parse().unwrap();
         let pl: Ipv4Addr = pl_addr.parse().unwrap();
+        if mode == "ipvlan-l3" {
+            // L3 children answer no ARP: the remote's network must route their addresses to the
+            // node (here: neighbour entries with the node's MAC, which ipvlan-l3 children share).
+            let ni = node_nl.link_index("eth0").unwrap();
+            let mac = node_nl.link_mac(ni).unwrap();
+            let mut rnl = Netlink::open_in(lab.remote_netns()).unwrap();
+            let ri = rnl.link_index("eth0").unwrap();
+            for a in [hy, pl] {
+                rnl.add_neighbour(ri, a.into(), mac).unwrap();
+            }
+        }
 
         // Data path on ipvlan to the remote, for both.
         echoes(&hybrid.path, lab.remote_addr()).expect(mode);

@@ -385,6 +385,20 @@ fn service_veth_checks_the_parent() {
     unchanged(&mut pnl);
     let proutes = ip_in(&parent.path, &["-4", "route", "show"]);
     assert!(!proutes.contains("198.18.7.60"), "{proutes}");
+    fails_with(
+        attach(&["--service-cidr", "198.18.0.0/16"]),
+        "contains the container's own address",
+    );
+    unchanged(&mut pnl);
+
+    // The parent namespace disappears (its links and the veth pair with it): detach still works.
+    ok(&attach(&[]));
     drop(pnl);
+    netns::delete(&parent.name).unwrap();
+    ok(&nslat(&["detach", "--netns", &ctr.name]));
+    assert_eq!(
+        Netlink::open_in(&ctr.path).unwrap().link_names().unwrap(),
+        vec!["lo".to_string()]
+    );
     root.assert_unchanged();
 }

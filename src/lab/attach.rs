@@ -55,6 +55,8 @@ pub enum AttachError {
     BadServiceCidr(String),
     #[error("bad --service-cidr '{given}': host bits are set; did you mean {net}?")]
     ServiceCidrHostBits { given: String, net: String },
+    #[error("--service-cidr {cidr} contains the container's own address {addr}: give the cluster's Service network, which the container's address is not in")]
+    ServiceCidrHasAddr { cidr: String, addr: Ipv4Addr },
     #[error("--service-veth applies to macvlan and ipvlan modes only (a bridge already passes the node)")]
     ServiceVethNeedsMacvlanOrIpvlan,
     #[error("--service-veth is IPv4 only: give an IPv4 --addr")]
@@ -296,10 +298,17 @@ pub fn attach(spec: &AttachSpec) -> Result<AttachRecord, AttachError> {
         if spec.host_shim.is_some() {
             return Err(AttachError::ServiceVethWithShim);
         }
-        if !spec.addr.is_ipv4() {
+        let IpAddr::V4(addr) = spec.addr else {
             return Err(AttachError::ServiceVethNeedsIpv4);
-        }
+        };
         parse_service_cidr(&format!("{net}/{len}"))?;
+        let mask = u32::MAX << (32 - u32::from(len));
+        if u32::from(addr) & mask == u32::from(net) {
+            return Err(AttachError::ServiceCidrHasAddr {
+                cidr: format!("{net}/{len}"),
+                addr,
+            });
+        }
     }
     let target = spec.target.resolve()?;
     let target_ino = ino(&target)?;
@@ -569,7 +578,9 @@ fn add_route_src(
 
 /// Deletes the links a record describes (a missing link or namespace counts as done).
 fn undo(record: &AttachRecord) -> Result<(), AttachError> {
-    if let (Some(sv), IpAddr::V4(addr)) = (&record.service_veth, record.addr) {
+    // A parent namespace that is gone took its links (and the veth pair) with it.
+    let parent_gone = record.parent_netns.as_ref().is_some_and(|p| !p.exists());
+    if let (Some(sv), IpAddr::V4(addr), false) = (&record.service_veth, record.addr, parent_gone) {
         // The node side first: its host route, then the pair (gone with the container too).
         let mut nl = open_socket(record.parent_netns.as_deref())?;
         match nl.link_index(&sv.node_link) {
@@ -600,6 +611,9 @@ fn undo(record: &AttachRecord) -> Result<(), AttachError> {
         }
     }
     for h in record.host_link.iter().chain(record.shim_link.iter()) {
+        if parent_gone {
+            break;
+        }
         let mut nl = open_socket(record.parent_netns.as_deref())?;
         match nl.link_index(h) {
             Ok(i) => nl.delete_link(i)?,

@@ -49,6 +49,15 @@ pub struct AttachArgs {
     /// with this address and a route to the container, so host <-> container works.
     #[arg(long, value_name = "IP")]
     host_shim: Option<String>,
+    /// The hybrid (macvlan/ipvlan modes, IPv4): also a veth pair to the parent's namespace that
+    /// carries the Service CIDR and traffic to the node, so the node's DNAT (kube-proxy) and
+    /// firewall see it; the data path stays on macvlan/ipvlan.
+    #[arg(long)]
+    service_veth: bool,
+    /// The Service network routed through the --service-veth veth (your cluster's Service CIDR,
+    /// e.g. 10.96.0.0/12).
+    #[arg(long, value_name = "CIDR", requires = "service_veth", default_value = attach::DEFAULT_SERVICE_CIDR)]
+    service_cidr: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -77,8 +86,13 @@ pub fn run_attach(args: AttachArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    let service_cidr = match args.service_veth {
+        true => Some(attach::parse_service_cidr(&args.service_cidr)?),
+        false => None,
+    };
     let spec = AttachSpec {
         host_shim,
+        service_cidr,
         target: args.target.target(),
         mode,
         parent: args.parent,
@@ -89,6 +103,9 @@ pub fn run_attach(args: AttachArgs) -> anyhow::Result<()> {
         ifname: args.ifname,
     };
     let rec = attach::attach(&spec)?;
+    for w in &rec.warnings {
+        eprintln!("warning: {w}");
+    }
     println!(
         "attached {:?} {} ({}/{}) to {} (parent {}); undo with `nslat detach --netns {}`",
         rec.mode,
@@ -99,6 +116,16 @@ pub fn run_attach(args: AttachArgs) -> anyhow::Result<()> {
         rec.parent,
         rec.netns.display()
     );
+    if let Some(sv) = &rec.service_veth {
+        println!(
+            "service veth {} (container) <-> {} (node): {}/{} and {}/32 via the node {}",
+            sv.container_link, sv.node_link, sv.cidr, sv.prefix, sv.node_ip, sv.node_ip
+        );
+        println!(
+            "note: backends on {}'s network answer {} directly, past the node's conntrack: the node must SNAT the container's Service traffic (kube-proxy does for sources outside --cluster-cidr, or with --masquerade-all)",
+            rec.parent, rec.addr
+        );
+    }
     Ok(())
 }
 

@@ -228,6 +228,7 @@ fn attach_container(
         gateway: target.gateway,
         ifname: "eth0".into(),
         host_shim: None,
+        service_cidr: None,
     };
     attach::attach(&spec).map_err(|e| format!("attach failed: {e}"))?;
     Ok(container)

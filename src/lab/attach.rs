@@ -4,15 +4,21 @@
 //! Records live in `/run/nslat/attach/NSINO-IFNAME.json` and are written before the link is made.
 
 use std::fs;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
+    RouteType,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use serde::{Deserialize, Serialize};
 
-use crate::netlink::{IpvlanMode, Netlink, NetlinkError, Route};
+use crate::netlink::{sysctl, IpvlanMode, Netlink, NetlinkError, Route};
 use crate::netns::{self, NetnsError};
 
 /// Where attach records live.
@@ -47,6 +53,20 @@ pub enum AttachError {
     BadShim(String),
     #[error("--host-shim applies to macvlan and ipvlan modes only (a bridge already reaches its containers)")]
     ShimNeedsMacvlanOrIpvlan,
+    #[error("bad --service-cidr '{0}': give an IPv4 network like 198.19.0.0/16 (your cluster's Service CIDR, e.g. 10.96.0.0/12)")]
+    BadServiceCidr(String),
+    #[error("bad --service-cidr '{given}': host bits are set; did you mean {net}?")]
+    ServiceCidrHostBits { given: String, net: String },
+    #[error("--service-cidr {cidr} contains the container's own address {addr}: give the cluster's Service network, which the container's address is not in")]
+    ServiceCidrHasAddr { cidr: String, addr: Ipv4Addr },
+    #[error("--service-veth applies to macvlan and ipvlan modes only (a bridge already passes the node)")]
+    ServiceVethNeedsMacvlanOrIpvlan,
+    #[error("--service-veth is IPv4 only: give an IPv4 --addr")]
+    ServiceVethNeedsIpv4,
+    #[error("--service-veth already routes the node to the container: drop --host-shim")]
+    ServiceVethWithShim,
+    #[error("parent interface '{0}' has no IPv4 address (needed as the node's address for --service-veth): add one, or attach without --service-veth")]
+    ParentNoIpv4(String),
     #[error(
         "nothing attached by nslat to {0}: nothing to detach (check --pid/--netns and --ifname)"
     )]
@@ -129,6 +149,28 @@ pub struct AttachSpec {
     /// same parent, with this address (/32 or /128) and a host route to the container, so the
     /// host reaches the container (macvlan/ipvlan modes only).
     pub host_shim: Option<IpAddr>,
+    /// `--service-veth`: also a veth pair between the container and the parent's namespace that
+    /// carries this IPv4 network (the cluster's Service CIDR) and traffic to the node (the
+    /// hybrid: data path on macvlan/ipvlan, Service traffic through the node's netfilter hooks).
+    pub service_cidr: Option<(Ipv4Addr, u8)>,
+}
+
+/// The default Service CIDR of `--service-veth` (the lab's ClusterIP range).
+pub const DEFAULT_SERVICE_CIDR: &str = "198.19.0.0/16";
+
+/// The hybrid's veth, as recorded: names on both sides, the routes made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceVeth {
+    /// The node-side end, in the parent's namespace.
+    pub node_link: String,
+    /// The container-side end.
+    pub container_link: String,
+    /// The Service network routed through the veth.
+    pub cidr: Ipv4Addr,
+    pub prefix: u8,
+    /// The node's address (the parent interface's first IPv4 address): the container's gateway
+    /// for the Service network, and reached through the veth too.
+    pub node_ip: Ipv4Addr,
 }
 
 /// What `attach` did, as recorded for `detach`.
@@ -153,6 +195,32 @@ pub struct AttachRecord {
     pub addr: IpAddr,
     pub prefix: u8,
     pub gateway: Option<IpAddr>,
+    /// The hybrid's veth (`--service-veth`).
+    #[serde(default)]
+    pub service_veth: Option<ServiceVeth>,
+    /// Things the user should know (not recorded), e.g. forwarding off in the parent namespace.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
+}
+
+/// Parses an IPv4 network `ADDR/LEN` (LEN 1..=32, no host bits) for `--service-cidr`.
+pub fn parse_service_cidr(s: &str) -> Result<(Ipv4Addr, u8), AttachError> {
+    let bad = || AttachError::BadServiceCidr(s.to_string());
+    let (a, l) = s.trim().split_once('/').ok_or_else(bad)?;
+    let addr: Ipv4Addr = a.parse().map_err(|_| bad())?;
+    let len: u8 = l.parse().map_err(|_| bad())?;
+    if !(1..=32).contains(&len) || addr.is_multicast() || addr.is_broadcast() {
+        return Err(bad());
+    }
+    let mask = u32::MAX << (32 - u32::from(len));
+    let net = Ipv4Addr::from(u32::from(addr) & mask);
+    if net != addr {
+        return Err(AttachError::ServiceCidrHostBits {
+            given: s.to_string(),
+            net: format!("{net}/{len}"),
+        });
+    }
+    Ok((addr, len))
 }
 
 /// Parses `ADDR/LEN` (v4 or v6).
@@ -227,6 +295,25 @@ pub fn attach(spec: &AttachSpec) -> Result<AttachRecord, AttachError> {
             return Err(AttachError::BadShim(shim.to_string()));
         }
     }
+    if let Some((net, len)) = spec.service_cidr {
+        if spec.mode == AttachMode::Bridge {
+            return Err(AttachError::ServiceVethNeedsMacvlanOrIpvlan);
+        }
+        if spec.host_shim.is_some() {
+            return Err(AttachError::ServiceVethWithShim);
+        }
+        let IpAddr::V4(addr) = spec.addr else {
+            return Err(AttachError::ServiceVethNeedsIpv4);
+        };
+        parse_service_cidr(&format!("{net}/{len}"))?;
+        let mask = u32::MAX << (32 - u32::from(len));
+        if u32::from(addr) & mask == u32::from(net) {
+            return Err(AttachError::ServiceCidrHasAddr {
+                cidr: format!("{net}/{len}"),
+                addr,
+            });
+        }
+    }
     let target = spec.target.resolve()?;
     let target_ino = ino(&target)?;
     let parent_netns = spec
@@ -269,6 +356,45 @@ pub fn attach(spec: &AttachSpec) -> Result<AttachRecord, AttachError> {
     if target_nl.link_exists(&spec.ifname)? {
         return Err(AttachError::IfnameTaken(spec.ifname.clone()));
     }
+    let mut warnings = Vec::new();
+    let service_veth = match spec.service_cidr {
+        None => None,
+        Some((cidr, prefix)) => {
+            let node_ip = first_ipv4(&mut parent_nl, parent_index)?
+                .ok_or_else(|| AttachError::ParentNoIpv4(spec.parent.clone()))?;
+            let sv = ServiceVeth {
+                node_link: format!("nsv{:x}", target_ino % 0xfff_ffff),
+                container_link: service_ifname(&spec.ifname),
+                cidr,
+                prefix,
+                node_ip,
+            };
+            if target_nl.link_exists(&sv.container_link)? {
+                return Err(AttachError::IfnameTaken(sv.container_link.clone()));
+            }
+            if parent_nl.link_exists(&sv.node_link)? {
+                return Err(AttachError::IfnameTaken(sv.node_link.clone()));
+            }
+            let forward = match &parent_netns {
+                Some(p) => sysctl::read_in(p, "net.ipv4.ip_forward")?,
+                None => fs::read_to_string(sysctl::key_path("net.ipv4.ip_forward"))
+                    .map(|s| s.trim().to_string())
+                    .map_err(|source| AttachError::Io {
+                        what: "reading net.ipv4.ip_forward".into(),
+                        source,
+                    })?,
+            };
+            if forward == "0" {
+                warnings.push(
+                    "net.ipv4.ip_forward is 0 in the parent's namespace: the node will not \
+                     forward DNATed Service traffic from the container (a Kubernetes node has it \
+                     on; nslat leaves it as it is)"
+                        .to_string(),
+                );
+            }
+            Some(sv)
+        }
+    };
     let host_link =
         (spec.mode == AttachMode::Bridge).then(|| format!("nsl{:x}", target_ino % 0xfff_ffff));
     let shim_link = spec
@@ -293,6 +419,8 @@ pub fn attach(spec: &AttachSpec) -> Result<AttachRecord, AttachError> {
         addr: spec.addr,
         prefix: spec.prefix,
         gateway: spec.gateway,
+        service_veth,
+        warnings,
     };
     // Record first, then change.
     let path = record_path(target_ino, &spec.ifname);
@@ -377,14 +505,123 @@ fn apply(
         parent_nl.set_up(si, true)?;
         parent_nl.add_route(&Route::dev(spec.addr, host_len, si))?;
     }
+    if let (Some(sv), IpAddr::V4(addr)) = (&record.service_veth, spec.addr) {
+        // Made in the parent's namespace with the peer placed directly into the container.
+        parent_nl.create_veth(&sv.node_link, &sv.container_link, Some(fd.as_fd()))?;
+        let ni = parent_nl.link_index(&sv.node_link)?;
+        parent_nl.set_up(ni, true)?;
+        let vi = target_nl.link_index(&sv.container_link)?;
+        target_nl.set_up(vi, true)?;
+        // Unnumbered: the container keeps its one address as the source on both routes.
+        add_route_src(target_nl, sv.node_ip, 32, None, vi, addr)?;
+        add_route_src(target_nl, sv.cidr, sv.prefix, Some(sv.node_ip), vi, addr)?;
+        parent_nl.add_route(&Route::dev(addr.into(), 32, ni))?;
+    }
+    Ok(())
+}
+
+/// The container-side name of the hybrid's veth: `svc-IFNAME` (cut to 15 characters).
+fn service_ifname(ifname: &str) -> String {
+    let mut n = format!("svc-{ifname}");
+    n.truncate(15);
+    n
+}
+
+/// The first IPv4 address of interface `index` (the primary one), if any.
+fn first_ipv4(nl: &mut Netlink, index: u32) -> Result<Option<Ipv4Addr>, NetlinkError> {
+    let mut req = AddressMessage::default();
+    req.header.family = AddressFamily::Inet;
+    let replies = nl.request(
+        RouteNetlinkMessage::GetAddress(req),
+        netlink_packet_core::NLM_F_DUMP,
+        || format!("listing the addresses of interface {index}"),
+    )?;
+    Ok(replies.into_iter().find_map(|r| match r {
+        RouteNetlinkMessage::NewAddress(m)
+            if m.header.index == index && m.header.family == AddressFamily::Inet =>
+        {
+            m.attributes.into_iter().find_map(|a| match a {
+                AddressAttribute::Local(IpAddr::V4(v4)) => Some(v4),
+                _ => None,
+            })
+        }
+        _ => None,
+    }))
+}
+
+/// `ip route add DST/PREFIX [via GW onlink] dev OIF src SRC` (the netlink wrapper's [`Route`]
+/// has no preferred source).
+fn add_route_src(
+    nl: &mut Netlink,
+    dst: Ipv4Addr,
+    prefix: u8,
+    gateway: Option<Ipv4Addr>,
+    oif: u32,
+    src: Ipv4Addr,
+) -> Result<(), NetlinkError> {
+    let mut msg = RouteMessage::default();
+    msg.header.address_family = AddressFamily::Inet;
+    msg.header.destination_prefix_length = prefix;
+    msg.header.table = RouteHeader::RT_TABLE_MAIN;
+    msg.header.protocol = RouteProtocol::Boot;
+    msg.header.kind = RouteType::Unicast;
+    msg.header.scope = if gateway.is_some() {
+        RouteScope::Universe
+    } else {
+        RouteScope::Link
+    };
+    msg.attributes
+        .push(RouteAttribute::Destination(RouteAddress::from(IpAddr::V4(
+            dst,
+        ))));
+    if let Some(gw) = gateway {
+        msg.header.flags = RouteFlags::Onlink;
+        msg.attributes
+            .push(RouteAttribute::Gateway(RouteAddress::from(IpAddr::V4(gw))));
+    }
+    msg.attributes.push(RouteAttribute::Oif(oif));
+    msg.attributes
+        .push(RouteAttribute::PrefSource(RouteAddress::from(IpAddr::V4(
+            src,
+        ))));
+    let what = || {
+        let via = gateway
+            .map(|g| format!(" via {g} onlink"))
+            .unwrap_or_default();
+        format!("adding route {dst}/{prefix}{via} dev {oif} src {src}")
+    };
+    nl.request(
+        RouteNetlinkMessage::NewRoute(msg),
+        netlink_packet_core::NLM_F_CREATE | netlink_packet_core::NLM_F_EXCL,
+        what,
+    )?;
     Ok(())
 }
 
 /// Deletes the links a record describes (a missing link or namespace counts as done).
 fn undo(record: &AttachRecord) -> Result<(), AttachError> {
+    // A parent namespace that is gone took its links (and the veth pair) with it.
+    let parent_gone = record.parent_netns.as_ref().is_some_and(|p| !p.exists());
+    if let (Some(sv), IpAddr::V4(addr), false) = (&record.service_veth, record.addr, parent_gone) {
+        // The node side first: its host route, then the pair (gone with the container too).
+        let mut nl = open_socket(record.parent_netns.as_deref())?;
+        match nl.link_index(&sv.node_link) {
+            Ok(i) => {
+                match nl.del_route(&Route::dev(addr.into(), 32, i)) {
+                    Ok(()) => {}
+                    Err(e) if e.errno() == Some(libc::ESRCH) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                nl.delete_link(i)?;
+            }
+            Err(NetlinkError::NoSuchLink(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     if record.netns.exists() && ino(&record.netns).ok() == Some(record.netns_ino) {
         let mut nl = Netlink::open_in(&record.netns)?;
-        for name in [&record.ifname, &record.tmp_ifname] {
+        let svc = record.service_veth.as_ref().map(|s| &s.container_link);
+        for name in [&record.ifname, &record.tmp_ifname].into_iter().chain(svc) {
             if name.is_empty() {
                 continue;
             }
@@ -396,6 +633,9 @@ fn undo(record: &AttachRecord) -> Result<(), AttachError> {
         }
     }
     for h in record.host_link.iter().chain(record.shim_link.iter()) {
+        if parent_gone {
+            break;
+        }
         let mut nl = open_socket(record.parent_netns.as_deref())?;
         match nl.link_index(h) {
             Ok(i) => nl.delete_link(i)?,
@@ -472,6 +712,73 @@ mod tests {
             AttachMode::IpvlanL3
         );
         assert!("vxlan".parse::<AttachMode>().is_err());
+    }
+
+    #[test]
+    fn service_cidrs_parse() {
+        assert_eq!(
+            parse_service_cidr("198.19.0.0/16").unwrap(),
+            (Ipv4Addr::new(198, 19, 0, 0), 16)
+        );
+        assert_eq!(parse_service_cidr(DEFAULT_SERVICE_CIDR).unwrap().1, 16);
+        assert_eq!(parse_service_cidr("10.96.0.0/12").unwrap().1, 12);
+        assert_eq!(parse_service_cidr("198.19.0.10/32").unwrap().1, 32);
+        match parse_service_cidr("198.19.0.10/16") {
+            Err(AttachError::ServiceCidrHostBits { net, .. }) => assert_eq!(net, "198.19.0.0/16"),
+            other => panic!("{other:?}"),
+        }
+        for bad in [
+            "198.19.0.0",
+            "198.19.0.0/0",
+            "198.19.0.0/33",
+            "2001:2::/64",
+            "224.0.0.0/4",
+            "x/16",
+            "",
+        ] {
+            assert!(parse_service_cidr(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn service_ifname_fits() {
+        assert_eq!(service_ifname("nslat0"), "svc-nslat0");
+        assert_eq!(service_ifname("a-long-name-xyz").len(), 15);
+    }
+
+    #[test]
+    fn old_records_without_service_veth_load() {
+        let rec = AttachRecord {
+            netns: "/run/netns/x".into(),
+            netns_ino: 7,
+            ifname: "eth0".into(),
+            mode: AttachMode::Macvlan,
+            parent: "eth0".into(),
+            parent_netns: None,
+            host_link: None,
+            shim_link: None,
+            shim_addr: None,
+            tmp_ifname: "nst7".into(),
+            addr: "198.18.0.60".parse().unwrap(),
+            prefix: 24,
+            gateway: None,
+            service_veth: Some(ServiceVeth {
+                node_link: "nsv7".into(),
+                container_link: "svc-eth0".into(),
+                cidr: Ipv4Addr::new(198, 19, 0, 0),
+                prefix: 16,
+                node_ip: Ipv4Addr::new(198, 18, 0, 1),
+            }),
+            warnings: vec!["not recorded".into()],
+        };
+        let json = serde_json::to_string(&rec).unwrap();
+        let back: AttachRecord = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.service_veth, rec.service_veth);
+        assert!(back.warnings.is_empty());
+        let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        v.as_object_mut().unwrap().remove("service_veth");
+        let old: AttachRecord = serde_json::from_value(v).unwrap();
+        assert_eq!(old.service_veth, None);
     }
 
     #[test]

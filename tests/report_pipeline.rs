@@ -79,11 +79,13 @@ fn real_loopback_runs_through_every_exporter() {
     };
     let inputs = vec![
         ModeInput {
+            trace_run: None,
             mode: "host".into(),
             unavailable: None,
             reps,
         },
         ModeInput {
+            trace_run: None,
             mode: "ipvlan-l2".into(),
             unavailable: Some("not in this test".into()),
             reps: vec![],

@@ -75,6 +75,7 @@ pub(super) fn run(
     let mut inputs: Vec<ModeInput> = variants
         .iter()
         .map(|v| ModeInput {
+            trace_run: None,
             mode: v.label.to_string(),
             unavailable: None,
             reps: Vec::new(),

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::ablation;
 use super::model::{self, build_report, CompareReport, ModeInput, RepInput, ReportMeta};
@@ -104,17 +104,34 @@ impl Bench<'_> {
         self.measure(&ns, placement, probes)
     }
 
-    /// One run with probes around it (taken before the warm-up; the model divides by all transactions).
+    /// One timed run with probes around it (taken before the warm-up; the model divides by all
+    /// transactions).
     fn measure(
         &self,
         netns: &Path,
         placement: &str,
         probes: &ProbeConfig,
     ) -> Result<RepInput, CompareError> {
+        self.run_probed(self.spec(netns, placement), probes)
+    }
+
+    /// The short extra run of a mode with tracepoint counters open (see [`trace_config`]).
+    fn measure_traced(
+        &self,
+        netns: &Path,
+        placement: &str,
+        probes: &ProbeConfig,
+    ) -> Result<RepInput, CompareError> {
+        let mut spec = self.spec(netns, placement);
+        spec.duration = spec.duration.min(TRACE_RUN);
+        spec.warmup = spec.warmup.min(TRACE_RUN / 5);
+        self.run_probed(spec, probes)
+    }
+
+    fn run_probed(&self, spec: RunSpec, probes: &ProbeConfig) -> Result<RepInput, CompareError> {
         if self.stop.load(Ordering::SeqCst) {
             return Err(CompareError::Interrupted(""));
         }
-        let spec = self.spec(netns, placement);
         let before = Snapshot::take(probes).ok();
         let run = client::run(&spec);
         let after = Snapshot::take(probes).ok();
@@ -267,11 +284,29 @@ fn measure_all(
     Ok(reports)
 }
 
-pub(super) fn probe_config(placement: &str) -> ProbeConfig {
+/// Length of the extra tracepoint-counting run per mode.
+const TRACE_RUN: Duration = Duration::from_millis(500);
+
+fn placement_cpus(placement: &str) -> Vec<usize> {
     let (c, s) = CompareOptions::cpus_for(placement);
     let mut cpus = vec![c, s];
     cpus.dedup();
-    ProbeConfig::with_tracepoints(Some(cpus), &probe::tracepoints::DEFAULT)
+    cpus
+}
+
+/// The counters read around every timed run: only the /proc ones, which cost nothing while the
+/// run goes on. (Open perf tracepoint counters cost nanoseconds per event, and a path with more
+/// events, like the bridge's, would pay more: the probe would change what it measures.)
+pub(super) fn probe_config(placement: &str) -> ProbeConfig {
+    ProbeConfig::new(Some(placement_cpus(placement)))
+}
+
+/// The counters of the extra tracepoint run: the /proc ones plus the tracepoints.
+pub(super) fn trace_config(placement: &str) -> ProbeConfig {
+    ProbeConfig::with_tracepoints(
+        Some(placement_cpus(placement)),
+        &probe::tracepoints::DEFAULT,
+    )
 }
 
 fn measure_placement(
@@ -294,6 +329,7 @@ fn measure_placement(
                 }
             };
             let input = ModeInput {
+                trace_run: None,
                 mode: mode.name().to_string(),
                 unavailable,
                 reps: Vec::new(),
@@ -349,6 +385,20 @@ fn measure_placement(
         }
     }
 
+    // Tracepoints: one short extra run per mode with the counters open, outside the statistics.
+    let traced = trace_config(placement);
+    for (input, ns) in inputs.iter_mut() {
+        if let Some(path) = ns.clone() {
+            progress.run_started(placement, &format!("{} (tracepoints)", input.mode), 1, 1);
+            let rep = bench.measure_traced(&path, placement, &traced)?;
+            progress.run_finished(
+                &format!("{} (tracepoints)", input.mode),
+                rep.run.latency_us.mean,
+            );
+            input.trace_run = Some(rep);
+        }
+    }
+    drop(traced);
     let modes: Vec<ModeInput> = inputs.into_iter().map(|(i, _)| i).collect();
     let meta = ReportMeta {
         test: opts.test,

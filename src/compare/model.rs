@@ -172,6 +172,10 @@ pub struct ModeInput {
     /// `Some(reason)`: the mode is unavailable here (e.g. "ipvlan: kernel module missing").
     pub unavailable: Option<String>,
     pub reps: Vec<RepInput>,
+    /// A separate run with tracepoint counters open: counting costs nanoseconds per event and
+    /// paths with more events would pay more, so the timed reps run without them and
+    /// `tracepoints_per_tx` comes from this run (from the reps when it is absent).
+    pub trace_run: Option<RepInput>,
 }
 
 /// The run's settings, copied into the report.
@@ -291,7 +295,15 @@ pub fn build_mode(input: &ModeInput, baseline: Option<&[f64]>) -> ModeResult {
         .collect();
     let avg = |f: fn(&crate::probe::PerTx) -> f64| mean_of(per_tx.iter().flatten().map(f));
     let mut tracepoints_per_tx = BTreeMap::new();
-    let probed: Vec<&crate::probe::PerTx> = per_tx.iter().flatten().collect();
+    let traced: Option<crate::probe::PerTx> = input.trace_run.as_ref().and_then(|r| {
+        r.probes
+            .as_ref()
+            .map(|p| p.per_tx(r.run.transactions + r.run.warmup_transactions))
+    });
+    let probed: Vec<&crate::probe::PerTx> = match &traced {
+        Some(t) => vec![t],
+        None => per_tx.iter().flatten().collect(),
+    };
     if let Some(first) = probed.first() {
         for name in first.tracepoints.keys() {
             if let Some(m) = mean_of(
@@ -573,6 +585,7 @@ mod tests {
 
     fn mode(name: &str, means: &[f64], backlog: u64) -> ModeInput {
         ModeInput {
+            trace_run: None,
             mode: name.into(),
             unavailable: None,
             reps: means
@@ -609,6 +622,7 @@ mod tests {
             mode("bridge", &[6.60, 6.55, 6.71, 6.62, 6.58], 5),
             mode("macvlan", &[5.10, 5.20, 4.95, 5.30, 5.05], 3),
             ModeInput {
+                trace_run: None,
                 mode: "ipvlan-l2".into(),
                 unavailable: Some("no ipvlan in this kernel".into()),
                 reps: vec![],

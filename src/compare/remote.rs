@@ -99,6 +99,7 @@ pub(super) fn run(
         let mut inputs = Vec::new();
         for mode in modes {
             let mut input = ModeInput {
+                trace_run: None,
                 mode: mode.name().to_string(),
                 unavailable: None,
                 reps: Vec::new(),

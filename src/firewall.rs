@@ -23,6 +23,8 @@ pub const NAT_TABLE: &str = "nslat";
 pub const SERVICE_TABLE: &str = "nslat-svc";
 /// The policy (filter) table's name.
 pub const POLICY_TABLE: &str = "nslat-policy";
+/// An interface name no lab has: the conntrack-only MASQUERADE rule matches it, so never.
+const NO_SUCH_IFACE: &str = "nslat-none";
 
 /// Errors from applying rules.
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +49,9 @@ type Result<T, E = FirewallError> = std::result::Result<T, E>;
 pub enum NatLevel {
     /// No nat table: no conntrack hooks for this traffic.
     None,
-    /// A nat chain that matches nothing: conntrack runs, no address is rewritten.
+    /// Docker's NAT table with a MASQUERADE rule that matches none of this traffic: the kernel
+    /// tracks every connection (conntrack) and runs the NAT hooks, but rewrites no address. (A
+    /// nat chain without rules would not: in nftables the expressions register conntrack.)
     ConntrackOnly,
     /// Docker's MASQUERADE rule (the default).
     #[default]
@@ -158,6 +162,14 @@ impl Firewall {
                     "nat",
                     "postrouting",
                     100,
+                ));
+                cmds.push(rule(
+                    NAT_TABLE,
+                    "postrouting",
+                    vec![
+                        match_eq(json!({"meta": {"key": "oifname"}}), json!(NO_SUCH_IFACE)),
+                        json!({"masquerade": null}),
+                    ],
                 ));
             }
             NatLevel::Masquerade => {

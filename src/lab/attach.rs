@@ -598,6 +598,21 @@ fn add_route_src(
     Ok(())
 }
 
+/// Deletes the link `name` if it is there. A link that is missing, or that vanishes between
+/// the lookup and the delete (a namespace being torn down by the kernel takes its veth peers
+/// asynchronously: ENODEV), counts as done.
+fn delete_if_present(nl: &mut Netlink, name: &str) -> Result<(), AttachError> {
+    match nl.link_index(name) {
+        Ok(i) => match nl.delete_link(i) {
+            Ok(()) => Ok(()),
+            Err(e) if e.errno() == Some(libc::ENODEV) => Ok(()),
+            Err(e) => Err(e.into()),
+        },
+        Err(NetlinkError::NoSuchLink(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Deletes the links a record describes (a missing link or namespace counts as done).
 fn undo(record: &AttachRecord) -> Result<(), AttachError> {
     // A parent namespace that is gone took its links (and the veth pair) with it.
@@ -609,10 +624,10 @@ fn undo(record: &AttachRecord) -> Result<(), AttachError> {
             Ok(i) => {
                 match nl.del_route(&Route::dev(addr.into(), 32, i)) {
                     Ok(()) => {}
-                    Err(e) if e.errno() == Some(libc::ESRCH) => {}
+                    Err(e) if matches!(e.errno(), Some(libc::ESRCH) | Some(libc::ENODEV)) => {}
                     Err(e) => return Err(e.into()),
                 }
-                nl.delete_link(i)?;
+                delete_if_present(&mut nl, &sv.node_link)?;
             }
             Err(NetlinkError::NoSuchLink(_)) => {}
             Err(e) => return Err(e.into()),
@@ -622,13 +637,8 @@ fn undo(record: &AttachRecord) -> Result<(), AttachError> {
         let mut nl = Netlink::open_in(&record.netns)?;
         let svc = record.service_veth.as_ref().map(|s| &s.container_link);
         for name in [&record.ifname, &record.tmp_ifname].into_iter().chain(svc) {
-            if name.is_empty() {
-                continue;
-            }
-            match nl.link_index(name) {
-                Ok(i) => nl.delete_link(i)?,
-                Err(NetlinkError::NoSuchLink(_)) => {}
-                Err(e) => return Err(e.into()),
+            if !name.is_empty() {
+                delete_if_present(&mut nl, name)?;
             }
         }
     }
@@ -637,11 +647,7 @@ fn undo(record: &AttachRecord) -> Result<(), AttachError> {
             break;
         }
         let mut nl = open_socket(record.parent_netns.as_deref())?;
-        match nl.link_index(h) {
-            Ok(i) => nl.delete_link(i)?,
-            Err(NetlinkError::NoSuchLink(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
+        delete_if_present(&mut nl, h)?;
     }
     Ok(())
 }

@@ -236,6 +236,15 @@ fn sigterm_during_compare_removes_the_lab() {
     signal_mid_run(Signal::SIGTERM);
 }
 
+/// A closed terminal (SIGHUP) must not leave a lab behind either.
+#[test]
+fn sighup_during_compare_removes_the_lab() {
+    if !common::need_root("compare_sighup") {
+        return;
+    }
+    signal_mid_run(Signal::SIGHUP);
+}
+
 #[test]
 fn kill_9_during_compare_then_lab_down_leaves_nothing() {
     if !common::need_root("compare_kill9") {

@@ -77,7 +77,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<()> {
     // lab this command built is removed on the way out instead of being left behind.
     let stop = Arc::new(AtomicBool::new(false));
     lab::set_default_signal_action_outside_up(false);
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+    for sig in crate::lab::STOP_SIGNALS {
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
     }
     let modes = args.modes.0;

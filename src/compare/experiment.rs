@@ -147,12 +147,12 @@ impl Bench<'_> {
     }
 }
 
-/// Installs SIGINT/SIGTERM handlers that only raise a flag: the comparison stops after the
+/// Installs SIGINT/SIGTERM/SIGHUP handlers that only raise a flag: the comparison stops after the
 /// current run and removes its lab.
 fn interrupt_flag() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
     lab::set_default_signal_action_outside_up(false);
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+    for sig in lab::STOP_SIGNALS {
         let _ = signal_hook::flag::register(sig, flag.clone());
     }
     flag

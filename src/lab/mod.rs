@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use mode::Mode;
+pub use signals::STOP_SIGNALS;
 pub use state::LabState;
 
 pub use crate::firewall::NatLevel;

@@ -1,11 +1,14 @@
-//! SIGINT/SIGTERM during `Lab::up`: set a flag the builder checks after every step (it then
+//! SIGINT/SIGTERM/SIGHUP during `Lab::up`: set a flag the builder checks after every step (it then
 //! removes what it built and returns [`super::LabError::Interrupted`]). Outside `up`, the signals
 //! keep their default action unless a caller opts out.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+
+/// The signals after which nslat cleans up before exiting: Ctrl-C, kill, and a closed terminal.
+pub const STOP_SIGNALS: [i32; 3] = [SIGINT, SIGTERM, SIGHUP];
 
 struct Flags {
     interrupted: Arc<AtomicBool>,
@@ -23,7 +26,7 @@ fn flags() -> &'static Flags {
             want_default: AtomicBool::new(true),
             active: Mutex::new(0),
         };
-        for sig in [SIGINT, SIGTERM] {
+        for sig in STOP_SIGNALS {
             // Order matters: the conditional default runs first and terminates when no `up` runs.
             let _ = signal_hook::flag::register_conditional_default(sig, f.default_outside.clone());
             let _ = signal_hook::flag::register(sig, f.interrupted.clone());

@@ -340,46 +340,20 @@ pub fn run(lab: &Lab, modes: &[Mode]) -> Result<CheckMatrix, CheckError> {
         };
         row.available = true;
         let is_host = mode == Mode::Host;
+        // One TCP exchange `from` → `to`, recorded as `check` (with the reason when it fails).
+        let tcp = |row: &mut ModeChecks, check: &str, from: &Path, to: SocketAddr| {
+            record(row, check, attempt(from, to), shim, mode)
+        };
 
-        row.service = record(
-            &mut row,
-            "service",
-            attempt(&target.netns, service),
-            shim,
-            mode,
-        );
-        row.container_to_remote = record(
-            &mut row,
-            "container_to_remote",
-            attempt(&target.netns, to_remote),
-            shim,
-            mode,
-        );
+        row.service = tcp(&mut row, "service", &target.netns, service);
+        row.container_to_remote = tcp(&mut row, "container_to_remote", &target.netns, to_remote);
         if !is_host {
             let echo = Echo::start(&target.netns)?;
             let at_container = SocketAddr::new(IpAddr::V4(target.addr), echo.port);
             let at_node = SocketAddr::new(node_addr.into(), node_echo.port);
-            row.node_to_container = record(
-                &mut row,
-                "node_to_container",
-                attempt(&node, at_container),
-                shim,
-                mode,
-            );
-            row.container_to_node = record(
-                &mut row,
-                "container_to_node",
-                attempt(&target.netns, at_node),
-                shim,
-                mode,
-            );
-            row.remote_to_container = record(
-                &mut row,
-                "remote_to_container",
-                attempt(&remote, at_container),
-                shim,
-                mode,
-            );
+            row.node_to_container = tcp(&mut row, "node_to_container", &node, at_container);
+            row.container_to_node = tcp(&mut row, "container_to_node", &target.netns, at_node);
+            row.remote_to_container = tcp(&mut row, "remote_to_container", &remote, at_container);
             if mode == Mode::Bridge && row.remote_to_container == Some(true) {
                 row.why.insert(
                     "remote_to_container".into(),

@@ -155,7 +155,16 @@ impl Firewall {
     ) -> Result<()> {
         match level {
             NatLevel::None => cmds.push(json!({"delete": table(NAT_TABLE)})),
-            NatLevel::ConntrackOnly => {
+            NatLevel::ConntrackOnly | NatLevel::Masquerade => {
+                let oifname =
+                    |name: &str| match_eq(json!({"meta": {"key": "oifname"}}), json!(name));
+                // Conntrack only: the same MASQUERADE rule, restricted to an interface no lab has.
+                let mut expr = if level == NatLevel::Masquerade {
+                    vec![match_eq(ip_field("saddr"), prefix(subnet)), oifname(out_if)]
+                } else {
+                    vec![oifname(NO_SUCH_IFACE)]
+                };
+                expr.push(json!({"masquerade": null}));
                 cmds.push(base_chain(
                     NAT_TABLE,
                     "postrouting",
@@ -163,32 +172,7 @@ impl Firewall {
                     "postrouting",
                     100,
                 ));
-                cmds.push(rule(
-                    NAT_TABLE,
-                    "postrouting",
-                    vec![
-                        match_eq(json!({"meta": {"key": "oifname"}}), json!(NO_SUCH_IFACE)),
-                        json!({"masquerade": null}),
-                    ],
-                ));
-            }
-            NatLevel::Masquerade => {
-                cmds.push(base_chain(
-                    NAT_TABLE,
-                    "postrouting",
-                    "nat",
-                    "postrouting",
-                    100,
-                ));
-                cmds.push(rule(
-                    NAT_TABLE,
-                    "postrouting",
-                    vec![
-                        match_eq(ip_field("saddr"), prefix(subnet)),
-                        match_eq(json!({"meta": {"key": "oifname"}}), json!(out_if)),
-                        json!({"masquerade": null}),
-                    ],
-                ));
+                cmds.push(rule(NAT_TABLE, "postrouting", expr));
             }
         }
         self.apply(cmds)

@@ -196,6 +196,14 @@ impl Builder<'_> {
         self.nl.get_mut(suffix).expect("namespace opened")
     }
 
+    /// A copy of namespace `suffix`'s fd (to place a link there while `self` is borrowed again).
+    fn ns_fd(&self, suffix: &str) -> Result<File, LabError> {
+        self.fds[suffix].try_clone().map_err(|source| LabError::Io {
+            what: "duplicating a namespace fd".into(),
+            source,
+        })
+    }
+
     /// Adds `a/len` (and with IPv6 its v6 twin with `len6`) to `ifindex` in `suffix`.
     fn addr(
         &mut self,
@@ -336,12 +344,7 @@ impl Builder<'_> {
 
     /// The wire: veth node eth0 <-> remote eth0, addresses, up, forwarding in the node.
     fn wire(&mut self) -> Result<u32, LabError> {
-        let remote_fd = self.fds["remote"]
-            .try_clone()
-            .map_err(|source| LabError::Io {
-                what: "duplicating a namespace fd".into(),
-                source,
-            })?;
+        let remote_fd = self.ns_fd("remote")?;
         self.nl("node")
             .create_veth("eth0", "eth0", Some(remote_fd.as_fd()))?;
         self.step()?;
@@ -384,12 +387,7 @@ impl Builder<'_> {
     ) -> Result<ModeInfo, LabError> {
         let suffix = plan::mode_suffix(mode).expect("not host");
         self.namespace(&suffix, &[])?;
-        let fd = self.fds[&suffix]
-            .try_clone()
-            .map_err(|source| LabError::Io {
-                what: "duplicating a namespace fd".into(),
-                source,
-            })?;
+        let fd = self.ns_fd(&suffix)?;
         let addr = plan::mode_addr(mode);
         match mode {
             Mode::Host => unreachable!("host has no namespace"),
@@ -503,12 +501,7 @@ impl Builder<'_> {
     /// remote, up, the remote's address on the remote end. Returns (node index, remote index).
     fn ipvlan_port(&mut self, mode: Mode) -> Result<(u32, u32), LabError> {
         let name = plan::ipvlan_port(mode).expect("ipvlan mode");
-        let remote_fd = self.fds["remote"]
-            .try_clone()
-            .map_err(|source| LabError::Io {
-                what: "duplicating a namespace fd".into(),
-                source,
-            })?;
+        let remote_fd = self.ns_fd("remote")?;
         self.nl("node")
             .create_veth(&name, &name, Some(remote_fd.as_fd()))?;
         self.step()?;

@@ -68,52 +68,47 @@ impl Netlink {
         }
     }
 
-    /// The hardware (MAC) address of interface `index`.
-    pub fn link_mac(&mut self, index: u32) -> Result<[u8; 6]> {
+    /// The kernel's description of interface `index` (RTM_GETLINK).
+    fn get_link(&mut self, index: u32) -> Result<LinkMessage> {
         let mut msg = LinkMessage::default();
         msg.header.index = index;
         let replies = self.request(RouteNetlinkMessage::GetLink(msg), 0, || {
             format!("reading interface {index}")
         })?;
-        for r in replies {
-            if let RouteNetlinkMessage::NewLink(m) = r {
-                for a in m.attributes {
-                    if let LinkAttribute::Address(mac) = a {
-                        if let Ok(mac) = <[u8; 6]>::try_from(mac.as_slice()) {
-                            return Ok(mac);
-                        }
-                    }
-                }
-            }
-        }
-        Err(NetlinkError::Decode(format!(
-            "interface {index} has no MAC address"
-        )))
+        replies
+            .into_iter()
+            .find_map(|r| match r {
+                RouteNetlinkMessage::NewLink(m) => Some(m),
+                _ => None,
+            })
+            .ok_or_else(|| NetlinkError::Decode(format!("interface {index}: no reply")))
+    }
+
+    /// The hardware (MAC) address of interface `index`.
+    pub fn link_mac(&mut self, index: u32) -> Result<[u8; 6]> {
+        self.get_link(index)?
+            .attributes
+            .into_iter()
+            .find_map(|a| match a {
+                LinkAttribute::Address(mac) => <[u8; 6]>::try_from(mac.as_slice()).ok(),
+                _ => None,
+            })
+            .ok_or_else(|| NetlinkError::Decode(format!("interface {index} has no MAC address")))
     }
 
     /// What interface `index` is: whether its link layer is Ethernet (macvlan/ipvlan parents must
     /// be), and its kind (`bridge`, `veth`, ...; `None` for a plain NIC).
     pub fn link_kind(&mut self, index: u32) -> Result<(bool, Option<String>)> {
-        let mut msg = LinkMessage::default();
-        msg.header.index = index;
-        let replies = self.request(RouteNetlinkMessage::GetLink(msg), 0, || {
-            format!("reading interface {index}")
-        })?;
-        for r in replies {
-            if let RouteNetlinkMessage::NewLink(m) = r {
-                let ethernet =
-                    m.header.link_layer_type == netlink_packet_route::link::LinkLayerType::Ether;
-                let kind = m.attributes.iter().find_map(|a| match a {
-                    LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {
-                        LinkInfo::Kind(k) => Some(k.to_string()),
-                        _ => None,
-                    }),
-                    _ => None,
-                });
-                return Ok((ethernet, kind));
-            }
-        }
-        Err(NetlinkError::Decode(format!("interface {index}: no reply")))
+        let m = self.get_link(index)?;
+        let ethernet = m.header.link_layer_type == netlink_packet_route::link::LinkLayerType::Ether;
+        let kind = m.attributes.iter().find_map(|a| match a {
+            LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {
+                LinkInfo::Kind(k) => Some(k.to_string()),
+                _ => None,
+            }),
+            _ => None,
+        });
+        Ok((ethernet, kind))
     }
 
     /// Names of all interfaces in this namespace.

@@ -3,18 +3,15 @@
 //! container; a plain macvlan attach does not reach the Service; detach leaves nothing behind.
 
 mod common;
+mod lab_util;
 
-use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::net::Ipv4Addr;
+use std::process::Output;
 use std::time::Duration;
 
+use lab_util::{echoes, ip_in, nslat, Container, Echo, LabGuard};
 use nslat::firewall::{NatLevel, Subnet4};
-use nslat::lab::{self, Lab, LabSpec, Mode};
+use nslat::lab::{Lab, LabSpec, Mode};
 use nslat::netlink::Netlink;
 use nslat::netns;
 
@@ -23,111 +20,8 @@ const ECHO_PORT: u16 = 7002;
 const HYBRID_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 60);
 const PLAIN_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 61);
 
-struct LabGuard(String);
-impl Drop for LabGuard {
-    fn drop(&mut self) {
-        let _ = lab::down(&self.0);
-    }
-}
-
-/// Detaches (best effort) and deletes the container namespace when dropped.
-struct Container {
-    name: String,
-    path: PathBuf,
-}
-impl Container {
-    fn new(tag: &str) -> Container {
-        let name = common::unique(tag);
-        let path = netns::create(&name).unwrap();
-        Container { name, path }
-    }
-}
-impl Drop for Container {
-    fn drop(&mut self) {
-        let _ =
-            nslat::lab::attach::detach(&nslat::lab::attach::Target::Netns(self.name.clone()), None);
-        let _ = netns::delete(&self.name);
-    }
-}
-
-/// A TCP echo server in a namespace: echoes what it reads until the peer closes.
-struct Echo {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<Result<(), netns::NetnsError>>>,
-}
-impl Echo {
-    fn start(ns: &Path, port: u16) -> Echo {
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let thread = netns::spawn_in(Some(ns), move || {
-            let l = TcpListener::bind(("0.0.0.0", port)).expect("bind");
-            l.set_nonblocking(true).unwrap();
-            tx.send(()).unwrap();
-            while !s.load(Ordering::Relaxed) {
-                match l.accept() {
-                    Ok((mut c, _)) => {
-                        c.set_nonblocking(false).unwrap();
-                        c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-                        let mut b = [0u8; 1];
-                        if let Ok(1) = c.read(&mut b) {
-                            let _ = c.write_all(&b);
-                        }
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
-                }
-            }
-            Ok(())
-        })
-        .unwrap();
-        rx.recv_timeout(Duration::from_secs(5))
-            .expect("echo started");
-        Echo {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-impl Drop for Echo {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// From `from`, connect to `to:port` (short timeout), send one byte, read it back.
-fn echoes(from: &Path, to: Ipv4Addr, port: u16) -> Result<(), String> {
-    netns::run_in(
-        Some(from),
-        move || -> Result<Result<(), String>, netns::NetnsError> {
-            let r = (|| -> std::io::Result<()> {
-                let mut c = TcpStream::connect_timeout(
-                    &SocketAddr::new(IpAddr::V4(to), port),
-                    Duration::from_millis(500),
-                )?;
-                c.set_read_timeout(Some(Duration::from_secs(1)))?;
-                c.write_all(b"x")?;
-                let mut b = [0u8; 1];
-                c.read_exact(&mut b)?;
-                if &b != b"x" {
-                    return Err(std::io::Error::other("wrong byte echoed"));
-                }
-                Ok(())
-            })();
-            Ok(r.map_err(|e| format!("{to}:{port}: {e}")))
-        },
-    )
-    .unwrap()
-}
-
-fn nslat(args: &[&str]) -> Output {
-    Command::new(common::nslat_bin())
-        .args(args)
-        .output()
-        .unwrap()
-}
+/// Connect and read timeouts of the one-byte exchanges (expected failures wait this long).
+const TIMEOUT: Duration = Duration::from_millis(500);
 
 fn ok(o: &Output) -> String {
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
@@ -137,15 +31,6 @@ fn ok(o: &Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     );
     out
-}
-
-/// `ip route` and `ip link` text of a namespace (ip runs in a child forked inside it).
-fn ip_in(ns: &Path, args: &'static [&'static str]) -> String {
-    netns::run_in(Some(ns), move || -> Result<String, netns::NetnsError> {
-        let o = Command::new("ip").args(args).output().unwrap();
-        Ok(String::from_utf8_lossy(&o.stdout).into_owned())
-    })
-    .unwrap()
 }
 
 #[test]
@@ -172,8 +57,8 @@ fn service_veth_reaches_the_service_plain_macvlan_does_not() {
     let mut node_nl = Netlink::open_in(&node).unwrap();
     let links_before = node_nl.link_names().unwrap();
 
-    let hybrid = Container::new("hc");
-    let plain = Container::new("pc");
+    let hybrid = Container::new(common::unique("hc"));
+    let plain = Container::new(common::unique("pc"));
 
     // Bad input: one line, exit 2, nothing made.
     let bad = nslat(&[
@@ -250,13 +135,13 @@ fn service_veth_reaches_the_service_plain_macvlan_does_not() {
         nslat::netlink::sysctl::write_in(ns, &[("net.ipv4.conf.all.rp_filter", "1")]).unwrap();
     }
     // Both reach the remote directly over macvlan (the attach itself works) ...
-    echoes(&hybrid.path, lab.remote_addr(), ECHO_PORT).unwrap();
-    echoes(&plain.path, lab.remote_addr(), ECHO_PORT).unwrap();
+    echoes(&hybrid.path, lab.remote_addr(), ECHO_PORT, TIMEOUT).unwrap();
+    echoes(&plain.path, lab.remote_addr(), ECHO_PORT, TIMEOUT).unwrap();
     // The Service traffic now passes the node's DNAT, but the backend (on the macvlan's L2) answers
     // the container's address directly, past the node's conntrack: the node must also SNAT it
     // (kube-proxy does for sources outside --cluster-cidr, or with --masquerade-all).
     assert!(
-        echoes(&hybrid.path, CLUSTER_IP, 80).is_err(),
+        echoes(&hybrid.path, CLUSTER_IP, 80, TIMEOUT).is_err(),
         "hybrid without SNAT in the node: the backend's answer bypasses the node"
     );
     lab.firewall()
@@ -270,17 +155,17 @@ fn service_veth_reaches_the_service_plain_macvlan_does_not() {
         )
         .unwrap();
     // ... only the hybrid reaches the Service (the node's DNAT) ...
-    echoes(&hybrid.path, CLUSTER_IP, 80).expect("hybrid: service should work");
+    echoes(&hybrid.path, CLUSTER_IP, 80, TIMEOUT).expect("hybrid: service should work");
     assert!(
-        echoes(&plain.path, CLUSTER_IP, 80).is_err(),
+        echoes(&plain.path, CLUSTER_IP, 80, TIMEOUT).is_err(),
         "plain macvlan: service should fail (it never passes the node's hooks)"
     );
     // ... and only the hybrid is reachable from the node.
     let _in_hybrid = Echo::start(&hybrid.path, ECHO_PORT);
     let _in_plain = Echo::start(&plain.path, ECHO_PORT);
-    echoes(&node, HYBRID_ADDR, ECHO_PORT).expect("node -> hybrid should work");
+    echoes(&node, HYBRID_ADDR, ECHO_PORT, TIMEOUT).expect("node -> hybrid should work");
     assert!(
-        echoes(&node, PLAIN_ADDR, ECHO_PORT).is_err(),
+        echoes(&node, PLAIN_ADDR, ECHO_PORT, TIMEOUT).is_err(),
         "node -> plain macvlan should fail"
     );
     let node_routes = ip_in(&node, &["-4", "route", "show"]);
@@ -310,9 +195,9 @@ fn service_veth_checks_the_parent() {
         return;
     }
     let root = common::RootSnapshot::take();
-    let parent = Container::new("hp");
-    let wire = Container::new("hw");
-    let ctr = Container::new("hk");
+    let parent = Container::new(common::unique("hp"));
+    let wire = Container::new(common::unique("hw"));
+    let ctr = Container::new(common::unique("hk"));
     let mut pnl = Netlink::open_in(&parent.path).unwrap();
     let wire_fd = std::fs::File::open(&wire.path).unwrap();
     pnl.create_veth("eth0", "eth0", Some(std::os::fd::AsFd::as_fd(&wire_fd)))

@@ -6,130 +6,19 @@
 //! a guest kernel that has ipvlan).
 
 mod common;
+mod lab_util;
 
-use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use nslat::lab::{self, Lab, LabSpec, Mode};
+use lab_util::{echoes, ip_in, nslat, Container, Echo, LabGuard};
+use nslat::lab::{Lab, LabSpec, Mode};
 use nslat::netlink::Netlink;
-use nslat::netns;
 
 const PORT: u16 = 7004;
 
-struct LabGuard(String);
-impl Drop for LabGuard {
-    fn drop(&mut self) {
-        let _ = lab::down(&self.0);
-    }
-}
-
-struct Container {
-    name: String,
-    path: PathBuf,
-}
-impl Container {
-    fn new(tag: &str) -> Container {
-        let name = common::unique(tag);
-        let path = netns::create(&name).unwrap();
-        Container { name, path }
-    }
-}
-impl Drop for Container {
-    fn drop(&mut self) {
-        let t = nslat::lab::attach::Target::Netns(self.name.clone());
-        let _ = nslat::lab::attach::detach(&t, None);
-        let _ = netns::delete(&self.name);
-    }
-}
-
-/// A one-byte TCP echo server in a namespace.
-struct Echo {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<Result<(), netns::NetnsError>>>,
-}
-impl Echo {
-    fn start(ns: &Path) -> Echo {
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let thread = netns::spawn_in(Some(ns), move || {
-            let l = TcpListener::bind(("0.0.0.0", PORT)).expect("bind");
-            l.set_nonblocking(true).unwrap();
-            tx.send(()).unwrap();
-            while !s.load(Ordering::Relaxed) {
-                match l.accept() {
-                    Ok((mut c, _)) => {
-                        c.set_nonblocking(false).unwrap();
-                        c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-                        let mut b = [0u8; 1];
-                        if let Ok(1) = c.read(&mut b) {
-                            let _ = c.write_all(&b);
-                        }
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
-                }
-            }
-            Ok(())
-        })
-        .unwrap();
-        rx.recv_timeout(Duration::from_secs(5))
-            .expect("echo started");
-        Echo {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-impl Drop for Echo {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn echoes(from: &Path, to: Ipv4Addr) -> Result<(), String> {
-    netns::run_in(
-        Some(from),
-        move || -> Result<Result<(), String>, netns::NetnsError> {
-            let r = (|| -> std::io::Result<()> {
-                let mut c = TcpStream::connect_timeout(
-                    &SocketAddr::new(IpAddr::V4(to), PORT),
-                    Duration::from_secs(1),
-                )?;
-                c.set_read_timeout(Some(Duration::from_secs(2)))?;
-                c.write_all(b"x")?;
-                let mut b = [0u8; 1];
-                c.read_exact(&mut b)?;
-                Ok(())
-            })();
-            Ok(r.map_err(|e| format!("{to}:{PORT}: {e}")))
-        },
-    )
-    .unwrap()
-}
-
-fn nslat(args: &[&str]) -> Output {
-    Command::new(common::nslat_bin())
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ip_in(ns: &Path, args: &'static [&'static str]) -> String {
-    netns::run_in(Some(ns), move || -> Result<String, netns::NetnsError> {
-        let o = Command::new("ip").args(args).output().unwrap();
-        Ok(String::from_utf8_lossy(&o.stdout).into_owned())
-    })
-    .unwrap()
-}
+/// Connect and read timeouts of the one-byte exchanges: generous, the guest runs under emulation.
+const TIMEOUT: Duration = Duration::from_secs(1);
 
 #[test]
 fn ipvlan_service_veth_reaches_the_node() {
@@ -149,8 +38,8 @@ fn ipvlan_service_veth_reaches_the_node() {
     let lab = Lab::up(&spec).unwrap();
     let node = lab.node_netns().to_path_buf();
     let node_s = node.display().to_string();
-    let _remote_echo = Echo::start(lab.remote_netns());
-    let _node_echo = Echo::start(&node);
+    let _remote_echo = Echo::start(lab.remote_netns(), PORT);
+    let _node_echo = Echo::start(&node, PORT);
     let mut node_nl = Netlink::open_in(&node).unwrap();
     let links_before = node_nl.link_names().unwrap();
 
@@ -158,8 +47,8 @@ fn ipvlan_service_veth_reaches_the_node() {
         ("ipvlan-l2", "198.18.0.70", "198.18.0.71"),
         ("ipvlan-l3", "198.18.0.72", "198.18.0.73"),
     ] {
-        let hybrid = Container::new("hi");
-        let plain = Container::new("pi");
+        let hybrid = Container::new(common::unique("hi"));
+        let plain = Container::new(common::unique("pi"));
         let attach = |c: &Container, addr: &str, extra: &[&str]| {
             let cidr = format!("{addr}/24");
             let mut args = vec![
@@ -206,19 +95,19 @@ fn ipvlan_service_veth_reaches_the_node() {
         }
 
         // Data path on ipvlan to the remote, for both.
-        echoes(&hybrid.path, lab.remote_addr()).expect(mode);
-        echoes(&plain.path, lab.remote_addr()).expect(mode);
+        echoes(&hybrid.path, lab.remote_addr(), PORT, TIMEOUT).expect(mode);
+        echoes(&plain.path, lab.remote_addr(), PORT, TIMEOUT).expect(mode);
         // Node traffic over the veth: both ways for the hybrid, not at all for plain ipvlan.
-        echoes(&hybrid.path, lab.node_addr()).expect(mode);
+        echoes(&hybrid.path, lab.node_addr(), PORT, TIMEOUT).expect(mode);
         assert!(
-            echoes(&plain.path, lab.node_addr()).is_err(),
+            echoes(&plain.path, lab.node_addr(), PORT, TIMEOUT).is_err(),
             "{mode}: plain ipvlan -> node should fail"
         );
-        let _in_hybrid = Echo::start(&hybrid.path);
-        let _in_plain = Echo::start(&plain.path);
-        echoes(&node, hy).expect(mode);
+        let _in_hybrid = Echo::start(&hybrid.path, PORT);
+        let _in_plain = Echo::start(&plain.path, PORT);
+        echoes(&node, hy, PORT, TIMEOUT).expect(mode);
         assert!(
-            echoes(&node, pl).is_err(),
+            echoes(&node, pl, PORT, TIMEOUT).is_err(),
             "{mode}: node -> plain ipvlan should fail"
         );
         let routes = ip_in(&hybrid.path, &["-4", "route", "show"]);

@@ -1,10 +1,12 @@
-//! Helpers for the lab tests: a guard that removes a lab, a TCP server in a namespace that
-//! answers with the peer's address, a client exchange from a namespace, and a leftovers check.
+//! Helpers for the lab and attach tests: guards that remove a lab or a container namespace, TCP
+//! servers in a namespace (one answers with the peer's address, one echoes), client exchanges
+//! from a namespace, the `nslat` and `ip` commands, and a leftovers check.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -131,4 +133,116 @@ pub fn leftovers(name: &str) -> Vec<String> {
         left.push(state.display().to_string());
     }
     left
+}
+
+/// A namespace standing in for a container: detaches what nslat attached (best effort) and
+/// deletes the namespace when dropped.
+pub struct Container {
+    pub name: String,
+    pub path: PathBuf,
+}
+
+impl Container {
+    /// Creates namespace `name` (give it a `common::unique` name).
+    pub fn new(name: String) -> Container {
+        let path = netns::create(&name).unwrap();
+        Container { name, path }
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = lab::attach::detach(&lab::attach::Target::Netns(self.name.clone()), None);
+        let _ = netns::delete(&self.name);
+    }
+}
+
+/// A TCP echo server on `port` in a namespace: echoes what it reads until the peer closes.
+pub struct Echo {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Result<(), netns::NetnsError>>>,
+}
+
+impl Echo {
+    pub fn start(ns: &Path, port: u16) -> Echo {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = netns::spawn_in(Some(ns), move || {
+            let l = TcpListener::bind(("0.0.0.0", port)).expect("bind");
+            l.set_nonblocking(true).unwrap();
+            tx.send(()).unwrap();
+            while !s.load(Ordering::Relaxed) {
+                match l.accept() {
+                    Ok((mut c, _)) => {
+                        c.set_nonblocking(false).unwrap();
+                        c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                        let mut b = [0u8; 1];
+                        if let Ok(1) = c.read(&mut b) {
+                            let _ = c.write_all(&b);
+                        }
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+        rx.recv_timeout(Duration::from_secs(5))
+            .expect("echo started");
+        Echo {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Echo {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// From `from`, connect to `to:port` (within `timeout`), send one byte and read the same byte
+/// back (within twice `timeout`).
+pub fn echoes(from: &Path, to: Ipv4Addr, port: u16, timeout: Duration) -> Result<(), String> {
+    netns::run_in(
+        Some(from),
+        move || -> Result<Result<(), String>, netns::NetnsError> {
+            let r = (|| -> std::io::Result<()> {
+                let mut c =
+                    TcpStream::connect_timeout(&SocketAddr::new(IpAddr::V4(to), port), timeout)?;
+                c.set_read_timeout(Some(timeout * 2))?;
+                c.write_all(b"x")?;
+                let mut b = [0u8; 1];
+                c.read_exact(&mut b)?;
+                if &b != b"x" {
+                    return Err(std::io::Error::other("wrong byte echoed"));
+                }
+                Ok(())
+            })();
+            Ok(r.map_err(|e| format!("{to}:{port}: {e}")))
+        },
+    )
+    .unwrap()
+}
+
+/// Runs the built `nslat` with `args`.
+pub fn nslat(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nslat"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// `ip ARGS` run inside a namespace (ip runs in a child forked inside it); its stdout.
+pub fn ip_in(ns: &Path, args: &'static [&'static str]) -> String {
+    netns::run_in(Some(ns), move || -> Result<String, netns::NetnsError> {
+        let o = Command::new("ip").args(args).output().unwrap();
+        Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+    })
+    .unwrap()
 }

@@ -9,7 +9,8 @@ use std::net::Ipv4Addr;
 use std::process::Output;
 use std::time::Duration;
 
-use lab_util::{echoes, ip_in, nslat, Container, Echo, LabGuard};
+use common::nslat;
+use lab_util::{echoes, ip_in, Container, Echo, LabGuard};
 use nslat::firewall::{NatLevel, Subnet4};
 use nslat::lab::{Lab, LabSpec, Mode};
 use nslat::netlink::Netlink;

@@ -11,7 +11,8 @@ mod lab_util;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use lab_util::{echoes, ip_in, nslat, Container, Echo, LabGuard};
+use common::nslat;
+use lab_util::{echoes, ip_in, Container, Echo, LabGuard};
 use nslat::lab::{Lab, LabSpec, Mode};
 use nslat::netlink::Netlink;
 

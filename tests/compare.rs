@@ -222,15 +222,7 @@ fn compare_on_a_kept_lab_leaves_it_and_its_nat_as_they_were() {
     let _serial = serial();
     let lab = common::unique("keep");
     let bin = common::nslat_bin();
-    let up = Command::new(bin)
-        .args(["lab", "up", "--name", &lab, "--modes", "host,bridge"])
-        .output()
-        .unwrap();
-    assert!(
-        up.status.success(),
-        "{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
+    common::nslat_ok(&["lab", "up", "--name", &lab, "--modes", "host,bridge"]);
     // --explain on a lab without ptp fails before measuring anything.
     let refused = Command::new(bin)
         .args([
@@ -252,18 +244,8 @@ fn compare_on_a_kept_lab_leaves_it_and_its_nat_as_they_were() {
         err.contains("needs the ptp mode") && !err.contains("µs"),
         "{err}"
     );
-    let _ = Command::new(bin)
-        .args(["lab", "down", "--name", &lab])
-        .output();
-    let up = Command::new(bin)
-        .args(["lab", "up", "--name", &lab, "--modes", "host,bridge,ptp"])
-        .output()
-        .unwrap();
-    assert!(
-        up.status.success(),
-        "{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
+    let _ = common::nslat(&["lab", "down", "--name", &lab]);
+    common::nslat_ok(&["lab", "up", "--name", &lab, "--modes", "host,bridge,ptp"]);
     let run = Command::new(bin)
         .args([
             "compare",
@@ -294,9 +276,7 @@ fn compare_on_a_kept_lab_leaves_it_and_its_nat_as_they_were() {
         ])
         .output()
         .unwrap();
-    let _ = Command::new(bin)
-        .args(["lab", "down", "--name", &lab])
-        .output();
+    let _ = common::nslat(&["lab", "down", "--name", &lab]);
     assert!(
         run.status.success(),
         "{}",

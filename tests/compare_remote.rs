@@ -19,9 +19,7 @@ impl Drop for Cleanup {
             let _ = s.kill();
             let _ = s.wait();
         }
-        let _ = Command::new(common::nslat_bin())
-            .args(["lab", "down", "--name", &self.lab])
-            .output();
+        let _ = common::nslat(&["lab", "down", "--name", &self.lab]);
     }
 }
 
@@ -59,15 +57,7 @@ fn compare_against_a_real_remote_attaches_modes_to_the_nic() {
         lab: lab.clone(),
         server: None,
     };
-    let up = Command::new(bin)
-        .args(["lab", "up", "--name", &lab, "--modes", "host"])
-        .output()
-        .unwrap();
-    assert!(
-        up.status.success(),
-        "{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
+    common::nslat_ok(&["lab", "up", "--name", &lab, "--modes", "host"]);
     let remote_ns = format!("nslat-{lab}-remote");
     let node_ns = format!("nslat-{lab}-node");
     let port = 20000 + (std::process::id() % 20000) as u16;

@@ -61,6 +61,26 @@ pub fn nslat_bin() -> &'static str {
     env!("CARGO_BIN_EXE_nslat")
 }
 
+/// Runs the built `nslat` with `args` and returns what it did.
+pub fn nslat(args: &[&str]) -> std::process::Output {
+    Command::new(nslat_bin())
+        .args(args)
+        .output()
+        .expect("running nslat")
+}
+
+/// Runs the built `nslat` with `args`; panics with its stderr unless it succeeds.
+pub fn nslat_ok(args: &[&str]) -> std::process::Output {
+    let out = nslat(args);
+    assert!(
+        out.status.success(),
+        "nslat {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 fn capture(program: &str, args: &[&str]) -> String {
     match Command::new(program).args(args).output() {
         Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),

@@ -1,12 +1,12 @@
 //! Helpers for the lab and attach tests: guards that remove a lab or a container namespace, TCP
 //! servers in a namespace (one answers with the peer's address, one echoes), client exchanges
-//! from a namespace, the `nslat` and `ip` commands, and a leftovers check.
+//! from a namespace, `ip` inside a namespace, and a leftovers check.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -228,14 +228,6 @@ pub fn echoes(from: &Path, to: Ipv4Addr, port: u16, timeout: Duration) -> Result
         },
     )
     .unwrap()
-}
-
-/// Runs the built `nslat` with `args`.
-pub fn nslat(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nslat"))
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 /// `ip ARGS` run inside a namespace (ip runs in a child forked inside it); its stdout.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::run::{parse_host, parse_positive_secs, parse_rr_sizes, parse_secs, Family};
+use super::run::{parse_host, parse_positive_secs, parse_rr_sizes, parse_secs, Family, LockArgs};
 use crate::bench::TestKind;
 use crate::compare::{
     self, CompareOptions, CompareReport, CpuChoice, Progress, RemoteTarget, RepsChoice,
@@ -89,6 +89,8 @@ pub struct CompareArgs {
     /// With --remote: the namespace that plays this machine (testing: a lab's node).
     #[arg(long, value_name = "NAME|PATH", requires = "remote", hide = true)]
     machine_netns: Option<String>,
+    #[command(flatten)]
+    lock: LockArgs,
     /// Write the report as JSON to PATH.
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
@@ -238,9 +240,22 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         ..CompareOptions::default()
     };
 
+    let mut cpus: Vec<usize> = Vec::new();
+    for placement in opts.cpu.placements() {
+        let (c, s) = CompareOptions::cpus_for(placement);
+        cpus.extend([c, s]);
+    }
+    let lock = args.lock.acquire(&cpus)?;
+
     let progress = CliProgress::new();
-    let reports = compare::run(&opts, &progress).context("compare")?;
+    let mut reports = compare::run(&opts, &progress).context("compare")?;
     progress.done();
+    if let Some(c) = &lock.contention {
+        for r in &mut reports {
+            r.flags.insert(0, c.describe());
+        }
+    }
+    drop(lock);
 
     let several = reports.len() > 1;
     let mut stdout = std::io::stdout().lock();

@@ -87,6 +87,9 @@ impl Exporter for HtmlExporter {
             escape(&title),
             escape(&headline(r))
         )?;
+        for f in super::flag_lines(r) {
+            writeln!(out, "<div class=\"warn\"><b>{}</b></div>", escape(&f))?;
+        }
         writeln!(out, "<h2>Verdict</h2>\n<ul>")?;
         for v in &r.verdict {
             writeln!(out, "<li>{}</li>", escape(v))?;

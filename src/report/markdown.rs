@@ -23,6 +23,9 @@ impl Exporter for MarkdownExporter {
     fn export(&self, r: &CompareReport, out: &mut dyn Write) -> Result<(), ReportError> {
         writeln!(out, "# nslat compare: {}\n", r.test)?;
         writeln!(out, "{}\n", headline(r))?;
+        for f in super::flag_lines(r) {
+            writeln!(out, "**{f}**\n")?;
+        }
         row(out, &DISPLAY_HEADERS.map(String::from))?;
         writeln!(out, "|{}", "---|".repeat(DISPLAY_HEADERS.len()))?;
         for m in &r.modes {

@@ -161,6 +161,14 @@ pub(crate) fn headline(r: &CompareReport) -> String {
     )
 }
 
+/// The lines that say a report's figures are not clean, one per reason (empty when clean).
+pub(crate) fn flag_lines(r: &CompareReport) -> Vec<String> {
+    r.flags
+        .iter()
+        .map(|f| format!("FLAGGED (figures not clean): {f}"))
+        .collect()
+}
+
 /// The union of tracepoint names over the modes, sorted.
 pub(crate) fn tracepoint_names(r: &CompareReport) -> Vec<String> {
     let mut names: Vec<String> = r
@@ -206,6 +214,7 @@ pub fn sample_report() -> CompareReport {
             backlog_pkts_per_tx: Some(backlog),
             net_rx_per_tx: Some(backlog / 2.0),
             cpu_us_per_tx: Some(mean * 0.98),
+            foreign_cpu_share: None,
             tracepoints_per_tx: BTreeMap::from([
                 ("net:netif_rx".to_string(), backlog / 2.0),
                 ("net:netif_receive_skb".to_string(), backlog),
@@ -220,6 +229,7 @@ pub fn sample_report() -> CompareReport {
             backlog_pkts_per_tx: Some(backlog),
             net_rx_per_tx: Some(backlog / 2.0),
             cpu_us_per_tx: Some(mean * 0.98),
+            foreign_cpu_share: None,
         }],
         cdf: cdf(mean - 0.5),
     };
@@ -310,5 +320,6 @@ pub fn sample_report() -> CompareReport {
             ],
         )),
         checks: None,
+        flags: Vec::new(),
     }
 }

@@ -31,6 +31,9 @@ fn right_align(t: &mut Table, from: usize) {
 impl Exporter for TableExporter {
     fn export(&self, r: &CompareReport, out: &mut dyn Write) -> Result<(), ReportError> {
         writeln!(out, "{}", headline(r))?;
+        for f in super::flag_lines(r) {
+            writeln!(out, "{f}")?;
+        }
         let mut t = table(DISPLAY_HEADERS.map(String::from).to_vec());
         for m in &r.modes {
             t.add_row(display_row(m));
@@ -91,7 +94,15 @@ impl Exporter for TableExporter {
         if let Some(checks) = r.checks.as_ref().and_then(super::checks::render_value) {
             write!(out, "{checks}")?;
         }
-        writeln!(out, "Verdict:")?;
+        writeln!(
+            out,
+            "Verdict{}:",
+            if r.flags.is_empty() {
+                ""
+            } else {
+                " (FLAGGED: see above)"
+            }
+        )?;
         for v in &r.verdict {
             writeln!(out, "  {v}")?;
         }

@@ -12,7 +12,7 @@ use crate::bench::TestKind;
 use crate::compare::{
     self, CompareOptions, CompareReport, CpuChoice, Progress, RemoteTarget, RepsChoice,
 };
-use crate::lab::{mode, Mode};
+use crate::lab::{self, mode, Mode};
 use crate::report::{self, CsvExporter, Exporter, JsonExporter, MarkdownExporter, TableExporter};
 
 #[derive(Debug, clap::Args)]
@@ -246,10 +246,20 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         cpus.extend([c, s]);
     }
     let lock = args.lock.acquire(&cpus)?;
+    if opts.remote.is_none() && crate::netns::is_root() {
+        remove_stale_labs();
+    }
 
     let progress = CliProgress::new();
     let mut reports = compare::run(&opts, &progress).context("compare")?;
     progress.done();
+    if opts.keep_lab && opts.lab.is_none() && opts.remote.is_none() {
+        // Kept: no later compare may take it for a crashed one's.
+        let name = lab::inventory::compare_lab_name(std::process::id());
+        if let Err(e) = lab::inventory::keep(&name) {
+            eprintln!("warning: lab '{name}' may be removed by a later compare: {e}");
+        }
+    }
     if let Some(c) = &lock.contention {
         for r in &mut reports {
             r.flags.insert(0, c.describe());
@@ -271,6 +281,30 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// Removes the labs of compares that are gone (kill -9, a crash) and says so, one line each.
+fn remove_stale_labs() {
+    for (e, result) in lab::inventory::remove_stale_compare_labs() {
+        let owner = e.owner.map(|p| format!(" (pid {p})")).unwrap_or_default();
+        match result {
+            Ok(r) if r.errors.is_empty() => eprintln!(
+                "removed stale lab '{}': its compare{owner} is gone ({} namespaces)",
+                e.name,
+                r.removed.len()
+            ),
+            Ok(r) => eprintln!(
+                "warning: stale lab '{}' of a compare that is gone{owner} only partly removed: {}",
+                e.name,
+                r.errors.join("; ")
+            ),
+            Err(err) => eprintln!(
+                "warning: stale lab '{}' of a compare that is gone{owner} not removed: {}",
+                e.name,
+                lab::error_chain(&err)
+            ),
+        }
+    }
 }
 
 fn remote_target(args: &CompareArgs, host: &str) -> anyhow::Result<RemoteTarget> {

@@ -12,6 +12,7 @@
 
 pub mod attach;
 mod build;
+pub mod inventory;
 pub mod mode;
 pub mod plan;
 mod signals;
@@ -38,7 +39,7 @@ pub enum LabError {
     InvalidName(String),
     #[error("lab '{0}' already exists: remove it with `nslat lab down --name {0}` or pick another --name")]
     Exists(String),
-    #[error("lab '{0}' not found: build it with `nslat lab up --name {0}`")]
+    #[error("lab '{0}' not found: build it with `nslat lab up --name {0}` (`nslat lab list` shows the labs there are)")]
     NotFound(String),
     #[error("lab '{0}' is incomplete (a `lab up` crashed or is still running): remove it with `nslat lab down --name {0}`")]
     Incomplete(String),

@@ -65,7 +65,7 @@ pub enum LockError {
         holder: String,
         waited: String,
     },
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Io {
         what: String,
         #[source]

@@ -153,7 +153,7 @@ pub(crate) fn headline(r: &CompareReport) -> String {
     let host = r
         .host_name
         .as_deref()
-        .map(|h| format!(" · host {h}"))
+        .map(|h| format!(" · machine {h}"))
         .unwrap_or_default();
     format!(
         "{} {},{} · {} reps × {} s · CPU placement: {} · kernel {}{}",

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod compare;
 pub mod firewall;
 pub mod lab;
+pub mod measure;
 pub mod netlink;
 pub mod netns;
 pub mod probe;

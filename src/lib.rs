@@ -14,3 +14,4 @@ pub mod netns;
 pub mod probe;
 pub mod report;
 pub mod stats;
+pub mod target;

@@ -310,5 +310,6 @@ pub fn sample_report() -> CompareReport {
             ],
         )),
         checks: None,
+        pair: None,
     }
 }

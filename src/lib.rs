@@ -7,6 +7,7 @@ pub mod check;
 pub mod cli;
 pub mod compare;
 pub mod firewall;
+pub mod fleet;
 pub mod lab;
 pub mod measure;
 pub mod netlink;

@@ -312,5 +312,6 @@ pub fn sample_report() -> CompareReport {
             ],
         )),
         checks: None,
+        pair: None,
     }
 }

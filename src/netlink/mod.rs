@@ -18,10 +18,12 @@ mod route;
 mod socket;
 pub mod sysctl;
 mod veth;
+mod vxlan;
 
 pub use ipvlan::IpvlanMode;
 pub use route::Route;
 pub use socket::Netlink;
+pub use vxlan::Vxlan;
 
 use std::path::PathBuf;
 

@@ -2,6 +2,7 @@
 //!
 //! The binary only parses the command line and calls into this library; see `DESIGN.md`.
 
+pub mod attach;
 pub mod bench;
 pub mod check;
 pub mod cli;

@@ -60,7 +60,7 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<()> {
 fn up(a: UpArgs) -> anyhow::Result<()> {
     let modes = match &a.modes {
         Some(list) => mode::parse_list(list)?,
-        None => Mode::DEFAULT.to_vec(),
+        None => Mode::defaults(),
     };
     let spec = LabSpec {
         name: a.name.name.clone(),

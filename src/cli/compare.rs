@@ -89,6 +89,16 @@ pub struct CompareArgs {
     /// With --remote: the namespace that plays this machine (testing: a lab's node).
     #[arg(long, value_name = "NAME|PATH", requires = "remote", hide = true)]
     machine_netns: Option<String>,
+    /// Name the machine this runs on in the report's `pair` (for `nslat report merge`)
+    /// [default: the host name]. Setting --node, --peer or --peer-network records the pair.
+    #[arg(long, value_name = "NAME")]
+    node: Option<String>,
+    /// Name the machine the server runs on in the report's `pair` [default: the --remote address].
+    #[arg(long, value_name = "NAME")]
+    peer: Option<String>,
+    /// Which of the peer's networks the server listens on, for the report's `pair`: host or pod.
+    #[arg(long, value_name = "host|pod")]
+    peer_network: Option<crate::compare::PeerNetwork>,
     /// Write the report as JSON to PATH.
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
@@ -221,6 +231,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         None => None,
         Some(host) => Some(remote_target(&args, host)?),
     };
+    let pair = pair_label(&args);
     let opts = CompareOptions {
         modes: args.modes.0,
         test: args.test,
@@ -239,8 +250,11 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     };
 
     let progress = CliProgress::new();
-    let reports = compare::run(&opts, &progress).context("compare")?;
+    let mut reports = compare::run(&opts, &progress).context("compare")?;
     progress.done();
+    for r in &mut reports {
+        r.pair = pair.clone();
+    }
 
     let several = reports.len() > 1;
     let mut stdout = std::io::stdout().lock();
@@ -256,6 +270,28 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// `--node`/`--peer`/`--peer-network`: the pair the report is labelled with, if any was given.
+fn pair_label(args: &CompareArgs) -> Option<crate::compare::PairLabel> {
+    if args.node.is_none() && args.peer.is_none() && args.peer_network.is_none() {
+        return None;
+    }
+    Some(crate::compare::PairLabel {
+        node: args
+            .node
+            .clone()
+            .or_else(crate::compare::host_name)
+            .unwrap_or_else(|| "this machine".into()),
+        peer: args
+            .peer
+            .clone()
+            .or_else(|| args.remote.clone())
+            .unwrap_or_else(|| "lab remote".into()),
+        peer_network: args
+            .peer_network
+            .unwrap_or(crate::compare::PeerNetwork::Host),
+    })
 }
 
 fn remote_target(args: &CompareArgs, host: &str) -> anyhow::Result<RemoteTarget> {

@@ -8,6 +8,7 @@ mod attach;
 mod check;
 mod compare;
 mod lab;
+mod report;
 mod run;
 mod serve;
 
@@ -49,6 +50,9 @@ enum Command {
     Compare(compare::CompareArgs),
     /// Check which features (Services, node access, policy) each mode keeps.
     Check(check::CheckArgs),
+    /// Work with saved reports: merge compare JSON files into one fleet report.
+    #[command(subcommand)]
+    Report(report::ReportCommand),
 }
 
 /// Parses the command line, runs the command, prints errors as one line, and maps them to an exit status.
@@ -133,6 +137,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Detach(args) => attach::run_detach(args),
         Command::Compare(args) => compare::run(args),
         Command::Check(args) => check::run(args),
+        Command::Report(cmd) => report::run(cmd),
     }
 }
 

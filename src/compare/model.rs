@@ -47,6 +47,57 @@ pub struct CompareReport {
     /// Feature checks per mode (`nslat check`'s matrix), when run.
     #[serde(default)]
     pub checks: Option<serde_json::Value>,
+    /// Which node measured which peer (`--node`/`--peer`): what `nslat report merge` groups by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pair: Option<PairLabel>,
+}
+
+/// The node pair a report was measured across, as the user named it (`compare --node --peer
+/// --peer-network`); a fleet report (`nslat report merge`) has one row per pair and path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairLabel {
+    /// The machine that ran `nslat compare` (the client side).
+    pub node: String,
+    /// The machine that ran `nslat serve`.
+    pub peer: String,
+    /// Which of the peer's networks was measured against.
+    pub peer_network: PeerNetwork,
+}
+
+/// The network the peer's `nslat serve` listens on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PeerNetwork {
+    /// The peer machine's own namespace (a hostNetwork pod, or the machine itself).
+    Host,
+    /// A pod (container) on the peer machine.
+    Pod,
+}
+
+impl PeerNetwork {
+    pub fn name(self) -> &'static str {
+        match self {
+            PeerNetwork::Host => "host",
+            PeerNetwork::Pod => "pod",
+        }
+    }
+}
+
+impl std::fmt::Display for PeerNetwork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for PeerNetwork {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "host" => Ok(PeerNetwork::Host),
+            "pod" => Ok(PeerNetwork::Pod),
+            _ => Err(format!("'{s}' is not a peer network: use host or pod")),
+        }
+    }
 }
 
 /// Something that limits the conclusions, and what to do about it.
@@ -407,6 +458,7 @@ pub fn build_report(meta: &ReportMeta, inputs: &[ModeInput]) -> CompareReport {
         modes,
         explain: None,
         checks: None,
+        pair: None,
     };
     report.warnings = warnings(&report);
     report.warnings.extend(notes.into_iter().map(|n| Warning {

@@ -1,5 +1,6 @@
 //! Exporters of a [`CompareReport`]: terminal table, JSON, CSV, Markdown and a self-contained
-//! HTML page with SVG plots. One [`Exporter`] per format, all writing to any `Write`.
+//! HTML page with SVG plots. One [`Exporter`] per format, all writing to any `Write`. The
+//! human-readable formats render one [`view::View`] (built once per report).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ pub mod json;
 pub mod markdown;
 pub mod plots;
 pub mod table;
+pub mod view;
 
 pub use self::csv::CsvExporter;
 pub use self::html::HtmlExporter;
@@ -310,5 +312,6 @@ pub fn sample_report() -> CompareReport {
             ],
         )),
         checks: None,
+        pair: None,
     }
 }

@@ -32,7 +32,7 @@ fn node_counters(node: &Path, veth: &'static str) -> (u64, u64) {
         move || -> Result<(u64, u64), netns::NetnsError> {
             let snmp = std::fs::read_to_string("/proc/thread-self/net/snmp").expect("snmp");
             let dev = std::fs::read_to_string("/proc/thread-self/net/dev").expect("net/dev");
-            Ok((forwarded(&snmp), tx_packets(&dev, veth)))
+            Ok((forwarded(&snmp), lab_util::dev_packets(&dev, veth).1))
         },
     )
     .unwrap()
@@ -47,16 +47,6 @@ fn forwarded(snmp: &str) -> u64 {
         .position(|n| n == "ForwDatagrams")
         .unwrap();
     values.split_whitespace().nth(i).unwrap().parse().unwrap()
-}
-
-/// The transmitted packets of interface `name` from /proc/net/dev.
-fn tx_packets(dev: &str, name: &str) -> u64 {
-    let line = dev
-        .lines()
-        .find(|l| l.trim_start().starts_with(&format!("{name}:")))
-        .unwrap_or_else(|| panic!("{name} not in /proc/net/dev"));
-    let fields: Vec<&str> = line.split(':').nth(1).unwrap().split_whitespace().collect();
-    fields[9].parse().unwrap()
 }
 
 /// Per transaction of a short TCP_RR from `mode`'s container: (forwarded, host veth tx).
@@ -206,5 +196,5 @@ fn counters_parse() {
     let snmp = "Ip: Forwarding DefaultTTL InReceives ForwDatagrams\nIp: 1 64 100 42\nIcmp: x\n";
     assert_eq!(forwarded(snmp), 42);
     let dev = "Inter-|   Receive |  Transmit\n face |bytes packets errs drop fifo frame compressed multicast|bytes packets\n veth-bpf: 10 2 0 0 0 0 0 0 30 7 0 0 0 0 0 0\n";
-    assert_eq!(tx_packets(dev, "veth-bpf"), 7);
+    assert_eq!(lab_util::dev_packets(dev, "veth-bpf"), (2, 7));
 }

@@ -18,9 +18,11 @@ use super::{LabError, LabSpec, ModeInfo};
 use crate::attach::AttachMode;
 use crate::netlink::Route;
 
-/// The expected backlog fingerprint of a mode: packets that wait in a per-CPU backlog
-/// (`netif_rx`, counted in `/proc/net/softnet_stat`) per TCP_RR transaction (request and
-/// response), and why. `compare` measures the real figure; this says what to expect.
+/// The expected backlog fingerprint of a mode: packets enqueued to a per-CPU backlog
+/// (`netif_rx`, the `net:netif_rx` tracepoint `compare` counts) per TCP_RR transaction
+/// (request and response), and why. softnet's `processed` counts device passes instead (a
+/// macvlan child or a redirect_peer is one more pass, not one more wait). `compare` measures
+/// the real figures; this says what to expect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backlog {
     pub per_transaction: u32,

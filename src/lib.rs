@@ -11,6 +11,7 @@ pub mod firewall;
 pub mod fleet;
 pub mod lab;
 pub mod measure;
+pub mod measure_lock;
 pub mod netlink;
 pub mod netns;
 pub mod probe;

@@ -7,6 +7,7 @@ pub mod bench;
 pub mod check;
 pub mod cli;
 pub mod compare;
+pub mod deploy;
 pub mod firewall;
 pub mod fleet;
 pub mod lab;

@@ -174,6 +174,8 @@ register! {
     macvlan => [Macvlan = macvlan::MACVLAN],
     ipvlan => [IpvlanL2 = ipvlan::L2, IpvlanL3 = ipvlan::L3, IpvlanL3s = ipvlan::L3S],
     hybrid => [MacvlanVeth = hybrid::MACVLAN_VETH, IpvlanVeth = hybrid::IPVLAN_VETH],
+    veth_bpf => [VethBpf = veth_bpf::VETH_BPF],
+    vxlan => [Vxlan = vxlan::VXLAN],
 }
 
 #[cfg(test)]

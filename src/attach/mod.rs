@@ -91,6 +91,24 @@ pub enum AttachMode {
     Bridge,
 }
 
+impl AttachMode {
+    /// The name users type and read (`--mode`): macvlan, ipvlan-l2, ipvlan-l3, bridge.
+    pub fn name(self) -> &'static str {
+        match self {
+            AttachMode::Macvlan => "macvlan",
+            AttachMode::IpvlanL2 => "ipvlan-l2",
+            AttachMode::IpvlanL3 => "ipvlan-l3",
+            AttachMode::Bridge => "bridge",
+        }
+    }
+}
+
+impl std::fmt::Display for AttachMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl FromStr for AttachMode {
     type Err = AttachError;
     fn from_str(s: &str) -> Result<Self, AttachError> {

@@ -107,7 +107,7 @@ pub fn run_attach(args: AttachArgs) -> anyhow::Result<()> {
         eprintln!("warning: {w}");
     }
     println!(
-        "attached {:?} {} ({}/{}) to {} (parent {}); undo with `nslat detach --netns {}`",
+        "attached {} {} ({}/{}) to {} (parent {}); undo with `nslat detach --netns {}`",
         rec.mode,
         rec.ifname,
         rec.addr,

@@ -7,12 +7,12 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::run::{parse_host, parse_positive_secs, parse_rr_sizes, parse_secs, Family};
+use super::run::{parse_host, parse_positive_secs, parse_rr_sizes, parse_secs, Family, LockArgs};
 use crate::bench::TestKind;
 use crate::compare::{
     self, CompareOptions, CompareReport, CpuChoice, Progress, RemoteTarget, RepsChoice,
 };
-use crate::lab::{mode, Mode};
+use crate::lab::{self, mode, Mode};
 use crate::report::{self, CsvExporter, Exporter, JsonExporter, MarkdownExporter, TableExporter};
 
 #[derive(Debug, clap::Args)]
@@ -89,6 +89,8 @@ pub struct CompareArgs {
     /// With --remote: the namespace that plays this machine (testing: a lab's node).
     #[arg(long, value_name = "NAME|PATH", requires = "remote", hide = true)]
     machine_netns: Option<String>,
+    #[command(flatten)]
+    lock: LockArgs,
     /// Name the machine this runs on in the report's `pair` (for `nslat report merge`)
     /// [default: the host name]. Setting --node, --peer or --peer-network records the pair.
     #[arg(long, value_name = "NAME")]
@@ -249,9 +251,32 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         ..CompareOptions::default()
     };
 
+    let mut cpus: Vec<usize> = Vec::new();
+    for placement in opts.cpu.placements() {
+        let (c, s) = CompareOptions::cpus_for(placement);
+        cpus.extend([c, s]);
+    }
+    let lock = args.lock.acquire(&cpus)?;
+    if opts.remote.is_none() && crate::netns::is_root() {
+        remove_stale_labs();
+    }
+
     let progress = CliProgress::new();
     let mut reports = compare::run(&opts, &progress).context("compare")?;
     progress.done();
+    if opts.keep_lab && opts.lab.is_none() && opts.remote.is_none() {
+        // Kept: no later compare may take it for a crashed one's.
+        let name = lab::inventory::compare_lab_name(std::process::id());
+        if let Err(e) = lab::inventory::keep(&name) {
+            eprintln!("warning: lab '{name}' may be removed by a later compare: {e}");
+        }
+    }
+    if let Some(c) = &lock.contention {
+        for r in &mut reports {
+            r.flags.insert(0, c.describe());
+        }
+    }
+    drop(lock);
     for r in &mut reports {
         r.pair = pair.clone();
     }
@@ -270,6 +295,30 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// Removes the labs of compares that are gone (kill -9, a crash) and says so, one line each.
+fn remove_stale_labs() {
+    for (e, result) in lab::inventory::remove_stale_compare_labs() {
+        let owner = e.owner.map(|p| format!(" (pid {p})")).unwrap_or_default();
+        match result {
+            Ok(r) if r.errors.is_empty() => eprintln!(
+                "removed stale lab '{}': its compare{owner} is gone ({} namespaces)",
+                e.name,
+                r.removed.len()
+            ),
+            Ok(r) => eprintln!(
+                "warning: stale lab '{}' of a compare that is gone{owner} only partly removed: {}",
+                e.name,
+                r.errors.join("; ")
+            ),
+            Err(err) => eprintln!(
+                "warning: stale lab '{}' of a compare that is gone{owner} not removed: {}",
+                e.name,
+                lab::error_chain(&err)
+            ),
+        }
+    }
 }
 
 /// `--node`/`--peer`/`--peer-network`: the pair the report is labelled with, if any was given.

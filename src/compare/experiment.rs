@@ -232,7 +232,7 @@ fn open_or_build_lab(
     let name = opts
         .lab
         .clone()
-        .unwrap_or_else(|| format!("cmp{}", std::process::id()));
+        .unwrap_or_else(|| lab::inventory::compare_lab_name(std::process::id()));
     let mut spec = LabSpec::new(&name);
     spec.modes = opts.lab_modes();
     let started = Instant::now();

@@ -311,6 +311,8 @@ impl Builder<'_> {
             nat: NatLevel::None,
             complete: false,
             pid: std::process::id(),
+            created_unix: super::inventory::now_unix(),
+            kept: false,
         };
         // Record every namespace before creating any.
         state.namespaces.push(self.ns_name("remote"));

@@ -11,6 +11,7 @@
 //! [`down`] removes it (idempotent, works from the state file or by name sweep after a crash).
 
 mod build;
+pub mod inventory;
 pub mod mode;
 pub mod modes;
 pub mod plan;
@@ -39,7 +40,7 @@ pub enum LabError {
     InvalidName(String),
     #[error("lab '{0}' already exists: remove it with `nslat lab down --name {0}` or pick another --name")]
     Exists(String),
-    #[error("lab '{0}' not found: build it with `nslat lab up --name {0}`")]
+    #[error("lab '{0}' not found: build it with `nslat lab up --name {0}` (`nslat lab list` shows the labs there are)")]
     NotFound(String),
     #[error("lab '{0}' is incomplete (a `lab up` crashed or is still running): remove it with `nslat lab down --name {0}`")]
     Incomplete(String),
@@ -309,8 +310,12 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
+        let m = c.to_string();
+        // A message that already holds its source's text: print that once.
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
         cur = c.source();
     }
     s

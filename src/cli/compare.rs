@@ -382,7 +382,7 @@ fn pair_label(args: &CompareArgs) -> Option<crate::compare::PairLabel> {
 fn remote_target(args: &CompareArgs, host: &str) -> anyhow::Result<RemoteTarget> {
     let server = parse_host(host, Family::Any).map_err(|e| anyhow::anyhow!("--remote: {e}"))?;
     let cidr = args.addr.as_deref().unwrap_or_default();
-    let (addr, prefix) = crate::lab::attach::parse_cidr(cidr)?;
+    let (addr, prefix) = crate::attach::parse_cidr(cidr)?;
     let machine_netns = match &args.machine_netns {
         Some(ns) => Some(crate::netns::resolve(ns)?),
         None => None,

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod attach;
 mod check;
 mod compare;
+mod deploy;
 mod lab;
 mod report;
 mod run;
@@ -53,6 +54,9 @@ enum Command {
     /// Work with saved reports: merge compare JSON files into one fleet report.
     #[command(subcommand)]
     Report(report::ReportCommand),
+    /// Render what measures a Kubernetes cluster: the Job for one node pair.
+    #[command(subcommand)]
+    Deploy(deploy::DeployCommand),
 }
 
 /// Parses the command line, runs the command, prints errors as one line, and maps them to an exit status.
@@ -158,6 +162,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Compare(args) => compare::run(args),
         Command::Check(args) => check::run(args),
         Command::Report(cmd) => report::run(cmd),
+        Command::Deploy(cmd) => deploy::run(cmd),
     }
 }
 

@@ -93,6 +93,11 @@ fn lock_dir() -> PathBuf {
     if fs::create_dir_all(LOCK_DIR).is_ok() {
         return PathBuf::from(LOCK_DIR);
     }
+    user_lock_dir()
+}
+
+/// Where an unprivileged measurement keeps its lock files when [`LOCK_DIR`] is not its to write.
+fn user_lock_dir() -> PathBuf {
     std::env::temp_dir().join("nslat-measure")
 }
 
@@ -103,13 +108,23 @@ fn open(dir: &Path, cpu: usize) -> Result<File, LockError> {
         source,
     };
     fs::create_dir_all(dir).map_err(io)?;
-    OpenOptions::new()
+    match OpenOptions::new()
         .create(true)
         .truncate(false)
         .read(true)
         .write(true)
         .open(&path)
-        .map_err(io)
+    {
+        // A lock file root made: an unprivileged measurement (`nslat run`) still takes the lock
+        // (flock needs no write access) but cannot write its name into it.
+        // No lock file yet in a directory it cannot write: the per-user one in the temp dir.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => match File::open(&path) {
+            Ok(file) => Ok(file),
+            Err(_) if dir != user_lock_dir() => open(&user_lock_dir(), cpu),
+            Err(_) => Err(io(e)),
+        },
+        other => other.map_err(io),
+    }
 }
 
 /// Who holds a lock file, as its holder wrote it (or "unknown holder").

@@ -15,6 +15,11 @@ use crate::firewall::NatLevel;
 use crate::netlink::{sysctl, IpvlanMode, Netlink, NetlinkError, Route};
 use crate::netns;
 
+/// Sysctls of a namespace that plays an end host (the remote, a container): a new namespace may
+/// start with the root namespace's forwarding setting (seen: kernel 6.18 with Docker's
+/// ip_forward=1), so the lab says what it means instead of relying on the kernel's default.
+const END_HOST: &[(&str, &str)] = &[("net.ipv4.ip_forward", "0")];
+
 /// Env var: abort the process (like `kill -9`) right after step N of `up` (crash tests).
 pub const ABORT_ENV: &str = "NSLAT_ABORT_AFTER_STEP";
 /// Env var: print each step's time since the start of `up` to stderr.
@@ -325,7 +330,7 @@ impl Builder<'_> {
         state.save()?;
         self.step()?;
 
-        self.namespace("remote", &[])
+        self.namespace("remote", END_HOST)
             .map_err(ctx("creating the remote"))?;
         let mut forwarding = vec![("net.ipv4.ip_forward", "1")];
         if spec.ipv6 {
@@ -342,7 +347,7 @@ impl Builder<'_> {
                 None => {
                     let suffix = plan::mode_suffix(mode).unwrap_or_default();
                     if mode.traits().own_namespace {
-                        self.namespace(&suffix, &[])
+                        self.namespace(&suffix, END_HOST)
                             .map_err(ctx(format!("building mode {mode}")))?;
                     }
                     Ok(driver

@@ -204,6 +204,7 @@ fn is_child_of_nic(mode: Mode) -> bool {
 /// The explanation for a failed check, by what the mode is.
 fn why_failed(check: &str, mode: Mode, shim: bool, error: &str) -> String {
     let cause = match (check, is_child_of_nic(mode)) {
+        ("service" | "policy" | "policy_service", _) if mode == Mode::NetkitBpf => "the netkit peer's BPF program sends the container's packets straight out of the NIC (bpf_redirect_neigh), past the node's netfilter hooks, so the node's Service DNAT and forward policy never see them (Cilium implements both in BPF instead)",
         ("service", true) => "traffic leaves through the parent device without passing the node's netfilter hooks, so the node's Service DNAT never sees it (fix: the +veth hybrid)",
         ("node_to_container" | "container_to_node", true) if !shim => "macvlan/ipvlan children cannot talk to their parent device: the node's traffic goes out of eth0 and never comes back (fix: --host-shim)",
         ("policy" | "policy_service", true) => "the container's traffic leaves through the parent device without passing the node's forward/input hooks, so a host-enforced policy does not apply",

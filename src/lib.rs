@@ -3,6 +3,7 @@
 //! The binary only parses the command line and calls into this library; see `DESIGN.md`.
 
 pub mod bench;
+pub mod bpf;
 pub mod check;
 pub mod cli;
 pub mod compare;

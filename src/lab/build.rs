@@ -12,7 +12,7 @@ use super::signals::UpGuard;
 use super::state::{LabLock, LabState};
 use super::{LabError, LabSpec, Mode, ModeInfo, ModeStatus};
 use crate::firewall::{Firewall, NatLevel};
-use crate::netlink::{sysctl, IpvlanMode, Netlink, NetlinkError, Route};
+use crate::netlink::{sysctl, IpvlanMode, NetkitPair, NetkitPolicy, Netlink, NetlinkError, Route};
 use crate::netns;
 
 /// Env var: abort the process (like `kill -9`) right after step N of `up` (crash tests).
@@ -292,9 +292,18 @@ impl Builder<'_> {
             None
         };
 
+        let netkit_reason = if spec.modes.iter().any(|m| m.needs_netkit()) {
+            self.probe_netkit()?
+        } else {
+            None
+        };
+
         let mut bridge_index = None;
         for &mode in &spec.modes {
             let status: ModeStatus = match (mode, &ipvlan_reason) {
+                (m, _) if m.needs_netkit() && netkit_reason.is_some() => {
+                    Err(netkit_reason.clone().expect("checked"))
+                }
                 (Mode::Host, _) => Ok(ModeInfo {
                     netns: netns::path_of(&self.ns_name("node")),
                     addr: plan::NODE,
@@ -325,6 +334,12 @@ impl Builder<'_> {
             self.route(
                 "remote",
                 Route::via(plan::PTP_NET.into(), 24, plan::NODE.into()),
+            )?;
+        }
+        if built(Mode::Netkit) || built(Mode::NetkitBpf) {
+            self.route(
+                "remote",
+                Route::via(plan::NETKIT_NET.into(), 24, plan::NODE.into()),
             )?;
         }
         if built(Mode::MacvlanVeth) || built(Mode::IpvlanVeth) {
@@ -373,6 +388,29 @@ impl Builder<'_> {
                 None
             }
             Err(e @ NetlinkError::NoIpvlan) => Some(e.to_string()),
+            Err(e) => return Err(e.into()),
+        };
+        self.step()?;
+        Ok(r)
+    }
+
+    /// Tries a netkit pair in the node; `Some(reason)` when the kernel cannot make one.
+    fn probe_netkit(&mut self) -> Result<Option<String>, LabError> {
+        let nl = self.nl("node");
+        let pair = NetkitPair {
+            name: "netkit-probe",
+            peer: "netkit-probe1",
+            peer_netns: None,
+            policy: NetkitPolicy::Forward,
+            peer_policy: NetkitPolicy::Forward,
+        };
+        let r = match nl.create_netkit(&pair) {
+            Ok(()) => {
+                let i = nl.link_index("netkit-probe")?;
+                nl.delete_link(i)?;
+                None
+            }
+            Err(e @ NetlinkError::NoNetkit) => Some(e.to_string()),
             Err(e) => return Err(e.into()),
         };
         self.step()?;
@@ -481,6 +519,57 @@ impl Builder<'_> {
                     let remote = self.nl("remote");
                     remote.add_route(&Route::dev(addr.into(), 32, ri))?;
                     remote.add_neighbour(ri, addr.into(), mac)?;
+                    self.step()?;
+                }
+            }
+            Mode::Netkit | Mode::NetkitBpf => {
+                // Routed like ptp: the primary in the node (with the node's /32 of the netkit
+                // subnet), the peer as the container's eth0; L3 mode, so no ARP either side.
+                let primary = plan::node_veth(mode);
+                self.nl("node").create_netkit(&NetkitPair {
+                    name: &primary,
+                    peer: "eth0",
+                    peer_netns: Some(fd.as_fd()),
+                    policy: NetkitPolicy::Forward,
+                    peer_policy: NetkitPolicy::Forward,
+                })?;
+                self.step()?;
+                let hi = self.nl("node").link_index(&primary)?;
+                match self
+                    .nl("node")
+                    .add_address(hi, plan::NETKIT_NODE.into(), 32)
+                {
+                    Ok(()) => {}
+                    Err(e) if e.is_exists() => {}
+                    Err(e) => return Err(e.into()),
+                }
+                if self.spec.ipv6 {
+                    self.nl("node")
+                        .add_address(hi, v6(plan::NETKIT_NODE).into(), 128)?;
+                }
+                self.nl("node").set_up(hi, true)?;
+                self.route("node", Route::dev(addr.into(), 32, hi))?;
+                let ci = self.container_eth0(&suffix, addr, 32, 128)?;
+                self.route(&suffix, Route::dev(plan::NETKIT_NODE.into(), 32, ci))?;
+                self.route(
+                    &suffix,
+                    Route::onlink(
+                        Ipv4Addr::UNSPECIFIED.into(),
+                        0,
+                        plan::NETKIT_NODE.into(),
+                        ci,
+                    ),
+                )?;
+                if mode == Mode::NetkitBpf {
+                    crate::bpf::netkit::attach(
+                        &netns::path_of(&self.ns_name("node")),
+                        crate::bpf::netkit::NetkitRedirect {
+                            nic_ifindex: node_eth0,
+                            primary_ifindex: hi,
+                            ctr4: addr,
+                            ctr6: self.spec.ipv6.then(|| v6(addr)),
+                        },
+                    )?;
                     self.step()?;
                 }
             }

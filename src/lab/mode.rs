@@ -35,11 +35,20 @@ pub enum Mode {
     /// ipvlan (L2) for the data path plus a veth to the node for Service and node traffic.
     #[serde(rename = "ipvlan+veth")]
     IpvlanVeth,
+    /// Routed netkit pair (L3, Linux 6.7+), no BPF program: the default policy forwards
+    /// through `__netif_rx`, the backlog veth uses.
+    #[serde(rename = "netkit")]
+    Netkit,
+    /// Routed netkit pair with BPF redirects as Cilium's: the peer's program sends the
+    /// container's packets out of the NIC (`bpf_redirect_neigh`), the NIC's ingress program
+    /// hands the remote's packets to the container (`bpf_redirect_peer`).
+    #[serde(rename = "netkit-bpf")]
+    NetkitBpf,
 }
 
 impl Mode {
     /// Every mode, in report order.
-    pub const ALL: [Mode; 9] = [
+    pub const ALL: [Mode; 11] = [
         Mode::Host,
         Mode::Bridge,
         Mode::Ptp,
@@ -49,6 +58,8 @@ impl Mode {
         Mode::IpvlanL3s,
         Mode::MacvlanVeth,
         Mode::IpvlanVeth,
+        Mode::Netkit,
+        Mode::NetkitBpf,
     ];
 
     /// The modes a lab builds when none are named: the plain ones (hybrids are opt-in fixes).
@@ -74,6 +85,8 @@ impl Mode {
             Mode::IpvlanL3s => "ipvlan-l3s",
             Mode::MacvlanVeth => "macvlan+veth",
             Mode::IpvlanVeth => "ipvlan+veth",
+            Mode::Netkit => "netkit",
+            Mode::NetkitBpf => "netkit-bpf",
         }
     }
 
@@ -83,6 +96,11 @@ impl Mode {
             self,
             Mode::IpvlanL2 | Mode::IpvlanL3 | Mode::IpvlanL3s | Mode::IpvlanVeth
         )
+    }
+
+    /// Whether this mode needs the kernel's netkit device (Linux 6.7+).
+    pub fn needs_netkit(self) -> bool {
+        matches!(self, Mode::Netkit | Mode::NetkitBpf)
     }
 
     /// One line on what the mode is, for `--help` and reports.
@@ -97,6 +115,8 @@ impl Mode {
             Mode::IpvlanL3s => "ipvlan L3S on the node's NIC (node netfilter applies)",
             Mode::MacvlanVeth => "macvlan data path + veth to the node for Services",
             Mode::IpvlanVeth => "ipvlan L2 data path + veth to the node for Services",
+            Mode::Netkit => "routed netkit pair (L3), no BPF program: forwards through the backlog like veth",
+            Mode::NetkitBpf => "routed netkit pair with BPF redirects (redirect_neigh out, redirect_peer in), as Cilium",
         }
     }
 }
@@ -109,7 +129,7 @@ impl fmt::Display for Mode {
 
 /// Error for a mode name nslat does not know.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown mode '{0}': use one of host, bridge, ptp, macvlan, ipvlan-l2, ipvlan-l3, ipvlan-l3s, macvlan+veth, ipvlan+veth")]
+#[error("unknown mode '{0}': use one of host, bridge, ptp, macvlan, ipvlan-l2, ipvlan-l3, ipvlan-l3s, macvlan+veth, ipvlan+veth, netkit, netkit-bpf")]
 pub struct UnknownMode(pub String);
 
 impl FromStr for Mode {

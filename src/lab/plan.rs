@@ -20,6 +20,12 @@ pub const BRIDGE_CTR: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 2);
 pub const PTP_NET: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 0);
 pub const PTP_NODE: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 1);
 pub const PTP_CTR: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 2);
+/// The netkit subnet (/32s with host routes, like ptp): the node's side of every pair, then
+/// one container address per netkit mode.
+pub const NETKIT_NET: Ipv4Addr = Ipv4Addr::new(198, 18, 6, 0);
+pub const NETKIT_NODE: Ipv4Addr = Ipv4Addr::new(198, 18, 6, 1);
+pub const NETKIT_CTR: Ipv4Addr = Ipv4Addr::new(198, 18, 6, 2);
+pub const NETKIT_BPF_CTR: Ipv4Addr = Ipv4Addr::new(198, 18, 6, 3);
 /// The hybrid modes' side veth subnet (/32s with host routes).
 pub const SIDE_NODE: Ipv4Addr = Ipv4Addr::new(198, 18, 3, 1);
 /// The virtual Service (ClusterIP) range routed through the hybrids' side veth.
@@ -57,6 +63,8 @@ pub fn mode_addr(mode: Mode) -> Ipv4Addr {
         Mode::Host => NODE,
         Mode::Bridge => BRIDGE_CTR,
         Mode::Ptp => PTP_CTR,
+        Mode::Netkit => NETKIT_CTR,
+        Mode::NetkitBpf => NETKIT_BPF_CTR,
         m => wire_addr(m).expect("wire mode"),
     }
 }
@@ -90,13 +98,15 @@ pub fn ipvlan_port(mode: Mode) -> Option<String> {
     }
 }
 
-/// The host-side veth name in the node for `mode`.
+/// The host-side veth (or netkit primary) name in the node for `mode`.
 pub fn node_veth(mode: Mode) -> String {
     match mode {
         Mode::Bridge => "veth-bridge".into(),
         Mode::Ptp => "veth-ptp".into(),
         Mode::MacvlanVeth => "veth-mvside".into(),
         Mode::IpvlanVeth => "veth-ipside".into(),
+        Mode::Netkit => "nk-netkit".into(),
+        Mode::NetkitBpf => "nk-netkit-bpf".into(),
         m => format!("veth-{}", m.name()),
     }
 }

@@ -15,8 +15,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use lab_util::{exchange, leftovers, LabGuard, PeerServer};
+use nslat::bpf::netkit::{self as programs, NetkitRedirect};
 use nslat::check::{self, CheckMatrix, ModeChecks};
 use nslat::lab::{self, Lab, LabSpec, Mode};
+use nslat::netlink::Netlink;
 use nslat::netns;
 use nslat::probe::{self, ProbeConfig, Snapshot};
 
@@ -208,6 +210,43 @@ fn netkit_modes_carry_tcp_with_their_backlog_fingerprints() {
             "netif_rx: netkit-bpf {b:.2} should be about half of ptp's {p:.2}"
         );
     }
+
+    // The programs are what makes the difference: detached, netkit-bpf queues like netkit.
+    let nkb_info = lab.mode(Mode::NetkitBpf).unwrap().clone().unwrap();
+    let redirect = {
+        let mut node = Netlink::open_in(lab.node_netns()).unwrap();
+        NetkitRedirect {
+            nic_ifindex: node.link_index("eth0").unwrap(),
+            primary_ifindex: node.link_index("nk-netkit-bpf").unwrap(),
+            ctr4: nkb_info.addr,
+            ctr6: nkb_info.addr6,
+        }
+    };
+    assert_eq!(
+        programs::attached(lab.node_netns(), redirect).unwrap(),
+        2,
+        "netkit-bpf: one program on the peer, one on the NIC's TCX ingress"
+    );
+    assert_eq!(programs::detach(lab.node_netns(), redirect).unwrap(), 2);
+    assert_eq!(programs::attached(lab.node_netns(), redirect).unwrap(), 0);
+    let detached = fingerprint(
+        &nkb_info.netns,
+        lab.remote_netns(),
+        remote.into(),
+        ROUND_TRIPS,
+    );
+    eprintln!(
+        "netkit-bpf, programs detached: {:.2} backlog packets, {:.2} netif_rx per round trip (n = {})",
+        detached.backlog_pkts,
+        netif_rx(&detached).unwrap_or(f64::NAN),
+        ROUND_TRIPS - 20
+    );
+    assert!(
+        (detached.backlog_pkts - nk.backlog_pkts).abs() <= 0.1 * nk.backlog_pkts,
+        "without its programs netkit-bpf should queue like netkit: {:.2} vs {:.2}",
+        detached.backlog_pkts,
+        nk.backlog_pkts
+    );
 
     let report = lab::down(&name).unwrap();
     assert!(report.errors.is_empty(), "{:?}", report.errors);

@@ -1,6 +1,6 @@
 //! `netkit-bpf`'s programs (bpf/netkit.bpf.c, compiled by clang in build.rs): loaded with aya,
 //! their constants (the node NIC's and the netkit primary's indexes, the container's addresses)
-//! set before loading, attached with [`super::attach`]: `nk_peer_out` to the pair's peer
+//! set before loading, attached with [`super::mprog`]: `nk_peer_out` to the pair's peer
 //! (the container's egress: `bpf_redirect_neigh` out of the NIC), `nk_nic_in` to the NIC's TCX
 //! ingress (`bpf_redirect_peer` into the container).
 
@@ -11,12 +11,9 @@ use std::path::Path;
 use aya::programs::SchedClassifier;
 use aya::EbpfLoader;
 
-use super::attach::{self, AttachPoint};
-use super::BpfError;
+use super::mprog::{self as attach, AttachPoint};
+use super::{BpfError, NETKIT};
 use crate::netns;
-
-/// The object file, built by build.rs.
-static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/netkit.bpf.o"));
 
 /// Where the programs go and what they match, all in the node's namespace.
 #[derive(Debug, Clone, Copy)]
@@ -37,6 +34,9 @@ pub fn attach(node: &Path, r: NetkitRedirect) -> Result<(), BpfError> {
 
 fn attach_here(r: &NetkitRedirect) -> Result<(), BpfError> {
     // Network byte order, as the packet's fields are compared: the address octets in memory.
+    if NETKIT.bytes.is_empty() {
+        return Err(BpfError::NotBuilt);
+    }
     let ctr4 = u32::from_ne_bytes(r.ctr4.octets());
     let ctr6: [u32; 4] = match r.ctr6 {
         Some(a) => {
@@ -52,23 +52,21 @@ fn attach_here(r: &NetkitRedirect) -> Result<(), BpfError> {
         .set_global("primary_ifindex", &r.primary_ifindex, true)
         .set_global("ctr_ip4", &ctr4, true)
         .set_global("ctr_ip6", &ctr6[..], true)
-        .load(OBJECT)
-        .map_err(|e| BpfError::Load(e.to_string()))?;
+        .load(NETKIT.bytes)
+        .map_err(|e| load_error(e.to_string()))?;
     for (name, ifindex, point) in [
         ("nk_peer_out", r.primary_ifindex, AttachPoint::NetkitPeer),
         ("nk_nic_in", r.nic_ifindex, AttachPoint::TcxIngress),
     ] {
         let prog: &mut SchedClassifier = ebpf
             .program_mut(name)
-            .ok_or_else(|| BpfError::Load(format!("program {name} missing from the object")))?
+            .ok_or_else(|| load_error(format!("program {name} missing from the object")))?
             .try_into()
-            .map_err(|e: aya::programs::ProgramError| BpfError::Load(e.to_string()))?;
+            .map_err(|e: aya::programs::ProgramError| load_error(e.to_string()))?;
         prog.load()
-            .map_err(|e| BpfError::Load(format!("{name}: {e}")))?;
-        let fd = prog
-            .fd()
-            .map_err(|e| BpfError::Load(format!("{name}: {e}")))?;
-        attach::attach(fd.as_fd(), ifindex, point).map_err(|source| BpfError::Attach {
+            .map_err(|e| load_error(format!("{name}: {e}")))?;
+        let fd = prog.fd().map_err(|e| load_error(format!("{name}: {e}")))?;
+        attach::attach(fd.as_fd(), ifindex, point).map_err(|source| BpfError::Mprog {
             program: name,
             point: point.name(),
             ifindex,
@@ -87,7 +85,7 @@ pub fn detach(node: &Path, r: NetkitRedirect) -> Result<usize, BpfError> {
             ("nk_peer_out", r.primary_ifindex, AttachPoint::NetkitPeer),
             ("nk_nic_in", r.nic_ifindex, AttachPoint::TcxIngress),
         ] {
-            n += attach::detach_all(ifindex, point).map_err(|source| BpfError::Attach {
+            n += attach::detach_all(ifindex, point).map_err(|source| BpfError::Mprog {
                 program: name,
                 point: point.name(),
                 ifindex,
@@ -107,7 +105,7 @@ pub fn attached(node: &Path, r: NetkitRedirect) -> Result<usize, BpfError> {
             ("nk_nic_in", r.nic_ifindex, AttachPoint::TcxIngress),
         ] {
             n += attach::query(ifindex, point)
-                .map_err(|source| BpfError::Attach {
+                .map_err(|source| BpfError::Mprog {
                     program: name,
                     point: point.name(),
                     ifindex,
@@ -117,4 +115,11 @@ pub fn attached(node: &Path, r: NetkitRedirect) -> Result<usize, BpfError> {
         }
         Ok(n)
     })
+}
+
+fn load_error(reason: String) -> BpfError {
+    BpfError::Load {
+        object: NETKIT.name,
+        reason,
+    }
 }

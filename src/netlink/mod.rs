@@ -19,11 +19,13 @@ mod route;
 mod socket;
 pub mod sysctl;
 mod veth;
+mod vxlan;
 
 pub use ipvlan::IpvlanMode;
 pub use netkit::{NetkitPair, NetkitPolicy};
 pub use route::Route;
 pub use socket::Netlink;
+pub use vxlan::Vxlan;
 
 use std::path::PathBuf;
 

@@ -1,7 +1,7 @@
 //! Attaching BPF programs to devices with the bpf(2) commands of the kernel's multi-program
 //! attach points (`bpf_mprog`: TCX ingress/egress since 6.6, netkit primary/peer since 6.7):
 //! BPF_PROG_ATTACH, BPF_PROG_QUERY, BPF_PROG_GET_FD_BY_ID and BPF_PROG_DETACH, raw through
-//! libc (aya 0.13 has no netkit attach).
+//! libc (aya 0.13 has no netkit attach; the tc programs of [`super`] use cls_bpf filters instead).
 //!
 //! A program attached this way (not through a BPF link) stays attached after the loading
 //! process exits, until it is detached or its device is deleted: what a lab that outlives

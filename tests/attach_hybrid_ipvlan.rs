@@ -2,7 +2,7 @@
 //! "container". Uses no nftables (the guest kernel has none): the node reaches the hybrid over the
 //! veth and a plain ipvlan container not at all; the container reaches the node over the veth and
 //! the remote over ipvlan; detach leaves nothing. Skipped with a printed reason on kernels without
-//! ipvlan, unless NSLAT_REQUIRE_IPVLAN=1 (`tests/vm/ipvlan-tests attach_hybrid_ipvlan` runs it in
+//! ipvlan, unless NSLAT_REQUIRE_IPVLAN=1 (`tests/vm/guest-tests attach_hybrid_ipvlan` runs it in
 //! a guest kernel that has ipvlan).
 
 mod common;

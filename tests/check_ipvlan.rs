@@ -33,7 +33,7 @@ fn ipvlan_lab(test: &str, host_shim: bool) -> Option<(Lab, LabGuard)> {
     if let Some(Err(reason)) = lab.mode(Mode::IpvlanL2) {
         let required = std::env::var("NSLAT_REQUIRE_IPVLAN").is_ok_and(|v| v == "1");
         assert!(!required, "{test}: NSLAT_REQUIRE_IPVLAN=1 but {reason}");
-        eprintln!("SKIPPED {test}: {reason} (run tests/vm/ipvlan-tests check_ipvlan)");
+        eprintln!("SKIPPED {test}: {reason} (run tests/vm/guest-tests check_ipvlan)");
         return None;
     }
     Some((lab, guard))

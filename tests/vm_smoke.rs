@@ -1,6 +1,6 @@
 //! Proves the guest harness (tests/vm): in a kernel that has ipvlan, an ipvlan child of a veth
 //! carries TCP between namespaces, and nftables NAT / reject rules work in a namespace. Without
-//! ipvlan the ipvlan test skips, unless NSLAT_REQUIRE_IPVLAN=1 (tests/vm/ipvlan-tests sets it),
+//! ipvlan the ipvlan test skips, unless NSLAT_REQUIRE_IPVLAN=1 (tests/vm/guest-tests sets it),
 //! where it fails. Links are made only inside the test's own namespaces, with `ip`/`nft`.
 
 mod common;
@@ -190,7 +190,7 @@ fn ipvlan_child_of_a_veth_carries_tcp_between_namespaces() {
             "NSLAT_REQUIRE_IPVLAN=1 but this kernel cannot create an ipvlan link"
         );
         eprintln!(
-            "SKIPPED {test}: this kernel has no ipvlan (tests/vm/ipvlan-tests runs it in a guest)"
+            "SKIPPED {test}: this kernel has no ipvlan (tests/vm/guest-tests runs it in a guest)"
         );
         return;
     }

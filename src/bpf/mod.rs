@@ -36,6 +36,16 @@ pub const VETH_REDIRECT: Object = Object {
     bytes: include_object!("veth_redirect"),
 };
 
+/// `bpf/netkit.bpf.c`: `nk_peer_out` (bpf_redirect_neigh) and `nk_nic_in` (bpf_redirect_peer),
+/// for the netkit-bpf mode (attached through [`mprog`], not tc).
+pub const NETKIT: Object = Object {
+    name: "netkit",
+    bytes: include_object!("netkit"),
+};
+
+pub mod mprog;
+pub mod netkit;
+
 /// A compiled BPF object (ELF) and its name.
 #[derive(Debug, Clone, Copy)]
 pub struct Object {
@@ -89,6 +99,16 @@ pub enum BpfError {
         hook: &'static str,
         ifname: String,
         reason: String,
+    },
+    #[error(
+        "attaching BPF program {program} to the {point} hook of interface {ifindex}: {source}"
+    )]
+    Mprog {
+        program: &'static str,
+        point: &'static str,
+        ifindex: u32,
+        #[source]
+        source: std::io::Error,
     },
     #[error(transparent)]
     Netns(#[from] NetnsError),

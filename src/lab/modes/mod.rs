@@ -178,6 +178,7 @@ register! {
     hybrid => [MacvlanVeth = hybrid::MACVLAN_VETH, IpvlanVeth = hybrid::IPVLAN_VETH],
     veth_bpf => [VethBpf = veth_bpf::VETH_BPF],
     vxlan => [Vxlan = vxlan::VXLAN],
+    netkit => [Netkit = netkit::NETKIT, NetkitBpf = netkit::NETKIT_BPF],
 }
 
 #[cfg(test)]

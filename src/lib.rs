@@ -13,3 +13,4 @@ pub mod netns;
 pub mod probe;
 pub mod report;
 pub mod stats;
+pub mod sweep;

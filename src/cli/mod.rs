@@ -10,6 +10,7 @@ mod compare;
 mod lab;
 mod run;
 mod serve;
+mod sweep;
 
 /// Exit status for every error: bad input, missing privileges, unreachable peers, failed runs.
 pub const EXIT_ERROR: u8 = 2;
@@ -49,6 +50,8 @@ enum Command {
     Compare(compare::CompareArgs),
     /// Check which features (Services, node access, policy) each mode keeps.
     Check(check::CheckArgs),
+    #[command(subcommand)]
+    Sweep(sweep::SweepCommand),
 }
 
 /// Parses the command line, runs the command, prints errors as one line, and maps them to an exit status.
@@ -132,6 +135,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Attach(args) => attach::run_attach(args),
         Command::Detach(args) => attach::run_detach(args),
         Command::Compare(args) => compare::run(args),
+        Command::Sweep(cmd) => sweep::run(cmd),
         Command::Check(args) => check::run(args),
     }
 }

@@ -63,6 +63,7 @@ fn headers(axis: Axis) -> Vec<String> {
             "p99 µs",
             "p99.9 µs",
             "neighbours Gbit/s",
+            "wire Gbit/s",
             "backlog drops",
             "time squeeze",
             "backlog pkts/s",
@@ -90,6 +91,7 @@ fn row(axis: Axis, p: &Point) -> Vec<String> {
         }
         Axis::Load => {
             r.push(opt(p.neighbours_gbps, 2));
+            r.push(opt(p.wire_gbps, 2));
             r.extend(backlog_cells(p.backlog.as_ref()));
         }
     }
@@ -217,7 +219,7 @@ pub fn view(r: &SweepReport) -> View {
     }
 }
 
-const CSV_HEADER: [&str; 24] = [
+const CSV_HEADER: [&str; 25] = [
     "axis",
     "style",
     "mode",
@@ -242,6 +244,7 @@ const CSV_HEADER: [&str; 24] = [
     "backlog_dropped",
     "backlog_time_squeeze",
     "neighbours_gbps",
+    "wire_gbps",
 ];
 
 fn num(v: Option<f64>) -> String {
@@ -283,6 +286,7 @@ pub fn write_csv(r: &SweepReport, out: &mut dyn Write) -> Result<(), ReportError
             b.map(|b| b.dropped.to_string()).unwrap_or_default(),
             b.map(|b| b.time_squeeze.to_string()).unwrap_or_default(),
             num(p.neighbours_gbps),
+            num(p.wire_gbps),
         ])?;
     }
     w.flush()?;
@@ -368,6 +372,7 @@ pub fn sample_services() -> SweepReport {
                     delta_ci95: Some((mean - 39.5, mean - 38.5)),
                 }),
                 backlog: None,
+                wire_gbps: None,
                 neighbours_gbps: None,
             });
         }
@@ -409,6 +414,7 @@ pub fn sample_load() -> SweepReport {
                     time_squeeze: 10 * k as u64,
                     elapsed_s: 3.0,
                 }),
+                wire_gbps: Some(0.05 + 5.0 * k as f64),
                 neighbours_gbps: (k > 0).then_some(5.0 * k as f64),
             });
         }

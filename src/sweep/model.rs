@@ -93,6 +93,10 @@ pub struct Point {
     /// Load axis: the backlog counters while the victim was measured.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub backlog: Option<Backlog>,
+    /// Load axis: what the node's wire interface sent while the victim was measured, Gbit/s
+    /// (the victim's and the neighbours' traffic, counted by the kernel).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub wire_gbps: Option<f64>,
     /// Load axis: the neighbours' summed throughput, Gbit/s.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub neighbours_gbps: Option<f64>,

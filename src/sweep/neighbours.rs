@@ -224,8 +224,43 @@ impl Streams {
     }
 }
 
+/// Bytes the node's `eth0` (the wire to the remote) has sent, read from the node's own
+/// `/proc/net/dev` (`None` when unreadable).
+pub fn wire_tx_bytes(node: &std::path::Path) -> Option<u64> {
+    netns::run_in(Some(node), || -> Result<Option<u64>, NetnsError> {
+        Ok(std::fs::read_to_string("/proc/thread-self/net/dev")
+            .ok()
+            .and_then(|t| parse_tx_bytes(&t, "eth0")))
+    })
+    .ok()
+    .flatten()
+}
+
+/// The transmitted bytes of `ifname` in a `/proc/net/dev` text.
+pub fn parse_tx_bytes(text: &str, ifname: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let (name, rest) = l.split_once(':')?;
+        if name.trim() != ifname {
+            return None;
+        }
+        // rx: bytes packets errs drop fifo frame compressed multicast; tx: bytes ...
+        rest.split_whitespace().nth(8)?.parse().ok()
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn proc_net_dev_tx_bytes() {
+        let text = "Inter-|   Receive                                                |  Transmit\n \
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n    \
+lo:       0       0    0    0    0     0          0         0        0       0    0    0    0     0       0          0\n  \
+eth0: 1234567    8901    0    0    0     0          0         0 98765432   10111    0    0    0     0       0          0\n";
+        assert_eq!(super::parse_tx_bytes(text, "eth0"), Some(98_765_432));
+        assert_eq!(super::parse_tx_bytes(text, "lo"), Some(0));
+        assert_eq!(super::parse_tx_bytes(text, "eth1"), None);
+    }
+
     use super::*;
 
     #[test]

@@ -319,6 +319,7 @@ pub fn services(
                             direct_latency_us: Some(m.paths[0].latency),
                             vs_direct: m.vs_reference[1],
                             backlog: None,
+                            wire_gbps: None,
                             neighbours_gbps: None,
                         });
                     }
@@ -436,6 +437,7 @@ pub fn load(opts: &LoadOptions, progress: &dyn Progress) -> Result<SweepReport, 
                 if k > 0 {
                     std::thread::sleep(Duration::from_millis(400));
                 }
+                let wire_before = neighbours::wire_tx_bytes(bench.lab.node_netns());
                 let before = Snapshot::take(&probes).ok();
                 let m = measure::measure(
                     &path,
@@ -445,6 +447,7 @@ pub fn load(opts: &LoadOptions, progress: &dyn Progress) -> Result<SweepReport, 
                     &bench.stop,
                 );
                 let after = Snapshot::take(&probes).ok();
+                let wire_after = neighbours::wire_tx_bytes(bench.lab.node_netns());
                 let (gbps, errors) = streams.join();
                 let m = match m {
                     Ok(m) => m,
@@ -491,6 +494,12 @@ pub fn load(opts: &LoadOptions, progress: &dyn Progress) -> Result<SweepReport, 
                     load_s: None,
                     direct_latency_us: None,
                     vs_direct: None,
+                    wire_gbps: match (wire_before, wire_after, &backlog) {
+                        (Some(b), Some(a), Some(bl)) if bl.elapsed_s > 0.0 => {
+                            Some(a.saturating_sub(b) as f64 * 8.0 / bl.elapsed_s / 1e9)
+                        }
+                        _ => None,
+                    },
                     backlog,
                     neighbours_gbps: (k > 0).then_some(gbps),
                 });

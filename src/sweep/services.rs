@@ -3,7 +3,10 @@
 //! DNAT, `KUBE-MARK-MASQ`, `KUBE-POSTROUTING`; filter `KUBE-FORWARD`), and an `nft -f` script in
 //! the nftables proxier's layout (table `ip kube-proxy`, the `service-ips` verdict map keyed by
 //! `ip daddr . meta l4proto . th dport`, one `service-…` chain per Service port and one
-//! `endpoint-…` chain per endpoint, with `dnat`).
+//! `endpoint-…` chain per endpoint, with `dnat`). Every Service here has one endpoint, so the
+//! service chain jumps to it with a plain `goto` where kube-proxy writes
+//! `numgen random mod 1 vmap { 0 : goto … }`: the same single jump, without an anonymous map
+//! per Service (with them, loading 30,000 Services took 184 s here; without, 10 s).
 //!
 //! The builders are pure (unit-tested on their text); [`install`] and [`remove`] run the loaders
 //! inside a namespace (never the caller's own) and time them.
@@ -297,7 +300,7 @@ pub fn nft_script(plan: &ServicePlan) -> String {
                 "add chain ip kube-proxy {svc_chain}\n\
                  add chain ip kube-proxy {ep_chain}\n\
                  add rule ip kube-proxy {svc_chain} ip daddr {} tcp dport {} ip saddr != {cc}/{cl} jump mark-for-masquerade\n\
-                 add rule ip kube-proxy {svc_chain} numgen random mod 1 vmap {{ 0 : goto {ep_chain} }}\n\
+                 add rule ip kube-proxy {svc_chain} goto {ep_chain}\n\
                  add rule ip kube-proxy {ep_chain} ip saddr {} jump mark-for-masquerade\n\
                  add rule ip kube-proxy {ep_chain} meta l4proto tcp dnat to {}:{}",
                 svc.cluster_ip, p.port, svc.endpoint, svc.endpoint, p.target

@@ -896,3 +896,48 @@ fn compare_bad_input() {
         failures.join("\n")
     );
 }
+
+#[test]
+fn report_merge_and_deploy_bad_input() {
+    if !common::need_root("report_merge_and_deploy_bad_input") {
+        return;
+    }
+    let job = |from: &'static str, host_ip: &'static str| {
+        vec![
+            "deploy",
+            "job",
+            "--from",
+            from,
+            "--to",
+            "node-b",
+            "--peer-host-ip",
+            host_ip,
+            "--peer-pod-ip",
+            "10.244.1.5",
+        ]
+    };
+    check_all(
+        "report/deploy",
+        &[
+            case(
+                &["report", "merge", "/nonexistent-7f/a.json"],
+                &["cannot read it"],
+            ),
+            case(&["report", "merge"], &["required", "FILE.json"]),
+            case(
+                &["report", "merge", "/etc/hostname"],
+                &["not an `nslat compare --json` report"],
+            ),
+            case(
+                &["report", "merge", "a.json", "--label", "a.json"],
+                &["FILE=NODE->PEER"],
+            ),
+            case(&job("Node_A", "10.0.0.2"), &["not a Kubernetes node name"]),
+            case(&job("node-a", "nope"), &["--peer-host-ip", "nope"]),
+            case(
+                &["compare", "--peer-network", "lan"],
+                &["not a peer network"],
+            ),
+        ],
+    );
+}

@@ -226,7 +226,7 @@ fn an_interrupted_sweep_removes_its_lab_and_rules() {
     let root = common::RootSnapshot::take();
     let name = common::unique("swi");
     let _guard = LabGuard(name.clone());
-    let mut child = Command::new(common::nslat_bin())
+    let child = Command::new(common::nslat_bin())
         .args([
             "sweep",
             "services",

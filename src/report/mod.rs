@@ -156,12 +156,20 @@ pub(crate) fn headline(r: &CompareReport) -> String {
     let host = r
         .host_name
         .as_deref()
-        .map(|h| format!(" · host {h}"))
+        .map(|h| format!(" · machine {h}"))
         .unwrap_or_default();
     format!(
         "{} {},{} · {} reps × {} s · CPU placement: {} · kernel {}{}",
         r.test, r.request_size, r.response_size, r.reps, r.duration_s, placement, r.kernel, host
     )
+}
+
+/// The lines that say a report's figures are not clean, one per reason (empty when clean).
+pub(crate) fn flag_lines(r: &CompareReport) -> Vec<String> {
+    r.flags
+        .iter()
+        .map(|f| format!("FLAGGED (figures not clean): {f}"))
+        .collect()
 }
 
 /// The union of tracepoint names over the modes, sorted.
@@ -209,6 +217,7 @@ pub fn sample_report() -> CompareReport {
             backlog_pkts_per_tx: Some(backlog),
             net_rx_per_tx: Some(backlog / 2.0),
             cpu_us_per_tx: Some(mean * 0.98),
+            foreign_cpu_share: None,
             tracepoints_per_tx: BTreeMap::from([
                 ("net:netif_rx".to_string(), backlog / 2.0),
                 ("net:netif_receive_skb".to_string(), backlog),
@@ -223,6 +232,7 @@ pub fn sample_report() -> CompareReport {
             backlog_pkts_per_tx: Some(backlog),
             net_rx_per_tx: Some(backlog / 2.0),
             cpu_us_per_tx: Some(mean * 0.98),
+            foreign_cpu_share: None,
         }],
         cdf: cdf(mean - 0.5),
     };
@@ -313,5 +323,7 @@ pub fn sample_report() -> CompareReport {
             ],
         )),
         checks: None,
+        flags: Vec::new(),
+        pair: None,
     }
 }

@@ -164,7 +164,15 @@ pub fn wants_log(xs: impl IntoIterator<Item = f64>) -> bool {
 
 /// The view of a [`CompareReport`].
 pub fn compare(r: &CompareReport) -> View {
-    let mut sections = vec![Section::new(None, main_blocks(r))];
+    let mut sections = Vec::new();
+    let flags = super::flag_lines(r);
+    if !flags.is_empty() {
+        sections.push(Section::new(
+            None,
+            flags.into_iter().map(Block::Text).collect(),
+        ));
+    }
+    sections.push(Section::new(None, main_blocks(r)));
     let tps = tracepoint_names(r);
     if !tps.is_empty() {
         let mut header = vec!["mode".to_string()];
@@ -238,7 +246,11 @@ pub fn compare(r: &CompareReport) -> View {
         _ => {}
     }
     sections.push(Section::new(
-        Some("Verdict".into()),
+        Some(if r.flags.is_empty() {
+            "Verdict".into()
+        } else {
+            "Verdict (FLAGGED: see above)".into()
+        }),
         vec![Block::Bullets(r.verdict.clone())],
     ));
     if !r.warnings.is_empty() {

@@ -19,4 +19,5 @@ pub mod netns;
 pub mod probe;
 pub mod report;
 pub mod stats;
+pub mod sweep;
 pub mod target;

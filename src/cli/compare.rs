@@ -154,7 +154,7 @@ fn parse_cpu(s: &str) -> Result<CpuChoice, String> {
 /// An output file must go into an existing directory, must not be a directory itself, and must
 /// be writable: checked before anything is built by opening it (without truncating an existing
 /// file, and removing a file only this check created), so nothing is left changed.
-fn check_output_file(flag: &str, path: &Path) -> anyhow::Result<()> {
+pub(super) fn check_output_file(flag: &str, path: &Path) -> anyhow::Result<()> {
     if path.is_dir() {
         bail!(
             "{flag} {}: is a directory; give a file path",
@@ -192,7 +192,7 @@ fn check_output_file(flag: &str, path: &Path) -> anyhow::Result<()> {
 }
 
 /// `--html DIR`: DIR may exist (as a directory) or be created inside an existing directory.
-fn check_output_dir(path: &Path) -> anyhow::Result<()> {
+pub(super) fn check_output_dir(path: &Path) -> anyhow::Result<()> {
     if path.exists() && !path.is_dir() {
         bail!(
             "--html {}: exists and is not a directory; give a directory",

@@ -12,6 +12,7 @@ mod lab;
 mod report;
 mod run;
 mod serve;
+mod sweep;
 
 /// Exit status for every error: bad input, missing privileges, unreachable peers, failed runs.
 pub const EXIT_ERROR: u8 = 2;
@@ -51,6 +52,9 @@ enum Command {
     Compare(compare::CompareArgs),
     /// Check which features (Services, node access, policy) each mode keeps.
     Check(check::CheckArgs),
+    /// Latency along an axis: Service count per kube-proxy style, or noisy neighbours.
+    #[command(subcommand)]
+    Sweep(sweep::SweepCommand),
     /// Work with saved reports: merge compare JSON files into one fleet report.
     #[command(subcommand)]
     Report(report::ReportCommand),
@@ -160,6 +164,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Attach(args) => attach::run_attach(args),
         Command::Detach(args) => attach::run_detach(args),
         Command::Compare(args) => compare::run(args),
+        Command::Sweep(cmd) => sweep::run(cmd),
         Command::Check(args) => check::run(args),
         Command::Report(cmd) => report::run(cmd),
         Command::Deploy(cmd) => deploy::run(cmd),

@@ -100,11 +100,22 @@ pub fn mode_suffix(mode: Mode) -> Option<String> {
         .then(|| mode.name().replace('+', "-"))
 }
 
+/// The most neighbour containers per mode a load sweep builds (`nslat sweep load`).
+pub const MAX_NEIGHBOURS: usize = 8;
+
+/// The namespace suffix of neighbour `i` of `mode` (`nbr0-bridge`).
+pub fn neighbour_suffix(mode: Mode, i: usize) -> String {
+    format!("nbr{i}-{}", mode.name().replace('+', "-"))
+}
+
 /// Every namespace suffix a lab can have: `down` sweeps exactly these under the prefix, so
 /// lab `a` never removes namespaces of lab `a-b`.
 pub fn all_suffixes() -> Vec<String> {
     let mut v = vec!["remote".to_string(), "node".to_string()];
     v.extend(Mode::ALL.iter().copied().filter_map(mode_suffix));
+    for &m in Mode::ALL.iter() {
+        v.extend((0..MAX_NEIGHBOURS).map(|i| neighbour_suffix(m, i)));
+    }
     v
 }
 

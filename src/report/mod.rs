@@ -14,6 +14,7 @@ pub mod json;
 pub mod markdown;
 pub mod plots;
 pub mod recommend;
+pub mod sweep;
 pub mod table;
 pub mod view;
 

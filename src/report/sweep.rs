@@ -1,0 +1,492 @@
+//! The view and the CSV of a [`SweepReport`]: a table per test, curves of latency against the
+//! swept N (or K) per style or mode with CI bands, the notes. The terminal, Markdown and HTML
+//! renderers draw the view like any other ([`super::table::render`] and friends).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::view::{Block, Curve, CurvePlot, CurvePoint, Plot, Section, TableView, View};
+use super::{opt, ReportError, DASH};
+use crate::sweep::model::{Axis, Backlog, Latency, Point, SweepReport, VsReference};
+
+fn lat_cell(l: &Latency) -> String {
+    match l.ci95 {
+        Some(h) => format!("{:.2} ± {:.2}", l.mean, h),
+        None => format!("{:.2}", l.mean),
+    }
+}
+
+fn ratio_cell(v: Option<&VsReference>) -> String {
+    match v {
+        Some(v) => match v.ratio_ci95 {
+            Some((lo, hi)) => format!("{:.3} [{lo:.3}, {hi:.3}]", v.ratio),
+            None => format!("{:.3}", v.ratio),
+        },
+        None => DASH.into(),
+    }
+}
+
+fn backlog_cells(b: Option<&Backlog>) -> [String; 3] {
+    match b {
+        Some(b) => [
+            b.dropped.to_string(),
+            b.time_squeeze.to_string(),
+            if b.elapsed_s > 0.0 {
+                format!("{:.0}", b.processed as f64 / b.elapsed_s)
+            } else {
+                DASH.into()
+            },
+        ],
+        None => [DASH.into(), DASH.into(), DASH.into()],
+    }
+}
+
+fn headers(axis: Axis) -> Vec<String> {
+    let v: &[&str] = match axis {
+        Axis::Services => &[
+            "style",
+            "Services",
+            "latency µs (95% CI)",
+            "p50 µs",
+            "p99 µs",
+            "p99.9 µs",
+            "direct µs",
+            "vs direct (95% CI)",
+            "load s",
+            "rounds",
+        ],
+        Axis::Load => &[
+            "mode",
+            "neighbours",
+            "latency µs (95% CI)",
+            "p50 µs",
+            "p99 µs",
+            "p99.9 µs",
+            "neighbours Gbit/s",
+            "wire Gbit/s",
+            "backlog drops",
+            "time squeeze",
+            "backlog pkts/s",
+        ],
+    };
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+fn row(axis: Axis, p: &Point) -> Vec<String> {
+    let l = &p.latency_us;
+    let mut r = vec![
+        p.series_name(),
+        p.n.to_string(),
+        lat_cell(l),
+        format!("{:.2}", l.p50),
+        format!("{:.2}", l.p99),
+        format!("{:.2}", l.p99_9),
+    ];
+    match axis {
+        Axis::Services => {
+            r.push(opt(p.direct_latency_us.map(|d| d.mean), 2));
+            r.push(ratio_cell(p.vs_direct.as_ref()));
+            r.push(opt(p.load_s, 2));
+            r.push(p.rounds.to_string());
+        }
+        Axis::Load => {
+            r.push(opt(p.neighbours_gbps, 2));
+            r.push(opt(p.wire_gbps, 2));
+            r.extend(backlog_cells(p.backlog.as_ref()));
+        }
+    }
+    r
+}
+
+/// Picks a point's figure and its CI half-width.
+type Pick = fn(&Point) -> (f64, Option<f64>);
+
+/// Curves of one figure of the points of `test`, one per series.
+fn curves(
+    r: &SweepReport,
+    test: &str,
+    title: String,
+    y_label: &str,
+    pick: impl Fn(&Point) -> (f64, Option<f64>),
+) -> CurvePlot {
+    let series: Vec<String> = r
+        .series()
+        .into_iter()
+        .filter(|(_, t)| t == test)
+        .map(|(s, _)| s)
+        .collect();
+    let curves: Vec<Curve> = series
+        .iter()
+        .enumerate()
+        .map(|(i, name)| Curve {
+            name: name.clone(),
+            color: i,
+            points: r
+                .points
+                .iter()
+                .filter(|p| p.test == test && &p.series_name() == name)
+                .map(|p| {
+                    let (y, h) = pick(p);
+                    let h = h.unwrap_or(0.0);
+                    CurvePoint {
+                        x: p.n as f64,
+                        y,
+                        lo: y - h,
+                        hi: y + h,
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    let log_x = super::view::wants_log(r.points.iter().map(|p| p.n as f64));
+    CurvePlot {
+        title,
+        x_label: match r.axis {
+            Axis::Services => "Services installed (N)".into(),
+            Axis::Load => "neighbour containers streaming (K)".into(),
+        },
+        y_label: y_label.into(),
+        log_x,
+        series: curves,
+    }
+}
+
+/// The view of a sweep.
+pub fn view(r: &SweepReport) -> View {
+    let mut tests: Vec<String> = Vec::new();
+    for p in &r.points {
+        if !tests.contains(&p.test) {
+            tests.push(p.test.clone());
+        }
+    }
+    let mut sections = Vec::new();
+    for t in &tests {
+        let rows = r
+            .points
+            .iter()
+            .filter(|p| &p.test == t)
+            .map(|p| row(r.axis, p))
+            .collect();
+        let mut blocks = vec![Block::Table(TableView::figures(headers(r.axis), rows))];
+        let what = match r.axis {
+            Axis::Services => "through the ClusterIP",
+            Axis::Load => "of the victim",
+        };
+        blocks.push(Block::Plot(Plot::Curves(curves(
+            r,
+            t,
+            format!("{t}: mean latency {what}, with 95% CI"),
+            "mean latency (µs)",
+            |p| (p.latency_us.mean, p.latency_us.ci95),
+        ))));
+        let (label, pick): (&str, Pick) = match r.axis {
+            Axis::Services => ("p50", |p| (p.latency_us.p50, None)),
+            Axis::Load => ("p99", |p| (p.latency_us.p99, None)),
+        };
+        blocks.push(Block::Plot(Plot::Curves(curves(
+            r,
+            t,
+            format!("{t}: {label} latency {what}"),
+            &format!("{label} latency (µs)"),
+            pick,
+        ))));
+        sections.push(Section::new(Some(t.clone()), blocks));
+    }
+    if !r.notes.is_empty() {
+        sections.push(Section::new(
+            Some("How to read it".into()),
+            vec![Block::Bullets(r.notes.clone())],
+        ));
+    }
+    if !r.unavailable.is_empty() {
+        sections.push(Section::new(
+            Some("Not measured".into()),
+            vec![Block::Bullets(r.unavailable.clone())],
+        ));
+    }
+    let host = r
+        .host_name
+        .as_deref()
+        .map(|h| format!(" · host {h}"))
+        .unwrap_or_default();
+    View {
+        title: format!("nslat sweep {}", r.axis.name()),
+        headline: format!(
+            "{} s of measuring per point · {} · kernel {}{}",
+            r.duration_s, r.cpus, r.kernel, host
+        ),
+        sections,
+    }
+}
+
+const CSV_HEADER: [&str; 25] = [
+    "axis",
+    "style",
+    "mode",
+    "placement",
+    "n",
+    "test",
+    "latency_us_mean",
+    "latency_us_ci95",
+    "latency_us_p50",
+    "latency_us_p99",
+    "latency_us_p99_9",
+    "transactions",
+    "rounds",
+    "load_s",
+    "direct_us_mean",
+    "direct_us_p50",
+    "vs_direct_ratio",
+    "vs_direct_ratio_lo",
+    "vs_direct_ratio_hi",
+    "vs_direct_delta_us",
+    "backlog_processed",
+    "backlog_dropped",
+    "backlog_time_squeeze",
+    "neighbours_gbps",
+    "wire_gbps",
+];
+
+fn num(v: Option<f64>) -> String {
+    v.filter(|x| x.is_finite())
+        .map(|x| x.to_string())
+        .unwrap_or_default()
+}
+
+/// `--csv PATH`: one row per point, full precision, empty cells where the axis has no value.
+pub fn write_csv(r: &SweepReport, out: &mut dyn Write) -> Result<(), ReportError> {
+    let mut w = ::csv::Writer::from_writer(out);
+    w.write_record(CSV_HEADER)?;
+    for p in &r.points {
+        let l = &p.latency_us;
+        let v = p.vs_direct.as_ref();
+        let b = p.backlog.as_ref();
+        w.write_record([
+            r.axis.name().to_string(),
+            p.style.map(|s| s.name().to_string()).unwrap_or_default(),
+            p.mode.clone().unwrap_or_default(),
+            p.placement.clone().unwrap_or_default(),
+            p.n.to_string(),
+            p.test.clone(),
+            num(Some(l.mean)),
+            num(l.ci95),
+            num(Some(l.p50)),
+            num(Some(l.p99)),
+            num(Some(l.p99_9)),
+            p.transactions.to_string(),
+            p.rounds.to_string(),
+            num(p.load_s),
+            num(p.direct_latency_us.map(|d| d.mean)),
+            num(p.direct_latency_us.map(|d| d.p50)),
+            num(v.map(|v| v.ratio)),
+            num(v.and_then(|v| v.ratio_ci95.map(|c| c.0))),
+            num(v.and_then(|v| v.ratio_ci95.map(|c| c.1))),
+            num(v.map(|v| v.delta_us)),
+            b.map(|b| b.processed.to_string()).unwrap_or_default(),
+            b.map(|b| b.dropped.to_string()).unwrap_or_default(),
+            b.map(|b| b.time_squeeze.to_string()).unwrap_or_default(),
+            num(p.neighbours_gbps),
+            num(p.wire_gbps),
+        ])?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// Writes a sweep's `--json`, `--csv` and `--html DIR` (DIR/index.html) outputs; returns the
+/// HTML page's path when one was written.
+pub fn write_outputs(
+    r: &SweepReport,
+    json: Option<&Path>,
+    csv: Option<&Path>,
+    html: Option<&Path>,
+) -> Result<Option<PathBuf>, ReportError> {
+    let create = |path: &Path| {
+        std::fs::File::create(path)
+            .map(std::io::BufWriter::new)
+            .map_err(|error| ReportError::Path {
+                path: path.display().to_string(),
+                error,
+            })
+    };
+    if let Some(p) = json {
+        let mut f = create(p)?;
+        serde_json::to_writer_pretty(&mut f, r)?;
+        f.write_all(b"\n")?;
+        f.flush()?;
+    }
+    if let Some(p) = csv {
+        let mut f = create(p)?;
+        write_csv(r, &mut f)?;
+        f.flush()?;
+    }
+    match html {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|error| ReportError::Path {
+                path: dir.display().to_string(),
+                error,
+            })?;
+            let path = dir.join("index.html");
+            let mut f = create(&path)?;
+            super::html::render(&view(r), &mut f)?;
+            f.flush()?;
+            Ok(Some(path))
+        }
+        None => Ok(None),
+    }
+}
+
+fn sample_latency(mean: f64, ci: f64) -> Latency {
+    Latency {
+        mean,
+        p50: mean * 0.97,
+        p99: mean * 1.6,
+        p99_9: mean * 2.4,
+        ci95: Some(ci),
+    }
+}
+
+/// A fixed Service sweep for tests and examples (numbers made up, shapes real).
+#[doc(hidden)]
+pub fn sample_services() -> SweepReport {
+    use crate::sweep::services::Style;
+    let mut points = Vec::new();
+    for (style, slope) in [(Style::Iptables, 0.009), (Style::Nftables, 0.0)] {
+        for n in [0usize, 1000, 5000, 10000, 30000] {
+            let mean = 40.0 + slope * n as f64;
+            points.push(Point {
+                style: Some(style),
+                mode: None,
+                n,
+                test: "TCP_CRR".into(),
+                placement: None,
+                latency_us: sample_latency(mean, 0.8),
+                transactions: 20_000,
+                rounds: 200,
+                load_s: Some(n as f64 / 20_000.0 + 0.01),
+                direct_latency_us: Some(sample_latency(39.0, 0.7)),
+                vs_direct: Some(VsReference {
+                    ratio: mean / 39.0,
+                    ratio_ci95: Some((mean / 39.0 - 0.01, mean / 39.0 + 0.01)),
+                    delta_us: mean - 39.0,
+                    delta_ci95: Some((mean - 39.5, mean - 38.5)),
+                }),
+                backlog: None,
+                wire_gbps: None,
+                neighbours_gbps: None,
+            });
+        }
+    }
+    SweepReport {
+        axis: Axis::Services,
+        duration_s: 3.0,
+        cpus: "client CPU 0, server CPU 1".into(),
+        kernel: "6.18.0-test".into(),
+        host_name: Some("lab-machine".into()),
+        points,
+        notes: vec!["the measured Service is last in KUBE-SERVICES (worst-case walk)".into()],
+        unavailable: vec![],
+    }
+}
+
+/// A fixed load sweep for tests and examples (numbers made up, shapes real).
+#[doc(hidden)]
+pub fn sample_load() -> SweepReport {
+    let mut points = Vec::new();
+    for (mode, slope) in [("bridge", 9.0), ("macvlan", 2.0)] {
+        for k in [0usize, 1, 2, 4] {
+            let mean = 20.0 + slope * k as f64;
+            points.push(Point {
+                style: None,
+                mode: Some(mode.into()),
+                n: k,
+                test: "TCP_RR".into(),
+                placement: Some("same".into()),
+                latency_us: sample_latency(mean, 0.5),
+                transactions: 100_000,
+                rounds: 1,
+                load_s: None,
+                direct_latency_us: None,
+                vs_direct: None,
+                backlog: Some(Backlog {
+                    processed: 1_000_000 * k as u64 + 1000,
+                    dropped: 0,
+                    time_squeeze: 10 * k as u64,
+                    elapsed_s: 3.0,
+                }),
+                wire_gbps: Some(0.05 + 5.0 * k as f64),
+                neighbours_gbps: (k > 0).then_some(5.0 * k as f64),
+            });
+        }
+    }
+    SweepReport {
+        axis: Axis::Load,
+        duration_s: 3.0,
+        cpus: "victim client CPU 0, servers CPU 1".into(),
+        kernel: "6.18.0-test".into(),
+        host_name: None,
+        points,
+        notes: vec![],
+        unavailable: vec!["ipvlan-l2: kernel has no ipvlan support".into()],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sweep_view_has_a_table_and_two_curve_plots_per_test() {
+        let v = view(&sample_services());
+        let s = &v.sections[0];
+        assert_eq!(s.title.as_deref(), Some("TCP_CRR"));
+        let Block::Table(t) = &s.blocks[0] else {
+            panic!("table first")
+        };
+        assert_eq!(t.rows.len(), 10);
+        assert!(t.rows.iter().all(|r| r.len() == t.header.len()));
+        let plots: Vec<&CurvePlot> = s
+            .blocks
+            .iter()
+            .filter_map(|b| match b {
+                Block::Plot(Plot::Curves(c)) => Some(c),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(plots.len(), 2);
+        assert_eq!(plots[0].series.len(), 2, "one curve per style");
+        assert_eq!(plots[0].series[0].points.len(), 5);
+        assert!(!plots[0].log_x, "N = 0 cannot go on a log axis");
+        let p = plots[0].series[0].points[1];
+        assert!(p.lo < p.y && p.y < p.hi, "CI band");
+    }
+
+    #[test]
+    fn csv_has_every_point_and_empty_cells_off_axis() {
+        let mut buf = Vec::new();
+        write_csv(&sample_load(), &mut buf).unwrap();
+        let mut rd = ::csv::Reader::from_reader(buf.as_slice());
+        let h = rd.headers().unwrap().clone();
+        let col = |n: &str| h.iter().position(|x| x == n).unwrap();
+        let rows: Vec<::csv::StringRecord> = rd.records().map(|r| r.unwrap()).collect();
+        assert_eq!(rows.len(), 8);
+        assert_eq!(&rows[0][col("axis")], "load");
+        assert_eq!(&rows[0][col("style")], "");
+        assert_eq!(&rows[3][col("n")], "4");
+        assert_eq!(&rows[3][col("backlog_time_squeeze")], "40");
+        assert_eq!(&rows[0][col("load_s")], "");
+    }
+
+    #[test]
+    fn text_formats_render_the_sweep() {
+        let mut buf = Vec::new();
+        super::super::table::render(&view(&sample_load()), &mut buf).unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        assert!(text.contains("bridge, same CPU"), "{text}");
+        assert!(text.contains("Not measured:"), "{text}");
+        let mut buf = Vec::new();
+        super::super::html::render(&view(&sample_load()), &mut buf).unwrap();
+        let html = String::from_utf8(buf).unwrap();
+        assert_eq!(html.matches("<svg").count(), 2);
+    }
+}

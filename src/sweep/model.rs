@@ -1,0 +1,173 @@
+//! A sweep's result, as `--json` writes it: the axis, the conditions, and one point per
+//! measured (style or mode, N or K, test) with its latency figures and spread.
+
+use serde::{Deserialize, Serialize};
+
+use super::services::Style;
+
+/// What a sweep varies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Axis {
+    /// The number of Services kube-proxy programmed, per style.
+    Services,
+    /// The number of neighbour containers streaming, per mode.
+    Load,
+}
+
+impl Axis {
+    pub fn name(self) -> &'static str {
+        match self {
+            Axis::Services => "services",
+            Axis::Load => "load",
+        }
+    }
+}
+
+/// Latency of one path at one point, µs. `ci95` is the half-width of the mean's 95 % interval
+/// (over the interleaved rounds' means), `None` with too few rounds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    pub mean: f64,
+    pub p50: f64,
+    pub p99: f64,
+    pub p99_9: f64,
+    pub ci95: Option<f64>,
+}
+
+/// A path against the point's reference path over the same rounds (paired).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct VsReference {
+    /// Mean latency ratio (path / reference).
+    pub ratio: f64,
+    /// 95 % interval of the ratio.
+    pub ratio_ci95: Option<(f64, f64)>,
+    /// Mean difference, µs.
+    pub delta_us: f64,
+    pub delta_ci95: Option<(f64, f64)>,
+}
+
+/// The backlog counters of /proc/net/softnet_stat over a point (all CPUs of the selection; the
+/// file is machine-wide: other traffic on the machine counts too).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Backlog {
+    /// Packets taken from the backlogs / NIC queues (`processed`).
+    pub processed: u64,
+    /// Packets dropped because a backlog was full.
+    pub dropped: u64,
+    /// NET_RX softirq runs that ended with work left (budget or time).
+    pub time_squeeze: u64,
+    /// Seconds the counters span.
+    pub elapsed_s: f64,
+}
+
+/// One measured point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    /// Services axis: the kube-proxy style.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub style: Option<Style>,
+    /// Load axis: the victim's (and its neighbours') mode.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub mode: Option<String>,
+    /// Services installed, or neighbours streaming.
+    pub n: usize,
+    pub test: String,
+    /// Load axis: where the neighbours run relative to the victim (`same` or `other` CPU).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub placement: Option<String>,
+    /// The measured path (through the ClusterIP; the victim).
+    pub latency_us: Latency,
+    pub transactions: u64,
+    /// Interleaved rounds the figures come from.
+    pub rounds: usize,
+    /// Services axis: time to load the rules, s.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub load_s: Option<f64>,
+    /// Services axis: the same container straight to the endpoint, in the same rounds.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub direct_latency_us: Option<Latency>,
+    /// Services axis: through the ClusterIP against straight to the endpoint.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub vs_direct: Option<VsReference>,
+    /// Load axis: the backlog counters while the victim was measured.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub backlog: Option<Backlog>,
+    /// Load axis: what the node's wire interface sent while the victim was measured, Gbit/s
+    /// (the victim's and the neighbours' traffic, counted by the kernel).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub wire_gbps: Option<f64>,
+    /// Load axis: the neighbours' summed throughput, Gbit/s.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub neighbours_gbps: Option<f64>,
+}
+
+/// A whole sweep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepReport {
+    pub axis: Axis,
+    /// Seconds of measuring per point (all paths together).
+    pub duration_s: f64,
+    /// How the client and server threads were pinned, in words.
+    pub cpus: String,
+    pub kernel: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub host_name: Option<String>,
+    pub points: Vec<Point>,
+    /// Lines a reader needs to read the figures right (method, caveats).
+    pub notes: Vec<String>,
+    /// Points that could not be measured, with the reason.
+    pub unavailable: Vec<String>,
+}
+
+impl SweepReport {
+    /// The series of the report: (style or mode [+ placement], test) in first-seen order.
+    pub fn series(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for p in &self.points {
+            let key = (p.series_name(), p.test.clone());
+            if !out.contains(&key) {
+                out.push(key);
+            }
+        }
+        out
+    }
+}
+
+impl Point {
+    /// `iptables`, `bridge`, or `bridge, same CPU`.
+    pub fn series_name(&self) -> String {
+        let base = match (&self.style, &self.mode) {
+            (Some(s), _) => s.name().to_string(),
+            (None, Some(m)) => m.clone(),
+            (None, None) => "?".into(),
+        };
+        match &self.placement {
+            Some(pl) => format!("{base}, {pl} CPU"),
+            None => base,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_names_the_axis_and_skips_what_the_axis_lacks() {
+        let r = crate::report::sweep::sample_services();
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["axis"], "services");
+        let p = &v["points"][0];
+        assert_eq!(p["style"], "iptables");
+        assert!(p.get("mode").is_none());
+        assert!(p["latency_us"]["p99_9"].is_number());
+        assert!(p["load_s"].is_number());
+        let back: SweepReport = serde_json::from_value(v).unwrap();
+        assert_eq!(back, r);
+        let l = serde_json::to_value(crate::report::sweep::sample_load()).unwrap();
+        assert_eq!(l["axis"], "load");
+        assert_eq!(l["points"][0]["mode"], "bridge");
+        assert!(l["points"][0].get("style").is_none());
+    }
+}

@@ -4,6 +4,7 @@
 
 pub mod attach;
 pub mod bench;
+pub mod bpf;
 pub mod check;
 pub mod cli;
 pub mod compare;

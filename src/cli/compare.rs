@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::run::{parse_host, parse_positive_secs, parse_rr_sizes, parse_secs, Family, LockArgs};
 use crate::bench::TestKind;
@@ -13,7 +13,9 @@ use crate::compare::{
     self, CompareOptions, CompareReport, CpuChoice, Progress, RemoteTarget, RepsChoice,
 };
 use crate::lab::{self, mode, Mode};
-use crate::report::{self, CsvExporter, Exporter, JsonExporter, MarkdownExporter, TableExporter};
+use crate::report::{
+    self, CsvExporter, Exporter, JsonExporter, MarkdownExporter, TerminalExporter,
+};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -91,6 +93,9 @@ pub struct CompareArgs {
     machine_netns: Option<String>,
     #[command(flatten)]
     lock: LockArgs,
+    /// Show every column of the main table (default: the compact table, fitted to the terminal).
+    #[arg(long)]
+    wide: bool,
     /// Name the machine this runs on in the report's `pair` (for `nslat report merge`)
     /// [default: the host name]. Setting --node, --peer or --peer-network records the pair.
     #[arg(long, value_name = "NAME")]
@@ -284,7 +289,15 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     let several = reports.len() > 1;
     let mut stdout = std::io::stdout().lock();
     for r in &reports {
-        TableExporter.export(r, &mut stdout)?;
+        let terminal = TerminalExporter {
+            detail: if args.wide {
+                report::view::Detail::Wide
+            } else {
+                report::view::Detail::Compact
+            },
+            width: terminal_width(),
+        };
+        terminal.export(r, &mut stdout)?;
         write_files(
             r,
             &args.json,
@@ -295,6 +308,29 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// The terminal's width in columns when stdout is a terminal (`COLUMNS` overrides it).
+fn terminal_width() -> Option<u16> {
+    if let Some(c) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse::<u16>().ok())
+        .filter(|&c| c >= 40)
+    {
+        return Some(c);
+    }
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one winsize into the struct we pass.
+    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0;
+    (ok && ws.ws_col >= 40).then_some(ws.ws_col)
 }
 
 /// Removes the labs of compares that are gone (kill -9, a crash) and says so, one line each.
@@ -405,11 +441,13 @@ impl CliProgress {
             let bar = ProgressBar::new(0);
             bar.set_style(
                 ProgressStyle::with_template(
-                    "{prefix:>12} [{bar:30}] {pos}/{len} {msg} (ETA {eta})",
+                    "{prefix} [{bar:20}] {pos}/{len} ETA {eta} {wide_msg}",
                 )
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
             );
+            // Shown once the first placement says how many runs there are (never as 0/0).
+            bar.set_draw_target(ProgressDrawTarget::hidden());
             bar
         });
         CliProgress { bar }
@@ -429,6 +467,9 @@ impl Progress for CliProgress {
                 bar.set_prefix(format!("cpu {placement}"));
                 bar.set_position(0);
                 bar.set_length(runs as u64);
+                if bar.is_hidden() {
+                    bar.set_draw_target(ProgressDrawTarget::stderr());
+                }
             }
             None => eprintln!(
                 "compare: cpu placement {placement}: {runs} runs of {seconds_per_run:.1} s planned"

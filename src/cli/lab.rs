@@ -37,8 +37,8 @@ pub struct NameArg {
 pub struct UpArgs {
     #[command(flatten)]
     name: NameArg,
-    /// Comma-separated modes (host, bridge, ptp, macvlan, ipvlan-l2, ipvlan-l3, ipvlan-l3s,
-    /// macvlan+veth, ipvlan+veth, or all). Default: every plain mode.
+    /// Comma-separated modes (e.g. host,bridge,ptp,macvlan,veth-bpf,vxlan), or all; an unknown
+    /// name lists every mode. Default: every plain mode.
     #[arg(long)]
     modes: Option<String>,
     /// Also give every interface a 2001:2::/48 address.

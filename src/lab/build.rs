@@ -94,6 +94,15 @@ pub(super) fn teardown(name: &str) -> super::DownReport {
             Vec::new()
         }
     };
+    // Whatever a driver made outside the lab's namespaces (idempotent; every registered mode,
+    // since after a crash the state file may not say which were built).
+    for mode in super::Mode::ALL {
+        if let Err(e) = mode.driver().teardown(name) {
+            report
+                .errors
+                .push(format!("{mode}: {}", super::error_chain(&e)));
+        }
+    }
     for s in plan::all_suffixes() {
         let n = format!("{prefix}{s}");
         if !names.contains(&n) && netns::path_of(&n).exists() {

@@ -70,6 +70,8 @@ pub enum LabError {
     Netns(#[from] NetnsError),
     #[error(transparent)]
     Firewall(#[from] FirewallError),
+    #[error(transparent)]
+    Bpf(#[from] crate::bpf::BpfError),
 
     #[error("{what}")]
     Step {

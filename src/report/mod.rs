@@ -13,6 +13,7 @@ pub mod html;
 pub mod json;
 pub mod markdown;
 pub mod plots;
+pub mod recommend;
 pub mod table;
 pub mod view;
 
@@ -20,7 +21,7 @@ pub use self::csv::CsvExporter;
 pub use self::html::HtmlExporter;
 pub use self::json::JsonExporter;
 pub use self::markdown::MarkdownExporter;
-pub use self::table::TableExporter;
+pub use self::table::{TableExporter, TerminalExporter};
 
 /// Errors of the exporters.
 #[derive(Debug, thiserror::Error)]

@@ -162,8 +162,52 @@ pub fn wants_log(xs: impl IntoIterator<Item = f64>) -> bool {
     lo.is_finite() && hi / lo >= 50.0
 }
 
-/// The view of a [`CompareReport`].
+/// How much of the main table to show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// Every column (files: Markdown, HTML; the terminal with `--wide`).
+    Wide,
+    /// The terminal's default: the columns that answer the question, and of the counters only
+    /// those that tell the modes apart in this run.
+    Compact,
+}
+
+/// The view of a [`CompareReport`], every column.
 pub fn compare(r: &CompareReport) -> View {
+    compare_with(r, Detail::Wide)
+}
+
+/// The columns of the compact main table: mode, latency, p99, vs host, the counters.
+const COMPACT: [usize; 7] = [0, 1, 3, 6, 8, 9, 10];
+
+/// Whether a column of the main table says something in this run: not the same value in every
+/// measured row, and (CPU µs/tx) not just the latency again, as it is when client and server
+/// share a CPU (that CPU is busy for the whole round trip).
+fn informative(r: &CompareReport, rows: &[Vec<String>], col: usize) -> bool {
+    let measured: Vec<&Vec<String>> = r
+        .modes
+        .iter()
+        .zip(rows)
+        .filter(|(m, _)| m.available)
+        .map(|(_, row)| row)
+        .collect();
+    if measured.len() > 1 && measured.iter().all(|row| row[col] == measured[0][col]) {
+        return false;
+    }
+    if DISPLAY_HEADERS[col] == "CPU µs/tx" {
+        let echoes_latency = r.modes.iter().filter(|m| m.available).all(|m| {
+            match (m.probes.cpu_us_per_tx, m.latency_us) {
+                (Some(c), Some(l)) if l.mean > 0.0 => ((c - l.mean) / l.mean).abs() < 0.1,
+                _ => true,
+            }
+        });
+        return !echoes_latency;
+    }
+    true
+}
+
+/// The view of a [`CompareReport`] at a level of detail.
+pub fn compare_with(r: &CompareReport, detail: Detail) -> View {
     let mut sections = Vec::new();
     let flags = super::flag_lines(r);
     if !flags.is_empty() {
@@ -172,7 +216,49 @@ pub fn compare(r: &CompareReport) -> View {
             flags.into_iter().map(Block::Text).collect(),
         ));
     }
-    sections.push(Section::new(None, main_blocks(r)));
+    let recommendation = super::recommend::lines(r);
+    if !recommendation.is_empty() {
+        sections.push(Section::new(
+            Some("Recommendation".into()),
+            vec![Block::Bullets(recommendation)],
+        ));
+    }
+    let mut main = main_blocks(r);
+    if detail == Detail::Compact {
+        if let Some(Block::Table(t)) = main.first_mut() {
+            let keep: Vec<usize> = COMPACT
+                .into_iter()
+                .filter(|&c| c < 8 || informative(r, &t.rows, c))
+                .collect();
+            let left_out: Vec<&str> = (0..t.header.len())
+                .filter(|c| !keep.contains(c))
+                .map(|c| DISPLAY_HEADERS[c])
+                .collect();
+            t.header = keep.iter().map(|&c| t.header[c].clone()).collect();
+            t.rows = t
+                .rows
+                .iter()
+                .map(|row| keep.iter().map(|&c| row[c].clone()).collect())
+                .collect();
+            if !left_out.is_empty() {
+                main.insert(
+                    1,
+                    Block::Text(format!(
+                        "(left out: {}; --wide shows every column)",
+                        left_out.join(", ")
+                    )),
+                );
+            }
+        }
+    }
+    sections.push(Section::new(None, main));
+    let why = super::recommend::why_lines(r);
+    if !why.is_empty() {
+        sections.push(Section::new(
+            Some("Why (backlog packets per round trip, from /proc/net/softnet_stat)".into()),
+            vec![Block::Bullets(why)],
+        ));
+    }
     let tps = tracepoint_names(r);
     if !tps.is_empty() {
         let mut header = vec!["mode".to_string()];
@@ -219,7 +305,8 @@ pub fn compare(r: &CompareReport) -> View {
         blocks.extend(e.notes.iter().cloned().map(Block::Text));
         sections.push(Section::new(
             Some(format!(
-                "Where {}'s {:+.2} µs over the host go",
+                "Where {}'s {:+.2} µs over the host go (against the ablation's own host run in \
+                 its first row, not the main table's host)",
                 e.target, e.gap_us
             )),
             blocks,

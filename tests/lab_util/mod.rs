@@ -238,3 +238,31 @@ pub fn ip_in(ns: &Path, args: &'static [&'static str]) -> String {
     })
     .unwrap()
 }
+
+/// (received, transmitted) packets of interface `name` in /proc/net/dev text.
+pub fn dev_packets(dev: &str, name: &str) -> (u64, u64) {
+    let line = dev
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("{name}:")))
+        .unwrap_or_else(|| panic!("{name} not in /proc/net/dev"));
+    let f: Vec<u64> = line
+        .split(':')
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    (f[1], f[9])
+}
+
+/// (received, transmitted) packets of interface `name` in the namespace at `ns`.
+pub fn link_packets(ns: &Path, name: &'static str) -> (u64, u64) {
+    netns::run_in(
+        Some(ns),
+        move || -> Result<(u64, u64), netns::NetnsError> {
+            let dev = std::fs::read_to_string("/proc/thread-self/net/dev").expect("net/dev");
+            Ok(dev_packets(&dev, name))
+        },
+    )
+    .unwrap()
+}

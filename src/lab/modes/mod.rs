@@ -18,9 +18,11 @@ use super::{LabError, LabSpec, ModeInfo};
 use crate::attach::AttachMode;
 use crate::netlink::Route;
 
-/// The expected backlog fingerprint of a mode: packets that wait in a per-CPU backlog
-/// (`netif_rx`, counted in `/proc/net/softnet_stat`) per TCP_RR transaction (request and
-/// response), and why. `compare` measures the real figure; this says what to expect.
+/// The expected backlog fingerprint of a mode: packets enqueued to a per-CPU backlog
+/// (`netif_rx`, the `net:netif_rx` tracepoint `compare` counts) per TCP_RR transaction
+/// (request and response), and why. softnet's `processed` counts device passes instead (a
+/// macvlan child or a redirect_peer is one more pass, not one more wait). `compare` measures
+/// the real figures; this says what to expect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backlog {
     pub per_transaction: u32,
@@ -174,6 +176,8 @@ register! {
     macvlan => [Macvlan = macvlan::MACVLAN],
     ipvlan => [IpvlanL2 = ipvlan::L2, IpvlanL3 = ipvlan::L3, IpvlanL3s = ipvlan::L3S],
     hybrid => [MacvlanVeth = hybrid::MACVLAN_VETH, IpvlanVeth = hybrid::IPVLAN_VETH],
+    veth_bpf => [VethBpf = veth_bpf::VETH_BPF],
+    vxlan => [Vxlan = vxlan::VXLAN],
 }
 
 #[cfg(test)]

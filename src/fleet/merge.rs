@@ -40,7 +40,7 @@ pub enum RatioCiSource {
     /// The compare run's own `vs_host.ratio_ci95`.
     Compare,
     /// First-order error propagation of the two means' intervals:
-    /// ratio × sqrt((ci_mode/mean_mode)² + (ci_base/mean_base)²).
+    /// ratio ± ratio × sqrt((ci_mode/mean_mode)² + (ci_base/mean_base)²), the low end at least 0.
     Propagated,
 }
 
@@ -236,7 +236,9 @@ fn propagated_ci(
         return None;
     }
     let half = ratio * ((cm / m.mean).powi(2) + (cb / b.mean).powi(2)).sqrt();
-    Some([ratio - half, ratio + half])
+    // A ratio of latencies is positive: with intervals as wide as the means, the first-order
+    // interval would reach below 0.
+    Some([(ratio - half).max(0.0), ratio + half])
 }
 
 #[cfg(test)]
@@ -313,6 +315,18 @@ mod tests {
             "{lo} {hi}"
         );
         assert!(f.pairs[1].paths[0].ratio.is_none());
+    }
+
+    #[test]
+    fn a_propagated_interval_stays_positive() {
+        let lat = |mean: f64, ci95: f64| super::super::input::LatencyView {
+            mean,
+            ci95: Some(ci95),
+            p99: None,
+        };
+        let [lo, hi] = propagated_ci(1.5, Some(lat(15.0, 10.0)), Some(lat(10.0, 10.0))).unwrap();
+        assert_eq!(lo, 0.0);
+        assert!(hi > 2.5, "{hi}");
     }
 
     #[test]

@@ -148,7 +148,9 @@ impl RootSnapshot {
             routes: capture("ip", &["route", "show", "table", "all"])
                 + &capture("ip", &["-6", "route", "show", "table", "all"]),
             sysctls,
-            ruleset: capture("nft", &["list", "ruleset"]),
+            // -s (stateless): the rules without their counters' values; traffic to this
+            // machine's own addresses counts in Docker's nat rules without changing any rule.
+            ruleset: capture("nft", &["-s", "list", "ruleset"]),
         }
     }
 

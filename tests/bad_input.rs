@@ -919,7 +919,10 @@ fn report_merge_and_deploy_bad_input() {
     check_all(
         "report/deploy",
         &[
-            case(&["report", "merge", "/nonexistent-7f/a.json"], &["cannot read it"]),
+            case(
+                &["report", "merge", "/nonexistent-7f/a.json"],
+                &["cannot read it"],
+            ),
             case(&["report", "merge"], &["required", "FILE.json"]),
             case(
                 &["report", "merge", "/etc/hostname"],
@@ -931,7 +934,10 @@ fn report_merge_and_deploy_bad_input() {
             ),
             case(&job("Node_A", "10.0.0.2"), &["not a Kubernetes node name"]),
             case(&job("node-a", "nope"), &["--peer-host-ip", "nope"]),
-            case(&["compare", "--peer-network", "lan"], &["not a peer network"]),
+            case(
+                &["compare", "--peer-network", "lan"],
+                &["not a peer network"],
+            ),
         ],
     );
 }

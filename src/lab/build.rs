@@ -409,6 +409,9 @@ impl Builder<'_> {
                 None
             }
             Err(e @ NetlinkError::NoIpvlan) => Some(e.to_string()),
+            // eth0 already carries macvlan children (a macvlan mode built first): the kernel
+            // refused the parent, not the kind, so it has ipvlan.
+            Err(NetlinkError::ParentBusy(_)) => None,
             Err(e) => return Err(e.into()),
         };
         self.step()?;

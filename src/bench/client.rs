@@ -76,12 +76,22 @@ pub enum ClientError {
     Refused(String),
     #[error("the server is busy: {0}")]
     Busy(String),
+    #[error("{addr} is not an nslat server (it answered like {what}): give the address and port of an `nslat serve`")]
+    NotNslat { addr: SocketAddr, what: String },
     #[error("control connection to the server: {0}")]
-    Control(#[from] ControlError),
+    Control(ControlError),
     #[error("{what}: {error}")]
     Io { what: String, error: io::Error },
     #[error(transparent)]
     Netns(#[from] NetnsError),
+}
+
+// By hand, not `#[from]`: the message already holds the control error, and as a source too it
+// would print twice in an error chain.
+impl From<ControlError> for ClientError {
+    fn from(e: ControlError) -> Self {
+        ClientError::Control(e)
+    }
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> ClientError {
@@ -164,7 +174,16 @@ pub(crate) fn handshake(spec: &RunSpec) -> Result<(TcpStream, u16), ClientError>
         duration_ms: total.as_millis() as u64,
     };
     write_message(&mut ctl, &Message::Hello(hello))?;
-    let body = read_body(&mut ctl, Instant::now() + CONTROL_TIMEOUT, &|| true)?;
+    let body = match read_body(&mut ctl, Instant::now() + CONTROL_TIMEOUT, &|| true) {
+        Ok(b) => b,
+        Err(ControlError::Foreign(what)) => {
+            return Err(ClientError::NotNslat {
+                addr: spec.server,
+                what,
+            })
+        }
+        Err(e) => return Err(e.into()),
+    };
     let port = match decode_body(&body) {
         Ok(Message::Ack { version, data_port }) if version == PROTOCOL_VERSION => data_port,
         Ok(Message::Ack { version, .. }) => {
@@ -189,7 +208,7 @@ pub(crate) fn handshake(spec: &RunSpec) -> Result<(TcpStream, u16), ClientError>
             })
         }
         Ok(other) => {
-            return Err(ControlError::Garbled(format!("expected ack, got {other:?}")).into())
+            return Err(ControlError::Garbled(format!("expected ack, got {}", other.kind())).into())
         }
         Err(e) => {
             return Err(match peek_version(&body) {
@@ -298,7 +317,11 @@ pub(crate) fn finish_session(ctl: &mut TcpStream) -> Result<ServerDone, ClientEr
     let server = match read_message(ctl, Instant::now() + CONTROL_TIMEOUT, &|| true)? {
         Message::Done { server: Some(s) } => s,
         Message::Done { server: None } => ServerDone::default(),
-        other => return Err(ControlError::Garbled(format!("expected done, got {other:?}")).into()),
+        other => {
+            return Err(
+                ControlError::Garbled(format!("expected done, got {}", other.kind())).into(),
+            )
+        }
     };
     let _ = write_message(ctl, &Message::Bye);
     Ok(server)

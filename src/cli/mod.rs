@@ -7,7 +7,9 @@ use clap::{Parser, Subcommand};
 mod attach;
 mod check;
 mod compare;
+mod deploy;
 mod lab;
+mod report;
 mod run;
 mod serve;
 
@@ -46,9 +48,15 @@ enum Command {
     /// Remove what `nslat attach` added to a container's network namespace.
     Detach(attach::DetachArgs),
     /// Measure every mode against the host, explain the gap, and report it (the main job).
-    Compare(compare::CompareArgs),
+    Compare(Box<compare::CompareArgs>),
     /// Check which features (Services, node access, policy) each mode keeps.
     Check(check::CheckArgs),
+    /// Work with saved reports: merge compare JSON files into one fleet report.
+    #[command(subcommand)]
+    Report(report::ReportCommand),
+    /// Render what measures a Kubernetes cluster: the Job for one node pair.
+    #[command(subcommand)]
+    Deploy(deploy::DeployCommand),
 }
 
 /// Parses the command line, runs the command, prints errors as one line, and maps them to an exit status.
@@ -73,10 +81,30 @@ pub fn main() -> ExitCode {
     match dispatch(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("Error: {e:#}");
+            eprintln!(
+                "Error: {}",
+                one_line_chain(e.chain().map(|c| c.to_string()))
+            );
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+/// An error and its causes as one line, `a: b: c`, leaving out a cause whose text the line
+/// already holds (an error that prints its source in its own message as well).
+fn one_line_chain(messages: impl Iterator<Item = String>) -> String {
+    let mut line = String::new();
+    for m in messages {
+        let m = m.replace('\n', " ");
+        if m.is_empty() || line.contains(&m) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&m);
+    }
+    line
 }
 
 /// `nslat` or `nslat lab` without a subcommand: which command needs one, and the choices.
@@ -131,8 +159,10 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Lab(cmd) => lab::run(cmd),
         Command::Attach(args) => attach::run_attach(args),
         Command::Detach(args) => attach::run_detach(args),
-        Command::Compare(args) => compare::run(args),
+        Command::Compare(args) => compare::run(*args),
         Command::Check(args) => check::run(args),
+        Command::Report(cmd) => report::run(cmd),
+        Command::Deploy(cmd) => deploy::run(cmd),
     }
 }
 
@@ -166,6 +196,21 @@ mod tests {
         assert!(line.contains("up, down, status"), "{line}");
         let line = missing_subcommand(&["nslat".into()]);
         assert!(line.contains("serve, run, lab"), "{line}");
+    }
+
+    #[test]
+    fn error_chains_print_each_cause_once() {
+        let chain = ["compare", "control connection: too large", "too large"];
+        assert_eq!(
+            one_line_chain(chain.iter().map(|s| s.to_string())),
+            "compare: control connection: too large"
+        );
+        let e = anyhow::anyhow!(crate::bench::client::ClientError::from(
+            crate::bench::control::ControlError::TooLarge(1 << 30)
+        ))
+        .context("TCP_RR to 127.0.0.1:1");
+        let line = one_line_chain(e.chain().map(|c| c.to_string()));
+        assert_eq!(line.matches("larger than the limit").count(), 1, "{line}");
     }
 
     #[test]

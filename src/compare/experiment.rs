@@ -434,11 +434,18 @@ fn measure_placement_interleaved(
         .collect();
     let paths: Vec<crate::measure::sockets::PathSpec> = measured
         .iter()
-        .map(|&i| crate::measure::sockets::PathSpec {
-            label: inputs[i].0.mode.clone(),
-            netns: inputs[i].1.clone(),
-            server: bench.server,
-            token: None,
+        .map(|&i| {
+            let ns = inputs[i].1.clone();
+            let ip = ns
+                .as_ref()
+                .and_then(|n| bench.targets.get(n).copied())
+                .unwrap_or(bench.server.ip());
+            crate::measure::sockets::PathSpec {
+                label: inputs[i].0.mode.clone(),
+                netns: ns,
+                server: SocketAddr::new(ip, bench.server.port()),
+                token: None,
+            }
         })
         .collect();
     progress.placement(placement.name(), paths.len() + measured.len() - 1, 1.0);

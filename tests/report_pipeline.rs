@@ -76,16 +76,21 @@ fn real_loopback_runs_through_every_exporter() {
         cpu_placement: "same".into(),
         kernel: compare::kernel_release(),
         host_name: compare::host_name(),
+        schedule: compare::ScheduleKind::Runs,
+        block_transactions: None,
+        ci_method: None,
     };
     let inputs = vec![
         ModeInput {
             trace_run: None,
+            paired: None,
             mode: "host".into(),
             unavailable: None,
             reps,
         },
         ModeInput {
             trace_run: None,
+            paired: None,
             mode: "ipvlan-l2".into(),
             unavailable: Some("not in this test".into()),
             reps: vec![],

@@ -11,6 +11,7 @@ use super::run::{parse_host, parse_positive_secs, parse_rr_sizes, parse_secs, Fa
 use crate::bench::TestKind;
 use crate::compare::{
     self, CompareOptions, CompareReport, CpuChoice, Progress, RemoteTarget, RepsChoice,
+    ScheduleChoice,
 };
 use crate::lab::{self, mode, Mode};
 use crate::report::{
@@ -57,6 +58,24 @@ pub struct CompareArgs {
     /// Repetitions per mode; `auto`: at least 5, more while a 95% CI is above 1% of the mean and time allows.
     #[arg(long, value_name = "N|auto", default_value = "auto", allow_hyphen_values = true, value_parser = parse_reps)]
     reps: RepsChoice,
+    /// `interleaved`: every mode at once, in blocks of transactions taken in turn, each mode
+    /// compared with the host round by round (with an A/A control); `runs`: one run per mode
+    /// after another, repeated (the previous method).
+    #[arg(long, value_name = "interleaved|runs", default_value = "interleaved", value_parser = parse_schedule)]
+    schedule: ScheduleChoice,
+    /// Interleaved: target time of one block (B transactions are chosen to fill it).
+    #[arg(long, value_name = "SECS", default_value = "0.002", allow_hyphen_values = true, value_parser = parse_positive_secs)]
+    block_time: Duration,
+    /// Interleaved: a fixed number of transactions per block instead of --block-time.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    block_transactions: Option<u64>,
+    /// Interleaved with --reps auto: measure until every ratio's 95% CI half-width is at most
+    /// this many percentage points...
+    #[arg(long, value_name = "POINTS", default_value = "0.5", value_parser = parse_target_ci)]
+    target_ci: f64,
+    /// ...or until this many seconds of measuring have passed.
+    #[arg(long, value_name = "SECS", default_value = "20", allow_hyphen_values = true, value_parser = parse_positive_secs)]
+    budget: Duration,
     /// CPU placement: `same` (client and server on one CPU), `split` (different CPUs), or `both`.
     #[arg(long, value_name = "same|split|both", default_value = "same", value_parser = parse_cpu)]
     cpu: CpuChoice,
@@ -136,6 +155,23 @@ fn parse_reps(s: &str) -> Result<RepsChoice, String> {
         Ok(n) if (1..=1000).contains(&n) => Ok(RepsChoice::Fixed(n)),
         _ => Err(format!(
             "'{s}' is not a repetition count: give 1..1000 or auto"
+        )),
+    }
+}
+
+fn parse_schedule(s: &str) -> Result<ScheduleChoice, String> {
+    match s {
+        "interleaved" => Ok(ScheduleChoice::Interleaved),
+        "runs" => Ok(ScheduleChoice::Runs),
+        _ => Err(format!("'{s}' is not a schedule: use interleaved or runs")),
+    }
+}
+
+fn parse_target_ci(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x > 0.0 && x <= 100.0 => Ok(x),
+        _ => Err(format!(
+            "'{s}' is not a CI target: give percentage points, more than 0 and at most 100"
         )),
     }
 }
@@ -253,12 +289,17 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         lab: args.lab,
         keep_lab: args.keep_lab,
         remote,
+        schedule: args.schedule,
+        block_time: args.block_time,
+        block_transactions: args.block_transactions,
+        target_ci_points: args.target_ci,
+        measure_budget: args.budget,
         ..CompareOptions::default()
     };
 
     let mut cpus: Vec<usize> = Vec::new();
     for placement in opts.cpu.placements() {
-        let (c, s) = CompareOptions::cpus_for(placement);
+        let (c, s) = CompareOptions::cpus_for(*placement);
         cpus.extend([c, s]);
     }
     let lock = args.lock.acquire(&cpus)?;
@@ -513,6 +554,10 @@ mod tests {
         assert!(parse_reps("-3").is_err());
         assert_eq!(parse_cpu("both").unwrap(), CpuChoice::Both);
         assert!(parse_cpu("diagonal").is_err());
+        assert_eq!(parse_schedule("runs").unwrap(), ScheduleChoice::Runs);
+        assert!(parse_schedule("sometimes").is_err());
+        assert_eq!(parse_target_ci("0.5").unwrap(), 0.5);
+        assert!(parse_target_ci("0").is_err() && parse_target_ci("x").is_err());
     }
 
     #[test]

@@ -49,7 +49,7 @@ enum Command {
     /// Remove what `nslat attach` added to a container's network namespace.
     Detach(attach::DetachArgs),
     /// Measure every mode against the host, explain the gap, and report it (the main job).
-    Compare(compare::CompareArgs),
+    Compare(Box<compare::CompareArgs>),
     /// Check which features (Services, node access, policy) each mode keeps.
     Check(check::CheckArgs),
     /// Latency along an axis: Service count per kube-proxy style, or noisy neighbours.
@@ -163,7 +163,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Lab(cmd) => lab::run(cmd),
         Command::Attach(args) => attach::run_attach(args),
         Command::Detach(args) => attach::run_detach(args),
-        Command::Compare(args) => compare::run(args),
+        Command::Compare(args) => compare::run(*args),
         Command::Sweep(cmd) => sweep::run(cmd),
         Command::Check(args) => check::run(args),
         Command::Report(cmd) => report::run(cmd),

@@ -4,7 +4,7 @@
 
 use super::experiment::{Bench, CompareError, Progress};
 use super::model::{self, explain_from_steps, Explain, ModeInput};
-use super::options::RepsChoice;
+use super::options::{CpuPlacement, RepsChoice};
 use crate::firewall::NatLevel;
 use crate::lab::{Lab, Mode};
 use crate::probe::ProbeConfig;
@@ -58,7 +58,7 @@ pub fn explain_variants() -> [ExplainVariant; 6] {
 pub(super) fn run(
     bench: &Bench,
     lab: &mut Lab,
-    placement: &str,
+    placement: CpuPlacement,
     probes: &ProbeConfig,
     progress: &dyn Progress,
 ) -> Result<Explain, CompareError> {
@@ -76,6 +76,7 @@ pub(super) fn run(
         .iter()
         .map(|v| ModeInput {
             trace_run: None,
+            paired: None,
             mode: v.label.to_string(),
             unavailable: None,
             reps: Vec::new(),
@@ -89,7 +90,7 @@ pub(super) fn run(
                 if lab.nat() != v.nat {
                     lab.set_nat(v.nat)?;
                 }
-                progress.run_started(placement, v.label, round + 1, reps);
+                progress.run_started(placement.name(), v.label, round + 1, reps);
                 let rep = bench.measure_mode(lab, v.mode, placement, probes)?;
                 progress.run_finished(v.label, rep.run.latency_us.mean);
                 input.reps.push(rep);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::ablation;
 use super::model::{self, build_report, CompareReport, ModeInput, RepInput, ReportMeta};
-use super::options::{CompareOptions, RepsChoice};
+use super::options::{CompareOptions, CpuPlacement, RepsChoice, ScheduleChoice};
 use crate::bench::client::{self, ClientError};
 use crate::bench::server::{Server, ServerConfig, ServerError};
 use crate::bench::RunSpec;
@@ -72,15 +72,15 @@ impl Drop for LabTeardown {
 /// Everything a run needs besides the mode.
 pub(super) struct Bench<'a> {
     pub(super) opts: &'a CompareOptions,
-    server: SocketAddr,
+    pub(super) server: SocketAddr,
     /// The server address each mode's namespace targets (its driver's plan; the server listens
     /// on every address of the remote).
     targets: HashMap<PathBuf, IpAddr>,
-    stop: Arc<AtomicBool>,
+    pub(super) stop: Arc<AtomicBool>,
 }
 
 impl Bench<'_> {
-    fn spec(&self, netns: &Path, placement: &str) -> RunSpec {
+    fn spec(&self, netns: &Path, placement: CpuPlacement) -> RunSpec {
         let (client_cpu, server_cpu) = CompareOptions::cpus_for(placement);
         let ip = self.targets.get(netns).copied().unwrap_or(self.server.ip());
         let server = SocketAddr::new(ip, self.server.port());
@@ -99,7 +99,7 @@ impl Bench<'_> {
         &self,
         lab: &Lab,
         mode: Mode,
-        placement: &str,
+        placement: CpuPlacement,
         probes: &ProbeConfig,
     ) -> Result<RepInput, CompareError> {
         let ns = mode_netns(lab, mode).map_err(|why| {
@@ -115,17 +115,17 @@ impl Bench<'_> {
     fn measure(
         &self,
         netns: &Path,
-        placement: &str,
+        placement: CpuPlacement,
         probes: &ProbeConfig,
     ) -> Result<RepInput, CompareError> {
         self.run_probed(self.spec(netns, placement), probes)
     }
 
     /// The short extra run of a mode with tracepoint counters open (see [`trace_config`]).
-    fn measure_traced(
+    pub(super) fn measure_traced(
         &self,
         netns: &Path,
-        placement: &str,
+        placement: CpuPlacement,
         probes: &ProbeConfig,
     ) -> Result<RepInput, CompareError> {
         let mut spec = self.spec(netns, placement);
@@ -282,8 +282,13 @@ fn measure_all(
     }
     let mut reports = Vec::new();
     for &placement in opts.cpu.placements() {
-        let mut report = measure_placement(bench, lab, placement, progress)?;
-        if opts.explain && placement == "same" {
+        let mut report = match opts.schedule {
+            ScheduleChoice::Interleaved => {
+                measure_placement_interleaved(bench, lab, placement, progress)?
+            }
+            ScheduleChoice::Runs => measure_placement(bench, lab, placement, progress)?,
+        };
+        if opts.explain && placement == CpuPlacement::Same {
             let probes = probe_config(placement);
             report.explain = Some(ablation::run(bench, lab, placement, &probes, progress)?);
         }
@@ -299,7 +304,7 @@ fn measure_all(
 /// Length of the extra tracepoint-counting run per mode.
 const TRACE_RUN: Duration = Duration::from_millis(500);
 
-fn placement_cpus(placement: &str) -> Vec<usize> {
+fn placement_cpus(placement: CpuPlacement) -> Vec<usize> {
     let (c, s) = CompareOptions::cpus_for(placement);
     let mut cpus = vec![c, s];
     cpus.dedup();
@@ -309,27 +314,26 @@ fn placement_cpus(placement: &str) -> Vec<usize> {
 /// The counters read around every timed run: only the /proc ones, which cost nothing while the
 /// run goes on. (Open perf tracepoint counters cost nanoseconds per event, and a path with more
 /// events, like the bridge's, would pay more: the probe would change what it measures.)
-pub(super) fn probe_config(placement: &str) -> ProbeConfig {
+pub(super) fn probe_config(placement: CpuPlacement) -> ProbeConfig {
     ProbeConfig::new(Some(placement_cpus(placement)))
 }
 
 /// The counters of the extra tracepoint run: the /proc ones plus the tracepoints.
-pub(super) fn trace_config(placement: &str) -> ProbeConfig {
+pub(super) fn trace_config(placement: CpuPlacement) -> ProbeConfig {
     ProbeConfig::with_tracepoints(
         Some(placement_cpus(placement)),
         &probe::tracepoints::DEFAULT,
     )
 }
 
-fn measure_placement(
+/// Every measured mode with its namespace, or unavailable with the reason.
+fn mode_inputs(
     bench: &Bench,
     lab: &Lab,
-    placement: &str,
     progress: &dyn Progress,
-) -> Result<CompareReport, CompareError> {
-    let opts = bench.opts;
-    let probes = probe_config(placement);
-    let mut inputs: Vec<(ModeInput, Option<PathBuf>)> = opts
+) -> Vec<(ModeInput, Option<PathBuf>)> {
+    bench
+        .opts
         .measured_modes()
         .into_iter()
         .map(|mode| {
@@ -342,13 +346,136 @@ fn measure_placement(
             };
             let input = ModeInput {
                 trace_run: None,
+                paired: None,
                 mode: mode.name().to_string(),
                 unavailable,
                 reps: Vec::new(),
             };
             (input, ns)
         })
+        .collect()
+}
+
+/// Tracepoints: one short extra run per mode with the counters open, outside the statistics.
+/// With the interleaved schedule, its /proc counters are the mode's probe figures too.
+fn trace_runs(
+    bench: &Bench,
+    inputs: &mut [(ModeInput, Option<PathBuf>)],
+    placement: CpuPlacement,
+    progress: &dyn Progress,
+) -> Result<(), CompareError> {
+    let traced = trace_config(placement);
+    for (input, ns) in inputs.iter_mut() {
+        if input.mode == model::AA_CONTROL || input.unavailable.is_some() {
+            continue;
+        }
+        if let Some(path) = ns.clone() {
+            let label = format!("{} (tracepoints)", input.mode);
+            progress.run_started(placement.name(), &label, 1, 1);
+            let rep = bench.measure_traced(&path, placement, &traced)?;
+            progress.run_finished(&label, rep.run.latency_us.mean);
+            input.trace_run = Some(rep);
+        }
+    }
+    Ok(())
+}
+
+fn report_meta(
+    opts: &CompareOptions,
+    placement: CpuPlacement,
+    reps: usize,
+    duration_s: f64,
+) -> ReportMeta {
+    ReportMeta {
+        test: opts.test,
+        request_size: opts.request_size,
+        response_size: opts.response_size,
+        reps,
+        duration_s,
+        cpu_placement: placement.name().to_string(),
+        kernel: model::kernel_release(),
+        host_name: model::host_name(),
+        schedule: model::ScheduleKind::Runs,
+        block_transactions: None,
+        ci_method: None,
+    }
+}
+
+/// The interleaved schedule: every available mode and the A/A control at once.
+fn measure_placement_interleaved(
+    bench: &Bench,
+    lab: &Lab,
+    placement: CpuPlacement,
+    progress: &dyn Progress,
+) -> Result<CompareReport, CompareError> {
+    let opts = bench.opts;
+    let mut inputs = mode_inputs(bench, lab, progress);
+    let host_ns = match &inputs[0] {
+        (i, Some(ns)) if i.mode == model::BASELINE => ns.clone(),
+        (i, _) => {
+            return Err(CompareError::Baseline(ClientError::Invalid(format!(
+                "the host mode is unavailable: {}",
+                i.unavailable.as_deref().unwrap_or("not built")
+            ))))
+        }
+    };
+    inputs.push((
+        ModeInput {
+            trace_run: None,
+            paired: None,
+            mode: model::AA_CONTROL.to_string(),
+            unavailable: None,
+            reps: Vec::new(),
+        },
+        Some(host_ns),
+    ));
+    let measured: Vec<usize> = (0..inputs.len())
+        .filter(|&i| inputs[i].1.is_some())
         .collect();
+    let paths: Vec<crate::measure::sockets::PathSpec> = measured
+        .iter()
+        .map(|&i| {
+            let ns = inputs[i].1.clone();
+            let ip = ns
+                .as_ref()
+                .and_then(|n| bench.targets.get(n).copied())
+                .unwrap_or(bench.server.ip());
+            crate::measure::sockets::PathSpec {
+                label: inputs[i].0.mode.clone(),
+                netns: ns,
+                server: SocketAddr::new(ip, bench.server.port()),
+                token: None,
+            }
+        })
+        .collect();
+    progress.placement(placement.name(), paths.len() + measured.len() - 1, 1.0);
+    let m = super::interleave::measure(opts, &paths, placement, &bench.stop, progress)?;
+    for (&i, got) in measured.iter().zip(m.inputs) {
+        if got.unavailable.is_some() {
+            inputs[i].1 = None;
+        }
+        inputs[i].0 = got;
+    }
+    trace_runs(bench, &mut inputs, placement, progress)?;
+    let modes: Vec<ModeInput> = inputs.into_iter().map(|(i, _)| i).collect();
+    let mut meta = report_meta(opts, placement, m.rounds, m.block_s);
+    meta.schedule = model::ScheduleKind::Interleaved;
+    meta.block_transactions = m.block_transactions;
+    meta.ci_method = Some(m.ci_method);
+    let mut report = build_report(&meta, &modes);
+    report.warnings.extend(m.warnings);
+    Ok(report)
+}
+
+fn measure_placement(
+    bench: &Bench,
+    lab: &Lab,
+    placement: CpuPlacement,
+    progress: &dyn Progress,
+) -> Result<CompareReport, CompareError> {
+    let opts = bench.opts;
+    let probes = probe_config(placement);
+    let mut inputs = mode_inputs(bench, lab, progress);
 
     let available = inputs.iter().filter(|(_, ns)| ns.is_some()).count();
     let min_reps = match opts.reps {
@@ -356,7 +483,11 @@ fn measure_placement(
         RepsChoice::Auto => RepsChoice::AUTO_MIN,
     };
     let round_secs = available as f64 * opts.seconds_per_run();
-    progress.placement(placement, available * min_reps, opts.seconds_per_run());
+    progress.placement(
+        placement.name(),
+        available * min_reps,
+        opts.seconds_per_run(),
+    );
 
     let started = Instant::now();
     let mut round = 0;
@@ -364,7 +495,7 @@ fn measure_placement(
         let reps_shown = min_reps.max(round + 1);
         for (input, ns) in inputs.iter_mut() {
             let Some(path) = ns.clone() else { continue };
-            progress.run_started(placement, &input.mode, round + 1, reps_shown);
+            progress.run_started(placement.name(), &input.mode, round + 1, reps_shown);
             match bench.measure(&path, placement, &probes) {
                 Ok(rep) => {
                     progress.run_finished(&input.mode, rep.run.latency_us.mean);
@@ -397,31 +528,9 @@ fn measure_placement(
         }
     }
 
-    // Tracepoints: one short extra run per mode with the counters open, outside the statistics.
-    let traced = trace_config(placement);
-    for (input, ns) in inputs.iter_mut() {
-        if let Some(path) = ns.clone() {
-            progress.run_started(placement, &format!("{} (tracepoints)", input.mode), 1, 1);
-            let rep = bench.measure_traced(&path, placement, &traced)?;
-            progress.run_finished(
-                &format!("{} (tracepoints)", input.mode),
-                rep.run.latency_us.mean,
-            );
-            input.trace_run = Some(rep);
-        }
-    }
-    drop(traced);
+    trace_runs(bench, &mut inputs, placement, progress)?;
     let modes: Vec<ModeInput> = inputs.into_iter().map(|(i, _)| i).collect();
-    let meta = ReportMeta {
-        test: opts.test,
-        request_size: opts.request_size,
-        response_size: opts.response_size,
-        reps: round,
-        duration_s: opts.duration.as_secs_f64(),
-        cpu_placement: placement.to_string(),
-        kernel: model::kernel_release(),
-        host_name: model::host_name(),
-    };
+    let meta = report_meta(opts, placement, round, opts.duration.as_secs_f64());
     Ok(build_report(&meta, &modes))
 }
 

@@ -3,6 +3,7 @@
 
 mod ablation;
 mod experiment;
+mod interleave;
 mod model;
 mod options;
 mod remote;
@@ -10,5 +11,5 @@ mod remote;
 pub use ablation::{explain_variants, ExplainVariant};
 pub use experiment::{run, CompareError, Progress, SilentProgress};
 pub use model::*;
-pub use options::{CompareOptions, CpuChoice, RepsChoice};
+pub use options::{CompareOptions, CpuChoice, CpuPlacement, RepsChoice, ScheduleChoice};
 pub use remote::RemoteTarget;

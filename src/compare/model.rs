@@ -13,6 +13,43 @@ use crate::stats::{self, MeanCi};
 /// The mode every other mode is compared with.
 pub const BASELINE: &str = "host";
 
+/// The A/A control of the interleaved schedule: a second connection from the host's own
+/// namespace, measured like a mode. Its ratio to the host must come out 1 within its interval.
+pub const AA_CONTROL: &str = "host (A/A)";
+
+/// With the interleaved schedule, a ratio whose 95% CI half-width exceeds this (1 point) gets
+/// a warning.
+pub const WIDE_RATIO_CI: f64 = 0.01;
+
+/// How a comparison was scheduled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduleKind {
+    /// Every mode at once in interleaved blocks, paired by round.
+    Interleaved,
+    /// One run per mode after another.
+    #[default]
+    Runs,
+}
+
+impl ScheduleKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ScheduleKind::Interleaved => "interleaved",
+            ScheduleKind::Runs => "runs",
+        }
+    }
+}
+
+/// The A/A control's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AaControl {
+    pub ratio: f64,
+    pub ratio_ci95: Option<[f64; 2]>,
+    /// The interval contains 1.
+    pub within_ci: bool,
+}
+
 /// A mode whose latency CI half-width exceeds this fraction of its mean gets a warning.
 pub const WIDE_CI_REL: f64 = 0.02;
 
@@ -56,6 +93,18 @@ pub struct CompareReport {
     /// Feature checks per mode (`nslat check`'s matrix), when run.
     #[serde(default)]
     pub checks: Option<serde_json::Value>,
+    /// `interleaved` or `runs`.
+    #[serde(default)]
+    pub schedule: ScheduleKind,
+    /// Interleaved: transactions per block (B); `None` for time-sliced blocks or runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_transactions: Option<u64>,
+    /// Interleaved: how the intervals were computed, e.g. "batch means (40 batches)".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci_method: Option<String>,
+    /// Interleaved: the A/A control (a second host connection against the host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aa_control: Option<AaControl>,
     /// Why these figures are not clean (a CPU shared with another measurement, load from other
     /// processes on the pinned CPUs, packet counts that should be whole and are not). Empty: clean.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -147,9 +196,19 @@ pub struct VsHost {
     pub delta_pct: f64,
     /// Mean latency / the baseline's.
     pub ratio: f64,
-    /// Welch two-sided p-value over the repetitions' mean latencies (`None`: < 2 reps).
+    /// Runs: Welch two-sided p-value over the repetitions' mean latencies (`None`: < 2 reps).
+    /// Interleaved: t-test of the batch ratios against 1.
     pub p_value: Option<f64>,
     pub significant: bool,
+    /// Interleaved: the ratio's 95% interval (paired by round, batch means).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ratio_ci95: Option<[f64; 2]>,
+    /// Interleaved: the 95% interval of `delta_us`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta_us_ci95: Option<[f64; 2]>,
+    /// Interleaved: rounds the pairing used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rounds: Option<usize>,
 }
 
 /// Probe counters per transaction, averaged over repetitions (`None`: not measured).
@@ -246,6 +305,18 @@ pub struct ModeInput {
     /// paths with more events would pay more, so the timed reps run without them and
     /// `tracepoints_per_tx` comes from this run (from the reps when it is absent).
     pub trace_run: Option<RepInput>,
+    /// Interleaved schedule: the block-mean statistics (then `reps` holds one aggregate run,
+    /// and the probe counters come from `trace_run`).
+    pub paired: Option<PairedInput>,
+}
+
+/// One path's figures from the interleaved schedule, in µs.
+#[derive(Debug, Clone)]
+pub struct PairedInput {
+    /// Mean of the path's block means with its batch-means interval.
+    pub mean_us: crate::measure::Ci,
+    /// Against the baseline's blocks in the same rounds (`None` for the baseline).
+    pub vs_baseline: Option<crate::measure::Paired>,
 }
 
 /// The run's settings, copied into the report.
@@ -260,6 +331,9 @@ pub struct ReportMeta {
     pub cpu_placement: String,
     pub kernel: String,
     pub host_name: Option<String>,
+    pub schedule: ScheduleKind,
+    pub block_transactions: Option<u64>,
+    pub ci_method: Option<String>,
 }
 
 /// `uname -r` (empty if uname fails).
@@ -392,8 +466,12 @@ pub fn build_mode(input: &ModeInput, baseline: Option<&[f64]>) -> ModeResult {
     }
     let lat = rep_latencies(input);
     let tps: Vec<f64> = input.reps.iter().map(|r| r.run.trans_per_s).collect();
-    let lat_ci = stats::mean_ci95(&lat).expect("non-empty");
+    let mut lat_ci = stats::mean_ci95(&lat).expect("non-empty");
     let tps_ci = stats::mean_ci95(&tps).expect("non-empty");
+    if let Some(p) = &input.paired {
+        lat_ci.mean = p.mean_us.estimate;
+        lat_ci.ci95 = p.mean_us.half_width();
+    }
 
     let merged = merged_histogram(&input.reps);
     let (p50, p99, p99_9, cdf) = match &merged {
@@ -423,13 +501,20 @@ pub fn build_mode(input: &ModeInput, baseline: Option<&[f64]>) -> ModeResult {
                 .map(|p| p.per_tx(r.run.transactions + r.run.warmup_transactions))
         })
         .collect();
-    let avg = |f: fn(&crate::probe::PerTx) -> f64| mean_of(per_tx.iter().flatten().map(f));
     let mut tracepoints_per_tx = BTreeMap::new();
     let traced: Option<crate::probe::PerTx> = input.trace_run.as_ref().and_then(|r| {
         r.probes
             .as_ref()
             .map(|p| p.per_tx(r.run.transactions + r.run.warmup_transactions))
     });
+    // The /proc counters come from the timed reps; the interleaved schedule reads none inside
+    // its blocks, so there they come from the short per-mode run.
+    let counted: Vec<&crate::probe::PerTx> = if per_tx.iter().flatten().next().is_some() {
+        per_tx.iter().flatten().collect()
+    } else {
+        traced.iter().collect()
+    };
+    let avg = |f: fn(&crate::probe::PerTx) -> f64| mean_of(counted.iter().map(|p| f(p)));
     let probed: Vec<&crate::probe::PerTx> = match &traced {
         Some(t) => vec![t],
         None => per_tx.iter().flatten().collect(),
@@ -472,15 +557,31 @@ pub fn build_mode(input: &ModeInput, baseline: Option<&[f64]>) -> ModeResult {
         })
         .collect();
 
-    let vs_host = baseline
-        .and_then(|b| stats::vs_baseline(&lat, b))
-        .map(|v| VsHost {
-            delta_us: v.delta,
-            delta_pct: (v.ratio - 1.0) * 100.0,
-            ratio: v.ratio,
+    let pair = |c: crate::measure::Ci| c.ci95.map(|(lo, hi)| [lo, hi]);
+    let vs_host = match input.paired.as_ref() {
+        Some(p) => p.vs_baseline.map(|v| VsHost {
+            delta_us: v.delta.estimate,
+            delta_pct: (v.ratio.estimate - 1.0) * 100.0,
+            ratio: v.ratio.estimate,
             p_value: v.p_value,
-            significant: v.significant,
-        });
+            significant: v.significant(),
+            ratio_ci95: pair(v.ratio),
+            delta_us_ci95: pair(v.delta),
+            rounds: Some(v.rounds),
+        }),
+        None => baseline
+            .and_then(|b| stats::vs_baseline(&lat, b))
+            .map(|v| VsHost {
+                delta_us: v.delta,
+                delta_pct: (v.ratio - 1.0) * 100.0,
+                ratio: v.ratio,
+                p_value: v.p_value,
+                significant: v.significant,
+                ratio_ci95: None,
+                delta_us_ci95: None,
+                rounds: None,
+            }),
+    };
 
     ModeResult {
         mode: input.mode.clone(),
@@ -541,9 +642,23 @@ pub fn build_report(meta: &ReportMeta, inputs: &[ModeInput]) -> CompareReport {
         modes,
         explain: None,
         checks: None,
+        schedule: meta.schedule,
+        block_transactions: meta.block_transactions,
+        ci_method: meta.ci_method.clone(),
+        aa_control: None,
         flags: Vec::new(),
         pair: None,
     };
+    report.aa_control = report
+        .modes
+        .iter()
+        .find(|m| m.mode == AA_CONTROL)
+        .and_then(|m| m.vs_host)
+        .map(|v| AaControl {
+            ratio: v.ratio,
+            ratio_ci95: v.ratio_ci95,
+            within_ci: v.ratio_ci95.is_some_and(|[lo, hi]| lo <= 1.0 && 1.0 <= hi),
+        });
     report.flags = flags(&report);
     report.warnings = warnings(&report);
     report.warnings.extend(notes.into_iter().map(|n| Warning {
@@ -559,7 +674,9 @@ pub fn build_report(meta: &ReportMeta, inputs: &[ModeInput]) -> CompareReport {
 pub fn warnings(report: &CompareReport) -> Vec<Warning> {
     let mut out = Vec::new();
     let measured: Vec<&ModeResult> = report.modes.iter().filter(|m| m.available).collect();
-    if report.reps < 2 || measured.iter().any(|m| m.reps.len() < 2) {
+    if report.schedule == ScheduleKind::Interleaved {
+        interleaved_warnings(report, &measured, &mut out);
+    } else if report.reps < 2 || measured.iter().any(|m| m.reps.len() < 2) {
         out.push(Warning {
             message: "fewer than 2 repetitions: no confidence interval and no significance test"
                 .into(),
@@ -567,8 +684,10 @@ pub fn warnings(report: &CompareReport) -> Vec<Warning> {
         });
     }
     // One line for every mode whose interval is too wide, with one remedy.
+    // (The interleaved schedule's figures are the paired ratios, whose CIs the target governs.)
     let wide: Vec<String> = measured
         .iter()
+        .filter(|_| report.schedule == ScheduleKind::Runs)
         .filter_map(|m| {
             let l = m.latency_us?;
             let h = l.ci95?;
@@ -606,6 +725,51 @@ pub fn warnings(report: &CompareReport) -> Vec<Warning> {
     out
 }
 
+/// The interleaved schedule's warnings: ratios too wide to conclude, an A/A control that does
+/// not come out 1.
+fn interleaved_warnings(report: &CompareReport, measured: &[&ModeResult], out: &mut Vec<Warning>) {
+    for m in measured {
+        let Some(v) = m.vs_host else { continue };
+        match v.ratio_ci95 {
+            None => out.push(Warning {
+                message: format!(
+                    "{}: too few rounds for a confidence interval of its ratio",
+                    m.mode
+                ),
+                remedy: "raise --reps or --budget".into(),
+            }),
+            Some([lo, hi]) if (hi - lo) / 2.0 > WIDE_RATIO_CI => out.push(Warning {
+                message: format!(
+                    "{}: ratio {:.3} ± {:.1} points (95% CI): too wide to conclude on differences \
+                     smaller than that",
+                    m.mode,
+                    v.ratio,
+                    (hi - lo) / 2.0 * 100.0
+                ),
+                remedy: "raise --budget, and keep the machine otherwise idle".into(),
+            }),
+            Some(_) => {}
+        }
+    }
+    if let Some(aa) = report.aa_control.filter(|a| !a.within_ci) {
+        let ci = aa
+            .ratio_ci95
+            .map(|[lo, hi]| format!(" [{lo:.4}, {hi:.4}]"))
+            .unwrap_or_default();
+        out.push(Warning {
+            message: format!(
+                "the A/A control (a second connection from the host's namespace) came out \
+                 {:.4}{ci}, not 1: the measurement is not trustworthy on this machine now; \
+                 something treats two identical connections differently (other load in step \
+                 with the blocks, CPU frequency changes, interrupts of one socket's queue on \
+                 a busy CPU)",
+                aa.ratio
+            ),
+            remedy: "rerun on an otherwise idle machine, or with another --block-time".into(),
+        });
+    }
+}
+
 /// One sentence per non-baseline mode, e.g. "bridge adds 1.5 µs (+29%) per round trip,
 /// significant" or "macvlan: no significant cost (-0.2 µs, -4%, p=0.31)".
 pub fn verdict(report: &CompareReport) -> Vec<String> {
@@ -635,6 +799,30 @@ pub fn verdict(report: &CompareReport) -> Vec<String> {
             continue;
         }
         let Some(v) = m.vs_host else { continue };
+        if let Some([lo, hi]) = v.ratio_ci95 {
+            let ci = format!(
+                "95% CI {:+.1}..{:+.1}%",
+                (lo - 1.0) * 100.0,
+                (hi - 1.0) * 100.0
+            );
+            out.push(if v.significant && v.delta_us > 0.0 {
+                format!(
+                    "{} adds {:.2} µs ({:+.1}%, {ci}) {unit}, significant",
+                    m.mode, v.delta_us, v.delta_pct
+                )
+            } else if v.significant {
+                format!(
+                    "{} saves {:.2} µs ({:+.1}%, {ci}) {unit}, significant",
+                    m.mode, -v.delta_us, v.delta_pct
+                )
+            } else {
+                format!(
+                    "{}: no significant cost ({:+.2} µs, {:+.1}%, {ci})",
+                    m.mode, v.delta_us, v.delta_pct
+                )
+            });
+            continue;
+        }
         let sentence = match v.p_value {
             None => format!(
                 "{}: {:+.1} µs ({:+.0}%) {unit}, significance unknown (one repetition)",
@@ -727,6 +915,7 @@ mod tests {
     fn mode(name: &str, means: &[f64], backlog: u64) -> ModeInput {
         ModeInput {
             trace_run: None,
+            paired: None,
             mode: name.into(),
             unavailable: None,
             reps: means
@@ -753,6 +942,9 @@ mod tests {
             cpu_placement: placement.into(),
             kernel: "6.18".into(),
             host_name: None,
+            schedule: ScheduleKind::Runs,
+            block_transactions: None,
+            ci_method: None,
         }
     }
 
@@ -764,6 +956,7 @@ mod tests {
             mode("macvlan", &[5.10, 5.20, 4.95, 5.30, 5.05], 3),
             ModeInput {
                 trace_run: None,
+                paired: None,
                 mode: "ipvlan-l2".into(),
                 unavailable: Some("no ipvlan in this kernel".into()),
                 reps: vec![],

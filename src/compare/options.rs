@@ -17,14 +17,49 @@ pub enum CpuChoice {
 }
 
 impl CpuChoice {
-    /// The placements to measure, by report name.
-    pub fn placements(self) -> &'static [&'static str] {
+    /// The placements to measure, in order.
+    pub fn placements(self) -> &'static [CpuPlacement] {
         match self {
-            CpuChoice::Same => &["same"],
-            CpuChoice::Split => &["split"],
-            CpuChoice::Both => &["same", "split"],
+            CpuChoice::Same => &[CpuPlacement::Same],
+            CpuChoice::Split => &[CpuPlacement::Split],
+            CpuChoice::Both => &[CpuPlacement::Same, CpuPlacement::Split],
         }
     }
+}
+
+/// One CPU placement of client and server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CpuPlacement {
+    /// Both on one CPU.
+    Same,
+    /// On different CPUs.
+    Split,
+}
+
+impl CpuPlacement {
+    /// The report's name: `same` or `split`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CpuPlacement::Same => "same",
+            CpuPlacement::Split => "split",
+        }
+    }
+}
+
+impl std::fmt::Display for CpuPlacement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How the modes' measurements are scheduled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ScheduleChoice {
+    /// Every mode at once, in interleaved blocks, compared round by round (the default).
+    #[default]
+    Interleaved,
+    /// One run per mode after another, repeated (the previous method).
+    Runs,
 }
 
 /// How many repetitions per mode.
@@ -70,6 +105,17 @@ pub struct CompareOptions {
     pub budget: Duration,
     /// `--remote`: measure against a real remote, attaching modes to a real NIC (no lab).
     pub remote: Option<super::RemoteTarget>,
+    /// `--schedule`.
+    pub schedule: ScheduleChoice,
+    /// `--block-time`: target time of one interleaved block.
+    pub block_time: Duration,
+    /// `--block-transactions`: a fixed B instead.
+    pub block_transactions: Option<u64>,
+    /// `--target-ci`: with `--reps auto`, interleaved rounds run until every ratio's 95% CI
+    /// half-width is at most this many percentage points...
+    pub target_ci_points: f64,
+    /// ...or this much measuring time has passed (`--budget`).
+    pub measure_budget: Duration,
 }
 
 impl Default for CompareOptions {
@@ -89,6 +135,11 @@ impl Default for CompareOptions {
             keep_lab: false,
             budget: Duration::from_secs(50),
             remote: None,
+            schedule: ScheduleChoice::Interleaved,
+            block_time: Duration::from_millis(2),
+            block_transactions: None,
+            target_ci_points: 0.5,
+            measure_budget: Duration::from_secs(20),
         }
     }
 }
@@ -123,6 +174,18 @@ impl CompareOptions {
         if let RepsChoice::Fixed(0) = self.reps {
             return Err("--reps must be at least 1".into());
         }
+        if self.block_time.is_zero() || self.block_time > Duration::from_secs(1) {
+            return Err("--block-time must be more than 0 and at most 1 second".into());
+        }
+        if self.block_transactions == Some(0) {
+            return Err("--block-transactions must be at least 1".into());
+        }
+        if !(self.target_ci_points > 0.0 && self.target_ci_points <= 100.0) {
+            return Err("--target-ci must be more than 0 and at most 100 points".into());
+        }
+        if self.measure_budget.is_zero() {
+            return Err("--budget must be more than 0 seconds".into());
+        }
         if self.remote.is_some() && self.explain {
             return Err(
                 "--explain needs the lab's bridge and ptp modes; it cannot run with --remote"
@@ -149,14 +212,37 @@ impl CompareOptions {
 
     /// The (client CPU, server CPU) pair of a placement. `same` uses the last CPU (CPU 0 usually
     /// carries more of the machine's housekeeping); `split` puts the server on the CPU before it.
-    pub fn cpus_for(placement: &str) -> (usize, usize) {
+    pub fn cpus_for(placement: CpuPlacement) -> (usize, usize) {
         let n = crate::probe::online_cpus()
             .ok()
             .and_then(|c| c.last().copied())
             .unwrap_or(0);
         match placement {
-            "split" if n > 0 => (n, n - 1),
+            CpuPlacement::Split if n > 0 => (n, n - 1),
             _ => (n, n),
+        }
+    }
+
+    /// The interleaved schedule's settings for `paths` paths.
+    pub fn schedule_config(&self, paths: usize) -> crate::measure::ScheduleConfig {
+        use crate::measure::{ScheduleConfig, StopRule};
+        let stop = match self.reps {
+            // Each path gets about what N runs of -l would have given it.
+            RepsChoice::Fixed(n) => {
+                StopRule::Time(self.duration.saturating_mul((n * paths.max(1)) as u32))
+            }
+            RepsChoice::Auto => StopRule::Precision {
+                half_width: self.target_ci_points / 100.0,
+                budget: self.measure_budget,
+            },
+        };
+        ScheduleConfig {
+            block_time: self.block_time,
+            block_transactions: self.block_transactions,
+            time_sliced: !self.test.is_request_response(),
+            warmup: self.warmup,
+            stop,
+            ..ScheduleConfig::default()
         }
     }
 
@@ -223,10 +309,10 @@ mod tests {
 
     #[test]
     fn placements() {
-        let (c, s) = CompareOptions::cpus_for("same");
+        let (c, s) = CompareOptions::cpus_for(CpuPlacement::Same);
         assert_eq!(c, s);
         if std::thread::available_parallelism().unwrap().get() > 1 {
-            let (c, s) = CompareOptions::cpus_for("split");
+            let (c, s) = CompareOptions::cpus_for(CpuPlacement::Split);
             assert_ne!(c, s);
         }
     }

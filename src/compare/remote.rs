@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::experiment::{CompareError, Progress};
 use super::model::{self, build_report, CompareReport, ModeInput, ReportMeta, Warning};
-use super::options::{CompareOptions, RepsChoice};
+use super::options::{CompareOptions, CpuPlacement, RepsChoice};
 use crate::attach::{self, AttachMode, AttachSpec, Target};
 use crate::bench::{client, RunSpec};
 use crate::lab::Mode;
@@ -86,11 +86,12 @@ pub(super) fn run(
     for &placement in opts.cpu.placements() {
         let probes = super::experiment::probe_config(placement);
         let modes = opts.measured_modes();
-        progress.placement(placement, modes.len() * reps, opts.seconds_per_run());
+        progress.placement(placement.name(), modes.len() * reps, opts.seconds_per_run());
         let mut inputs = Vec::new();
         for mode in modes {
             let mut input = ModeInput {
                 trace_run: None,
+                paired: None,
                 mode: mode.name().to_string(),
                 unavailable: None,
                 reps: Vec::new(),
@@ -126,7 +127,7 @@ pub(super) fn run(
                         "the mode attached for the run was detached",
                     ));
                 }
-                progress.run_started(placement, &input.mode, rep + 1, reps);
+                progress.run_started(placement.name(), &input.mode, rep + 1, reps);
                 let spec = spec(opts, target, placement, netns.as_deref());
                 let before = Snapshot::take(&probes).ok();
                 let run = client::run(&spec).map_err(|e| {
@@ -158,9 +159,12 @@ pub(super) fn run(
             response_size: opts.response_size,
             reps,
             duration_s: opts.duration.as_secs_f64(),
-            cpu_placement: placement.to_string(),
+            cpu_placement: placement.name().to_string(),
             kernel: model::kernel_release(),
             host_name: model::host_name(),
+            schedule: model::ScheduleKind::Runs,
+            block_transactions: None,
+            ci_method: None,
         };
         let mut report = build_report(&meta, &inputs);
         report.warnings.push(Warning {
@@ -178,7 +182,7 @@ pub(super) fn run(
 fn spec(
     opts: &CompareOptions,
     target: &RemoteTarget,
-    placement: &str,
+    placement: CpuPlacement,
     netns: Option<&Path>,
 ) -> RunSpec {
     let (client_cpu, server_cpu) = CompareOptions::cpus_for(placement);

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::schedule::{Block, BlockSize, PathSet, XorShift};
+use super::schedule::{Block, BlockSize, BlockSpec, PathSet, XorShift};
 
 /// One simulated path.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -48,6 +48,10 @@ pub struct FakePaths {
     /// Cost of switching from one path's block to another's, ns (counted on the clock, not in
     /// any block).
     pub switch_ns: f64,
+    /// Probability that a transaction (on any path) is hit by a stall of `stall_len_ns`
+    /// (the client thread preempted by other load).
+    pub stall_prob: f64,
+    pub stall_len_ns: f64,
     now_ns: f64,
     rng: XorShift,
     /// Blocks run per path (warm-up included).
@@ -61,6 +65,8 @@ impl FakePaths {
             paths,
             drift,
             switch_ns: 0.0,
+            stall_prob: 0.0,
+            stall_len_ns: 0.0,
             now_ns: 0.0,
             rng: XorShift::new(seed),
             blocks: vec![0; n],
@@ -75,7 +81,12 @@ impl FakePaths {
     fn one(&mut self, path: usize) -> f64 {
         let p = self.paths[path];
         let noise = p.noise.clamp(0.0, 1.0);
-        p.base_ns * self.drift.factor(self.now_ns) * (1.0 + noise * (self.exp() - 1.0))
+        let x = p.base_ns * self.drift.factor(self.now_ns) * (1.0 + noise * (self.exp() - 1.0));
+        if self.stall_prob > 0.0 && self.rng.next_f64() < self.stall_prob {
+            x + self.stall_len_ns
+        } else {
+            x
+        }
     }
 }
 
@@ -91,7 +102,8 @@ impl PathSet for FakePaths {
         self.paths.len()
     }
 
-    fn block(&mut self, path: usize, size: BlockSize, _timed: bool) -> Result<Block, Never> {
+    fn block(&mut self, path: usize, spec: BlockSpec) -> Result<Block, Never> {
+        let size = spec.size;
         self.now_ns += self.switch_ns;
         self.blocks[path] += 1;
         let mut b = Block::default();
@@ -108,6 +120,11 @@ impl PathSet for FakePaths {
             elapsed += x;
             self.now_ns += x;
             b.transactions += 1;
+            b.bytes += 1000;
+            if x as u64 > spec.stall_ns {
+                b.stalls += 1;
+                b.stall_ns += x as u64;
+            }
         }
         b.elapsed_ns = elapsed as u64;
         b.cpu_ns = b.elapsed_ns;
@@ -229,6 +246,45 @@ mod tests {
             );
             assert!(hn > 3.0 * hq, "seed {seed}: quiet ±{hq}, noisy ±{hn}");
             covered += noisy.ratio.contains(1.25) as usize;
+        }
+        assert!(
+            covered >= COVERED,
+            "1.25 inside the interval in {covered} of 10"
+        );
+    }
+
+    #[test]
+    fn stalls_are_left_out_of_block_means_and_counted() {
+        // 0.1% of transactions hit by a 1 ms stall, as on a machine loaded by other work.
+        let run_with = |factor: Option<f64>, seed: u64| {
+            let mut set = FakePaths::new(vec![p(4_000.0, 0.2), p(5_000.0, 0.2)], SLOW, seed);
+            set.stall_prob = 0.001;
+            set.stall_len_ns = 1_000_000.0;
+            let cfg = ScheduleConfig {
+                stop: StopRule::Time(Duration::from_secs(5)),
+                stall_factor: factor,
+                ..ScheduleConfig::default()
+            };
+            run(&mut set, &cfg, &AtomicBool::new(false)).unwrap()
+        };
+        let mut covered = 0;
+        for seed in SEEDS {
+            let kept = run_with(None, seed);
+            let cut = run_with(Some(10.0), seed);
+            let (hk, hc) = (
+                kept.paired(1).unwrap().ratio.half_width().unwrap(),
+                cut.paired(1).unwrap().ratio.half_width().unwrap(),
+            );
+            assert!(
+                hc * 3.0 < hk,
+                "seed {seed}: stalls kept ±{hk}, left out ±{hc}"
+            );
+            assert_eq!(kept.stall_ns, u64::MAX);
+            assert!(cut.stall_ns >= 50_000);
+            let s = cut.totals[0];
+            let rate = s.stalls as f64 / s.transactions as f64;
+            assert!((0.0005..0.002).contains(&rate), "stall rate {rate}");
+            covered += cut.paired(1).unwrap().ratio.contains(1.25) as usize;
         }
         assert!(
             covered >= COVERED,

@@ -24,5 +24,6 @@ pub mod sockets;
 
 pub use paired::{Ci, Paired};
 pub use schedule::{
-    Block, BlockSize, Interleaved, PathSet, ScheduleConfig, ScheduleError, StopRule, Stopped,
+    Block, BlockSize, BlockSpec, Interleaved, PathSet, ScheduleConfig, ScheduleError, StopRule,
+    Stopped,
 };

@@ -49,6 +49,8 @@ pub struct Paired {
     pub ratio: Ci,
     /// mean(path - baseline), in the unit of the inputs.
     pub delta: Ci,
+    /// Two-sided p-value of "the ratio is 1" (t over the batch ratios; `None`: no interval).
+    pub p_value: Option<f64>,
 }
 
 impl Paired {
@@ -121,6 +123,7 @@ pub fn paired(sample: &[f64], baseline: &[f64]) -> Option<Paired> {
         }
         deltas.push((ss - sb) / bs.len() as f64);
     }
+    let p_value = p_of_one(ratio, &ratios);
     let (ratio, delta) = if k == 0 {
         (
             Ci {
@@ -140,7 +143,23 @@ pub fn paired(sample: &[f64], baseline: &[f64]) -> Option<Paired> {
         batches: k,
         ratio,
         delta,
+        p_value,
     })
+}
+
+/// p-value of the hypothesis that the batches' ratios have mean 1.
+fn p_of_one(ratio: f64, batch_ratios: &[f64]) -> Option<f64> {
+    use statrs::distribution::{ContinuousCDF, StudentsT};
+    let k = batch_ratios.len();
+    let (_, sd) = mean_sd(batch_ratios).filter(|_| k >= 2)?;
+    let se = sd / (k as f64).sqrt();
+    if se == 0.0 {
+        return Some(if ratio == 1.0 { 1.0 } else { 0.0 });
+    }
+    let t = (ratio - 1.0) / se;
+    StudentsT::new(0.0, 1.0, (k - 1) as f64)
+        .ok()
+        .map(|d| (2.0 * d.sf(t.abs())).clamp(0.0, 1.0))
 }
 
 #[cfg(test)]
@@ -167,6 +186,7 @@ mod tests {
         assert!((p.ratio.estimate - 1.25).abs() < 1e-12);
         assert!(p.ratio.half_width().unwrap() < 1e-12);
         assert!(p.significant());
+        assert_eq!(p.p_value, Some(0.0));
         assert_eq!(p.rounds, 100);
         assert_eq!(p.batches, 20);
     }

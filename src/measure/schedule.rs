@@ -30,6 +30,21 @@ pub struct Block {
     pub bytes: u64,
     /// CPU time of the client thread over the block.
     pub cpu_ns: u64,
+    /// Completed transactions slower than the stall threshold (the client thread was
+    /// preempted or the machine stalled): in the histogram, but left out of the block mean.
+    pub stalls: u64,
+    /// Their time.
+    pub stall_ns: u64,
+}
+
+/// What one block is asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockSpec {
+    pub size: BlockSize,
+    /// Record each transaction into the path's histogram (warm-up blocks are not recorded).
+    pub timed: bool,
+    /// A completed transaction slower than this is a stall (`u64::MAX`: none is).
+    pub stall_ns: u64,
 }
 
 impl Block {
@@ -38,9 +53,26 @@ impl Block {
         self.transactions + self.lost
     }
 
-    /// Mean time per attempt, ns (`None` for an empty block).
+    /// Mean time per attempt without the stalls, ns (`None` when nothing else is left). A lost
+    /// transaction still costs its timeout.
     pub fn mean_ns(&self) -> Option<f64> {
-        (self.attempts() > 0).then(|| self.elapsed_ns as f64 / self.attempts() as f64)
+        let n = self.attempts().saturating_sub(self.stalls);
+        (n > 0).then(|| self.elapsed_ns.saturating_sub(self.stall_ns) as f64 / n as f64)
+    }
+
+    /// Time per megabyte moved, ns (streams: inverse throughput; `None` without bytes).
+    pub fn ns_per_mb(&self) -> Option<f64> {
+        (self.bytes > 0).then(|| self.elapsed_ns as f64 * 1e6 / self.bytes as f64)
+    }
+
+    /// What a block contributes to its round: time per attempt (stalls left out), or for
+    /// time-sliced stream blocks, time per megabyte.
+    pub fn round_value(&self, time_sliced: bool) -> Option<f64> {
+        if time_sliced {
+            self.ns_per_mb()
+        } else {
+            self.mean_ns()
+        }
     }
 
     fn add(&mut self, b: &Block) {
@@ -49,6 +81,8 @@ impl Block {
         self.elapsed_ns += b.elapsed_ns;
         self.bytes += b.bytes;
         self.cpu_ns += b.cpu_ns;
+        self.stalls += b.stalls;
+        self.stall_ns += b.stall_ns;
     }
 }
 
@@ -67,9 +101,8 @@ pub trait PathSet {
         self.len() == 0
     }
 
-    /// Runs one block on `path`. `timed`: record each transaction into the path's histogram
-    /// (warm-up blocks are not recorded).
-    fn block(&mut self, path: usize, size: BlockSize, timed: bool) -> Result<Block, Self::Error>;
+    /// Runs one block on `path`.
+    fn block(&mut self, path: usize, spec: BlockSpec) -> Result<Block, Self::Error>;
 }
 
 /// When the schedule stops measuring.
@@ -100,7 +133,13 @@ pub struct ScheduleConfig {
     pub baseline: usize,
     /// Seed of the per-round shuffle (fixed: runs are reproducible in their order).
     pub seed: u64,
+    /// A transaction slower than this many times the warm-up's mean is a stall, left out of
+    /// its block's mean (but counted, and in the histogram); `None`: no stalls (streams).
+    pub stall_factor: Option<f64>,
 }
+
+/// The shortest stall threshold, however fast the paths (50 µs).
+pub const MIN_STALL_NS: u64 = 50_000;
 
 impl Default for ScheduleConfig {
     fn default() -> Self {
@@ -109,13 +148,14 @@ impl Default for ScheduleConfig {
             block_transactions: None,
             time_sliced: false,
             warmup: Duration::from_millis(300),
-            min_rounds: 100,
+            min_rounds: 400,
             stop: StopRule::Precision {
                 half_width: 0.005,
                 budget: Duration::from_secs(20),
             },
             baseline: 0,
             seed: 0x6e73_6c61_7421,
+            stall_factor: Some(10.0),
         }
     }
 }
@@ -161,8 +201,11 @@ pub enum ScheduleError<E: std::error::Error + 'static> {
 #[derive(Debug)]
 pub struct Interleaved<E> {
     pub block: BlockSize,
+    /// The stall threshold used, ns (`u64::MAX`: none).
+    pub stall_ns: u64,
     pub warmup_rounds: usize,
-    /// `[path][round]`: each timed block's mean time per attempt, ns. A failed path's is empty.
+    /// `[path][round]`: each timed block's [`Block::round_value`] (ns per attempt; streams: ns
+    /// per MB). A failed path's is empty.
     pub means_ns: Vec<Vec<f64>>,
     /// Per path: the timed blocks summed.
     pub totals: Vec<Block>,
@@ -285,6 +328,7 @@ pub fn run<S: PathSet>(
     let mut size = fixed.unwrap_or(BlockSize::Transactions(4));
     let mut warm_ns = 0u64;
     let mut warmup_rounds = 0;
+    let mut warm_all = Block::default();
     while warmup_rounds < 2 || warm_ns < cfg.warmup.as_nanos() as u64 {
         if stop.load(Ordering::Relaxed) {
             break;
@@ -295,7 +339,12 @@ pub fn run<S: PathSet>(
             if !alive[p] {
                 continue;
             }
-            match set.block(p, size, false) {
+            let spec = BlockSpec {
+                size,
+                timed: false,
+                stall_ns: u64::MAX,
+            };
+            match set.block(p, spec) {
                 Ok(b) => {
                     warmup[p].add(&b);
                     round.add(&b);
@@ -305,6 +354,9 @@ pub fn run<S: PathSet>(
         }
         warm_ns += round.elapsed_ns;
         warmup_rounds += 1;
+        if warmup_rounds > 1 {
+            warm_all.add(&round);
+        }
         if fixed.is_none() {
             if let Some(m) = round.mean_ns() {
                 size = BlockSize::Transactions(block_transactions(cfg.block_time, m));
@@ -312,6 +364,15 @@ pub fn run<S: PathSet>(
         }
     }
 
+    let stall_ns = match (cfg.stall_factor, warm_all.mean_ns()) {
+        (Some(f), Some(m)) if !cfg.time_sliced => ((m * f) as u64).max(MIN_STALL_NS),
+        _ => u64::MAX,
+    };
+    let spec = BlockSpec {
+        size,
+        timed: true,
+        stall_ns,
+    };
     let mut means: Vec<Vec<f64>> = vec![Vec::with_capacity(4096); n];
     let mut measured_ns = 0u64;
     let stopped = loop {
@@ -323,11 +384,11 @@ pub fn run<S: PathSet>(
             if !alive[p] {
                 continue;
             }
-            match set.block(p, size, true) {
+            match set.block(p, spec) {
                 Ok(b) => {
                     totals[p].add(&b);
                     measured_ns += b.elapsed_ns;
-                    means[p].push(b.mean_ns().unwrap_or(f64::NAN));
+                    means[p].push(b.round_value(cfg.time_sliced).unwrap_or(f64::NAN));
                 }
                 Err(e) => {
                     fail(p, e, &mut alive, &mut failures)?;
@@ -358,6 +419,7 @@ pub fn run<S: PathSet>(
     };
     Ok(Interleaved {
         block: size,
+        stall_ns,
         warmup_rounds,
         means_ns: means,
         totals,

@@ -159,9 +159,21 @@ pub(crate) fn headline(r: &CompareReport) -> String {
         .as_deref()
         .map(|h| format!(" · machine {h}"))
         .unwrap_or_default();
+    let schedule = match r.schedule {
+        crate::compare::ScheduleKind::Runs => format!("{} reps × {} s", r.reps, r.duration_s),
+        crate::compare::ScheduleKind::Interleaved => format!(
+            "interleaved: {} rounds of {}-transaction blocks ({:.1} ms), paired CIs by {}",
+            r.reps,
+            r.block_transactions
+                .map(|b| b.to_string())
+                .unwrap_or_else(|| "time-sliced".into()),
+            r.duration_s * 1e3,
+            r.ci_method.as_deref().unwrap_or("batch means")
+        ),
+    };
     format!(
-        "{} {},{} · {} reps × {} s · CPU placement: {} · kernel {}{}",
-        r.test, r.request_size, r.response_size, r.reps, r.duration_s, placement, r.kernel, host
+        "{} {},{} · {schedule} · CPU placement: {} · kernel {}{}",
+        r.test, r.request_size, r.response_size, placement, r.kernel, host
     )
 }
 
@@ -243,6 +255,9 @@ pub fn sample_report() -> CompareReport {
         ratio: (5.1 + d) / 5.1,
         p_value: Some(p),
         significant: p < 0.05,
+        ratio_ci95: None,
+        delta_us_ci95: None,
+        rounds: None,
     };
     CompareReport {
         test: "TCP_RR".into(),
@@ -324,6 +339,10 @@ pub fn sample_report() -> CompareReport {
             ],
         )),
         checks: None,
+        schedule: Default::default(),
+        block_transactions: None,
+        ci_method: None,
+        aa_control: None,
         flags: Vec::new(),
         pair: None,
     }

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Precision of `nslat compare` on this machine (issue #10): on one lab, back to back, the default
+# (interleaved) compare 5 times and `--schedule runs` 5 times; for each schedule the wall time, every
+# mode's ratio to host with its 95% CI half-width, and the spread (max - min) of each ratio over the
+# 5 runs; the A/A control; then what B=1 and B=10 give. Run as root, under the shared lock:
+#   sudo flock /tmp/nslat-bench.lock benches/precision.sh [path/to/nslat]
+set -euo pipefail
+NSLAT=${1:-target/release/nslat}
+MODES=host,bridge,ptp,macvlan
+LAB=prec$$
+OUT=$(mktemp -d)
+trap '"$NSLAT" lab down --name "$LAB" >/dev/null 2>&1 || true; rm -rf "$OUT"' EXIT
+"$NSLAT" lab up --name "$LAB" --modes "$MODES" >/dev/null
+run() { # name, extra args...
+  local name=$1; shift
+  local t0 t1
+  t0=$(date +%s.%N)
+  "$NSLAT" compare --lab "$LAB" --modes "$MODES" --json "$OUT/$name.json" "$@" >/dev/null 2>&1
+  t1=$(date +%s.%N)
+  echo "$t0 $t1" >"$OUT/$name.wall"
+}
+for i in 1 2 3 4 5; do run "interleaved-$i"; done
+for i in 1 2 3 4 5; do run "runs-$i" --schedule runs; done
+run b1 --block-transactions 1 --reps 2
+run b10 --block-transactions 10 --reps 2
+python3 - "$OUT" <<'PY'
+import json, sys, glob, os
+out = sys.argv[1]
+def load(name):
+    r = json.load(open(f"{out}/{name}.json"))
+    t0, t1 = map(float, open(f"{out}/{name}.wall").read().split())
+    return r, t1 - t0
+for sched in ("interleaved", "runs"):
+    print(f"== {sched} (5 runs, one lab; the lab is reused, so wall time excludes its build)")
+    ratios = {}
+    for i in range(1, 6):
+        r, wall = load(f"{sched}-{i}")
+        row = []
+        for m in r["modes"]:
+            v = m.get("vs_host")
+            if not v: continue
+            ci = v.get("ratio_ci95")
+            half = (ci[1] - ci[0]) / 2 * 100 if ci else float("nan")
+            ratios.setdefault(m["mode"], []).append(v["ratio"])
+            row.append(f"{m['mode']} {v['ratio']:.4f} ±{half:.2f}pt")
+        aa = r.get("aa_control")
+        aa_s = f" A/A within CI: {aa['within_ci']}" if aa else ""
+        b = r.get("block_transactions")
+        print(f"  run {i}: {wall:5.1f} s wall, B={b}, rounds/reps={r['reps']}: " + "; ".join(row) + aa_s)
+    for mode, xs in ratios.items():
+        print(f"  spread {mode}: {(max(xs) - min(xs)) * 100:.2f} points over {len(xs)} runs")
+    host = [m for i in range(1, 6) for m in load(f"{sched}-{i}")[0]["modes"] if m["mode"] == "host"]
+for name in ("b1", "b10"):
+    r, wall = load(name)
+    print(f"== B={r.get('block_transactions')}: " + "; ".join(
+        f"{m['mode']} {m['latency_us']['mean']:.2f} µs" + (f" ratio {m['vs_host']['ratio']:.4f}" if m.get('vs_host') else "")
+        for m in r["modes"] if m.get("latency_us")))
+# per-mode mean latency: interleaved (blocks) vs steady runs of the same mode, same lab
+for mode in ("host", "bridge", "ptp", "macvlan"):
+    il = [m["latency_us"]["mean"] for i in range(1, 6) for m in load(f"interleaved-{i}")[0]["modes"] if m["mode"] == mode]
+    ru = [m["latency_us"]["mean"] for i in range(1, 6) for m in load(f"runs-{i}")[0]["modes"] if m["mode"] == mode]
+    a, b = sum(il) / len(il), sum(ru) / len(ru)
+    print(f"  {mode}: interleaved {a:.3f} µs vs steady runs {b:.3f} µs ({(a / b - 1) * 100:+.2f}%)")
+PY

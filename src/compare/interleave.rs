@@ -1,0 +1,189 @@
+//! The comparison's one measuring loop: a set of paths (the lab's modes with the A/A control,
+//! a remote's attached mode beside the host, the ablation's variants) measured with
+//! [`crate::measure`]'s interleaved schedule and turned into the report model's inputs.
+//! It must not build or change what it measures: callers make every path exist first.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use super::experiment::{CompareError, Progress};
+use super::model::{ModeInput, PairedInput, RepInput, Warning};
+use super::options::{CompareOptions, CpuPlacement};
+use crate::bench::RunSpec;
+use crate::lab::error_chain;
+use crate::measure::sockets::{self, MeasureError, PathSpec};
+use crate::measure::{paired, BlockSize, Ci, Stopped};
+
+/// What an interleaved set gave.
+pub(super) struct Measurement {
+    /// One per path, in the paths' order (the first is the baseline).
+    pub inputs: Vec<ModeInput>,
+    pub rounds: usize,
+    /// B (`None`: time-sliced blocks).
+    pub block_transactions: Option<u64>,
+    /// Mean block length, seconds.
+    pub block_s: f64,
+    /// e.g. "batch means (40 batches of 25 rounds)".
+    pub ci_method: String,
+    /// Sessions that did not end cleanly (kept, never dropped), and a precision target missed.
+    pub warnings: Vec<Warning>,
+}
+
+fn scale(c: Ci, k: f64) -> Ci {
+    Ci {
+        estimate: c.estimate * k,
+        ci95: c.ci95.map(|(lo, hi)| (lo * k, hi * k)),
+    }
+}
+
+/// The engine's settings for a placement (each path's server and namespace are its own).
+pub(super) fn template(opts: &CompareOptions, placement: CpuPlacement) -> RunSpec {
+    let (client_cpu, server_cpu) = CompareOptions::cpus_for(placement);
+    let any = ([127, 0, 0, 1], 1).into();
+    let mut spec = RunSpec::new(any, opts.test, opts.duration);
+    spec.warmup = opts.warmup;
+    spec.request_size = opts.request_size;
+    spec.response_size = opts.response_size;
+    spec.client_cpu = Some(client_cpu);
+    spec.server_cpu = Some(server_cpu);
+    spec
+}
+
+/// Measures `paths` (the first is the baseline) interleaved, as `opts` says.
+pub(super) fn measure(
+    opts: &CompareOptions,
+    paths: &[PathSpec],
+    placement: CpuPlacement,
+    stop: &Arc<AtomicBool>,
+    progress: &dyn Progress,
+) -> Result<Measurement, CompareError> {
+    let cfg = opts.schedule_config(paths.len());
+    let label = format!("{} paths interleaved", paths.len());
+    progress.run_started(placement.name(), &label, 1, 1);
+    let m =
+        sockets::measure(paths, &template(opts, placement), &cfg, stop).map_err(|e| match e {
+            MeasureError::Baseline { error, .. } => CompareError::Baseline(error),
+            e => CompareError::Invalid(error_chain(&e)),
+        })?;
+    if m.rounds.stopped == Stopped::Interrupted || stop.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(CompareError::Interrupted(""));
+    }
+    let rounds = m.rounds.rounds();
+    let k = paired::batches_for(rounds);
+    let mut inputs = Vec::with_capacity(paths.len());
+    for (i, (p, run)) in paths.iter().zip(m.runs).enumerate() {
+        let mut input = ModeInput {
+            mode: p.label.clone(),
+            unavailable: None,
+            reps: Vec::new(),
+            trace_run: None,
+            paired: None,
+        };
+        match (m.rounds.failed(i), run) {
+            (Some(e), _) => {
+                let why = error_chain(e);
+                progress.note(&format!("{}: run failed, left out: {why}", p.label));
+                input.unavailable = Some(format!("run failed: {why}"));
+            }
+            (None, None) => input.unavailable = Some("its session did not end cleanly".into()),
+            (None, Some(run)) => {
+                if let Some(mean) = m.rounds.mean_ci(i) {
+                    progress.run_finished(&p.label, mean.estimate / 1000.0);
+                    input.paired = Some(PairedInput {
+                        mean_us: scale(mean, 1e-3),
+                        vs_baseline: m.rounds.paired(i).map(|mut v| {
+                            v.delta = scale(v.delta, 1e-3);
+                            v
+                        }),
+                    });
+                }
+                input.reps.push(RepInput { run, probes: None });
+            }
+        }
+        inputs.push(input);
+    }
+    let mut warnings: Vec<Warning> = m
+        .cleanup
+        .iter()
+        .map(|(i, e)| Warning {
+            message: format!(
+                "{}: its session did not end cleanly: {}",
+                paths[*i].label,
+                error_chain(e)
+            ),
+            remedy: "check the server side (nslat serve) for errors".into(),
+        })
+        .collect();
+    if m.rounds.stopped == Stopped::Budget {
+        warnings.push(Warning {
+            message: format!(
+                "the measuring budget of {:.0} s was spent before every ratio's 95% CI was within \
+                 ±{} points",
+                opts.measure_budget.as_secs_f64(),
+                opts.target_ci_points
+            ),
+            remedy: "raise --budget, or keep the machine otherwise idle".into(),
+        });
+    }
+    let stalls: Vec<String> = paths
+        .iter()
+        .zip(&m.rounds.totals)
+        .filter(|(_, t)| t.transactions > 0)
+        .map(|(p, t)| {
+            format!(
+                "{} {:.2}%",
+                p.label,
+                t.stalls as f64 * 100.0 / t.transactions as f64
+            )
+        })
+        .collect();
+    let stall_note = if cfg.time_sliced {
+        "; stream blocks are time slices compared by time per MB (inverse throughput)".to_string()
+    } else if m.rounds.stall_ns == u64::MAX {
+        String::new()
+    } else {
+        format!(
+            "; transactions over {:.0} µs (stalls: the client preempted) left out of block means: {}",
+            m.rounds.stall_ns as f64 / 1e3,
+            stalls.join(", ")
+        )
+    };
+    let blocks = (rounds * paths.len()).max(1);
+    let (block_transactions, block_s) = match m.rounds.block {
+        BlockSize::Transactions(b) => (Some(b), m.rounds.measured_ns as f64 / blocks as f64 / 1e9),
+        BlockSize::Time(t) => (None, t.as_secs_f64()),
+    };
+    progress.note(&format!(
+        "{rounds} rounds of {} blocks, {}, {:.1} s measured ({})",
+        paths.len(),
+        match block_transactions {
+            Some(b) => format!("{b} transactions per block"),
+            None => format!("{:.1} ms slices", block_s * 1e3),
+        },
+        m.rounds.measured_ns as f64 / 1e9,
+        match m.rounds.stopped {
+            Stopped::Target => "every ratio within the target",
+            Stopped::Budget => "time budget spent",
+            Stopped::Time => "planned time spent",
+            Stopped::Interrupted => "interrupted",
+        }
+    ));
+    Ok(Measurement {
+        inputs,
+        rounds,
+        block_transactions,
+        block_s,
+        ci_method: if let Some(per) = rounds.checked_div(k) {
+            format!(
+                "{} ({k} batches of {per} rounds){stall_note}",
+                paired::METHOD
+            )
+        } else {
+            format!(
+                "{} (too few rounds for an interval){stall_note}",
+                paired::METHOD
+            )
+        },
+        warnings,
+    })
+}

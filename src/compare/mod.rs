@@ -6,9 +6,11 @@ mod experiment;
 mod model;
 mod options;
 mod remote;
+mod targets;
 
 pub use ablation::{explain_variants, ExplainVariant};
 pub use experiment::{run, CompareError, Progress, SilentProgress};
 pub use model::*;
 pub use options::{CompareOptions, CpuChoice, RepsChoice};
 pub use remote::RemoteTarget;
+pub use targets::{paired_ratio, run as run_targets, TargetOutcome, TargetPlan, LAB_PREFIX};

@@ -13,6 +13,7 @@ pub mod json;
 pub mod markdown;
 pub mod plots;
 pub mod table;
+pub mod targets;
 
 pub use self::csv::CsvExporter;
 pub use self::html::HtmlExporter;
@@ -222,6 +223,7 @@ pub fn sample_report() -> CompareReport {
             cpu_us_per_tx: Some(mean * 0.98),
         }],
         cdf: cdf(mean - 0.5),
+        target: None,
     };
     let vs = |d: f64, p: f64| VsHost {
         delta_us: d,
@@ -265,6 +267,7 @@ pub fn sample_report() -> CompareReport {
                 probes: ProbeFigures::default(),
                 reps: vec![],
                 cdf: vec![],
+                target: None,
             },
         ],
         explain: Some(explain_from_steps(

@@ -24,8 +24,8 @@ use crate::netns::{self, NetnsError};
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(400);
 
 /// The virtual Service address (kube-proxy's ClusterIP) and port the `service` check uses.
-pub const CLUSTER_IP: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 10);
-pub const CLUSTER_PORT: u16 = 80;
+pub const CLUSTER_IP: Ipv4Addr = plan::CLUSTER_IP;
+pub const CLUSTER_PORT: u16 = plan::CLUSTER_PORT;
 
 /// Names of the checks, in report order.
 pub const CHECKS: [&str; 8] = [
@@ -187,33 +187,22 @@ struct Target {
     addr: Ipv4Addr,
     /// A hybrid's address on its side veth to the node.
     side_addr: Option<Ipv4Addr>,
+    /// The remote's address this mode's traffic targets.
+    server: Ipv4Addr,
 }
 
-fn is_child_of_nic(mode: Mode) -> bool {
-    matches!(
-        mode,
-        Mode::Macvlan
-            | Mode::IpvlanL2
-            | Mode::IpvlanL3
-            | Mode::IpvlanL3s
-            | Mode::MacvlanVeth
-            | Mode::IpvlanVeth
-    )
-}
-
-/// The explanation for a failed check, by what the mode is.
+/// The explanation for a failed check: the mode's driver says why its kind of attachment
+/// fails it, with the attempt's error beside.
 fn why_failed(check: &str, mode: Mode, shim: bool, error: &str) -> String {
-    let cause = match (check, is_child_of_nic(mode)) {
-        ("service", true) => "traffic leaves through the parent device without passing the node's netfilter hooks, so the node's Service DNAT never sees it (fix: the +veth hybrid)",
-        ("node_to_container" | "container_to_node", true) if !shim => "macvlan/ipvlan children cannot talk to their parent device: the node's traffic goes out of eth0 and never comes back (fix: --host-shim)",
-        ("policy" | "policy_service", true) => "the container's traffic leaves through the parent device without passing the node's forward/input hooks, so a host-enforced policy does not apply",
-        _ => "",
-    };
-    if cause.is_empty() {
-        error.to_string()
-    } else {
-        format!("{cause} ({error})")
+    match mode.driver().why(check_name(check), shim) {
+        Some(cause) => format!("{cause} ({error})"),
+        None => error.to_string(),
     }
+}
+
+/// `check` as one of [`CHECKS`] (the drivers' explanations are keyed by these).
+fn check_name(check: &str) -> &'static str {
+    CHECKS.iter().copied().find(|c| *c == check).unwrap_or("")
 }
 
 /// Records a check's outcome and, when it failed, why.
@@ -313,7 +302,6 @@ pub fn run(lab: &Lab, modes: &[Mode]) -> Result<CheckMatrix, CheckError> {
     let cleanup = RuleCleanup { lab };
 
     let service = SocketAddr::new(CLUSTER_IP.into(), CLUSTER_PORT);
-    let to_remote = SocketAddr::new(remote_addr.into(), remote_echo.port);
     let mut rows = Vec::new();
     for &mode in modes {
         let mut row = ModeChecks {
@@ -325,7 +313,8 @@ pub fn run(lab: &Lab, modes: &[Mode]) -> Result<CheckMatrix, CheckError> {
                 mode,
                 netns: info.netns.clone(),
                 addr: info.addr,
-                side_addr: plan::side_addr(mode),
+                side_addr: mode.driver().plan().side,
+                server: info.server,
             },
             Some(Err(reason)) => {
                 row.reason = Some(reason.clone());
@@ -339,7 +328,10 @@ pub fn run(lab: &Lab, modes: &[Mode]) -> Result<CheckMatrix, CheckError> {
             }
         };
         row.available = true;
-        let is_host = mode == Mode::Host;
+        let is_host = !mode.traits().own_namespace;
+        // The remote as the mode reaches it (its wire address, or its pod-subnet address for
+        // an overlay); the echo listens on every address of the remote.
+        let to_remote = SocketAddr::new(target.server.into(), remote_echo.port);
         // One TCP exchange `from` → `to`, recorded as `check` (with the reason when it fails).
         let tcp = |row: &mut ModeChecks, check: &str, from: &Path, to: SocketAddr| {
             record(row, check, attempt(from, to), shim, mode)
@@ -354,11 +346,19 @@ pub fn run(lab: &Lab, modes: &[Mode]) -> Result<CheckMatrix, CheckError> {
             row.node_to_container = tcp(&mut row, "node_to_container", &node, at_container);
             row.container_to_node = tcp(&mut row, "container_to_node", &target.netns, at_node);
             row.remote_to_container = tcp(&mut row, "remote_to_container", &remote, at_container);
-            if mode == Mode::Bridge && row.remote_to_container == Some(true) {
-                row.why.insert(
-                    "remote_to_container".into(),
-                    "works because the lab routes the bridge subnet via the node; with Docker's NAT a real remote has no route to the container's private address (publish a port instead)".into(),
-                );
+            let passed = [
+                ("service", row.service),
+                ("container_to_remote", row.container_to_remote),
+                ("node_to_container", row.node_to_container),
+                ("container_to_node", row.container_to_node),
+                ("remote_to_container", row.remote_to_container),
+            ];
+            for (check, outcome) in passed {
+                if outcome == Some(true) {
+                    if let Some(note) = mode.driver().note_when_passing(check) {
+                        row.why.insert(check.into(), note.into());
+                    }
+                }
             }
             policy_checks(&mut row, lab, &target, to_remote, service, shim)?;
         }

@@ -58,6 +58,23 @@ pub enum NatLevel {
     Masquerade,
 }
 
+impl NatLevel {
+    /// The words users read: "none", "conntrack only", "MASQUERADE".
+    pub fn name(self) -> &'static str {
+        match self {
+            NatLevel::None => "none",
+            NatLevel::ConntrackOnly => "conntrack only",
+            NatLevel::Masquerade => "MASQUERADE",
+        }
+    }
+}
+
+impl std::fmt::Display for NatLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// An IPv4 subnet `addr/len`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Subnet4 {

@@ -2,12 +2,18 @@
 //!
 //! The binary only parses the command line and calls into this library; see `DESIGN.md`.
 
+pub mod attach;
 pub mod bench;
+pub mod bpf;
 pub mod check;
 pub mod cli;
 pub mod compare;
+pub mod deploy;
 pub mod firewall;
+pub mod fleet;
 pub mod lab;
+pub mod measure;
+pub mod measure_lock;
 pub mod netlink;
 pub mod netns;
 pub mod probe;

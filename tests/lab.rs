@@ -28,7 +28,7 @@ fn every_available_mode_talks_tcp_to_the_remote_and_down_leaves_nothing() {
     let root = common::RootSnapshot::take();
     let name = common::unique("all");
     let guard = LabGuard(name.clone());
-    let lab = Lab::up(&spec(&name, &Mode::ALL, true)).expect("lab up");
+    let lab = Lab::up(&spec(&name, Mode::ALL, true)).expect("lab up");
     let server = PeerServer::start(lab.remote_netns());
     let mut built = 0;
     for (mode, status) in lab.modes() {
@@ -572,8 +572,8 @@ fn bad_input_is_one_line_exit_2_and_changes_nothing() {
         ctr_links
     );
     assert!(
-        !std::path::Path::new(lab::attach::ATTACH_DIR).exists()
-            || std::fs::read_dir(lab::attach::ATTACH_DIR)
+        !std::path::Path::new(nslat::attach::ATTACH_DIR).exists()
+            || std::fs::read_dir(nslat::attach::ATTACH_DIR)
                 .unwrap()
                 .flatten()
                 .all(|e| !e.file_name().to_string_lossy().contains(&ctr))

@@ -21,13 +21,13 @@ pub const DATA_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Cuts a run short by shutting its data socket down if it outlives its deadline. The data
 /// sockets carry no timeouts: a socket timeout arms a kernel timer on every blocking receive.
-struct Watchdog {
+pub(crate) struct Watchdog {
     tx: Option<std::sync::mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<bool>>,
 }
 
 impl Watchdog {
-    fn arm(after: Duration, fd: Option<std::os::fd::OwnedFd>) -> Watchdog {
+    pub(crate) fn arm(after: Duration, fd: Option<std::os::fd::OwnedFd>) -> Watchdog {
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("nslat-watchdog".into())
@@ -52,7 +52,7 @@ impl Watchdog {
     }
 
     /// Stops the watchdog; true if it had fired.
-    fn disarm(mut self) -> bool {
+    pub(crate) fn disarm(mut self) -> bool {
         self.tx.take();
         self.thread
             .take()
@@ -76,12 +76,22 @@ pub enum ClientError {
     Refused(String),
     #[error("the server is busy: {0}")]
     Busy(String),
+    #[error("{addr} is not an nslat server (it answered like {what}): give the address and port of an `nslat serve`")]
+    NotNslat { addr: SocketAddr, what: String },
     #[error("control connection to the server: {0}")]
-    Control(#[from] ControlError),
+    Control(ControlError),
     #[error("{what}: {error}")]
     Io { what: String, error: io::Error },
     #[error(transparent)]
     Netns(#[from] NetnsError),
+}
+
+// By hand, not `#[from]`: the message already holds the control error, and as a source too it
+// would print twice in an error chain.
+impl From<ControlError> for ClientError {
+    fn from(e: ControlError) -> Self {
+        ClientError::Control(e)
+    }
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> ClientError {
@@ -141,7 +151,7 @@ pub fn run(spec: &RunSpec) -> Result<RunResult, ClientError> {
     netns::run_in(ns.as_deref(), move || run_here(&spec))
 }
 
-fn handshake(spec: &RunSpec) -> Result<(TcpStream, u16), ClientError> {
+pub(crate) fn handshake(spec: &RunSpec) -> Result<(TcpStream, u16), ClientError> {
     let mut ctl = TcpStream::connect_timeout(&spec.server, CONTROL_TIMEOUT).map_err(|error| {
         ClientError::Connect {
             addr: spec.server,
@@ -164,7 +174,16 @@ fn handshake(spec: &RunSpec) -> Result<(TcpStream, u16), ClientError> {
         duration_ms: total.as_millis() as u64,
     };
     write_message(&mut ctl, &Message::Hello(hello))?;
-    let body = read_body(&mut ctl, Instant::now() + CONTROL_TIMEOUT, &|| true)?;
+    let body = match read_body(&mut ctl, Instant::now() + CONTROL_TIMEOUT, &|| true) {
+        Ok(b) => b,
+        Err(ControlError::Foreign(what)) => {
+            return Err(ClientError::NotNslat {
+                addr: spec.server,
+                what,
+            })
+        }
+        Err(e) => return Err(e.into()),
+    };
     let port = match decode_body(&body) {
         Ok(Message::Ack { version, data_port }) if version == PROTOCOL_VERSION => data_port,
         Ok(Message::Ack { version, .. }) => {
@@ -189,7 +208,7 @@ fn handshake(spec: &RunSpec) -> Result<(TcpStream, u16), ClientError> {
             })
         }
         Ok(other) => {
-            return Err(ControlError::Garbled(format!("expected ack, got {other:?}")).into())
+            return Err(ControlError::Garbled(format!("expected ack, got {}", other.kind())).into())
         }
         Err(e) => {
             return Err(match peek_version(&body) {
@@ -204,7 +223,7 @@ fn handshake(spec: &RunSpec) -> Result<(TcpStream, u16), ClientError> {
     Ok((ctl, port))
 }
 
-fn connect_data(addr: SocketAddr) -> Result<TcpStream, ClientError> {
+pub(crate) fn connect_data(addr: SocketAddr) -> Result<TcpStream, ClientError> {
     let s = TcpStream::connect_timeout(&addr, CONTROL_TIMEOUT)
         .map_err(io_err(format!("opening the data connection to {addr}")))?;
     s.set_nodelay(true).map_err(io_err("data socket options"))?;
@@ -288,17 +307,27 @@ fn run_here(spec: &RunSpec) -> Result<RunResult, ClientError> {
     }
     let (out, bytes) = looped?;
     // The data socket is closed by now: the server's data loop ends on its own.
-    write_message(&mut ctl, &Message::Done { server: None })?;
-    let server = match read_message(&mut ctl, Instant::now() + CONTROL_TIMEOUT, &|| true)? {
-        Message::Done { server: Some(s) } => s,
-        Message::Done { server: None } => ServerDone::default(),
-        other => return Err(ControlError::Garbled(format!("expected done, got {other:?}")).into()),
-    };
-    let _ = write_message(&mut ctl, &Message::Bye);
+    let server = finish_session(&mut ctl)?;
     Ok(result(spec, &out, bytes, &server, hist))
 }
 
-fn result(
+/// Ends a session whose data socket is closed: done, the server's figures, bye.
+pub(crate) fn finish_session(ctl: &mut TcpStream) -> Result<ServerDone, ClientError> {
+    write_message(ctl, &Message::Done { server: None })?;
+    let server = match read_message(ctl, Instant::now() + CONTROL_TIMEOUT, &|| true)? {
+        Message::Done { server: Some(s) } => s,
+        Message::Done { server: None } => ServerDone::default(),
+        other => {
+            return Err(
+                ControlError::Garbled(format!("expected done, got {}", other.kind())).into(),
+            )
+        }
+    };
+    let _ = write_message(ctl, &Message::Bye);
+    Ok(server)
+}
+
+pub(crate) fn result(
     spec: &RunSpec,
     out: &LoopOutcome,
     bytes: u64,

@@ -25,6 +25,9 @@ pub const MAX_MESSAGE: usize = 64 * 1024;
 pub enum ControlError {
     #[error("control message of {0} bytes is larger than the limit of {MAX_MESSAGE} bytes")]
     TooLarge(usize),
+    /// The first bytes are text where a length prefix belongs: another protocol answered.
+    #[error("the peer does not speak nslat's control protocol (it spoke like {0})")]
+    Foreign(String),
     #[error("empty control message")]
     Empty,
     #[error("control message is truncated (peer closed the connection mid-message)")]
@@ -104,6 +107,19 @@ pub enum Message {
     Bye,
 }
 
+impl Message {
+    /// The message's type as it is on the wire: hello, ack, refused, done, bye.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Hello(_) => "hello",
+            Message::Ack { .. } => "ack",
+            Message::Refused { .. } => "refused",
+            Message::Done { .. } => "done",
+            Message::Bye => "bye",
+        }
+    }
+}
+
 /// Just the version of a message, for telling a version mismatch from garbage.
 #[derive(Deserialize)]
 struct VersionOnly {
@@ -119,14 +135,45 @@ pub fn encode(msg: &Message) -> Vec<u8> {
     out
 }
 
-/// Checks a length prefix, before anything is allocated for the body.
+/// Checks a length prefix, before anything is allocated for the body. A prefix that is text
+/// (a real one is below 64 KiB, so its first two bytes are zero) means another protocol spoke:
+/// [`ControlError::Foreign`] names it.
 pub fn check_len(prefix: [u8; 4]) -> Result<usize, ControlError> {
     let len = u32::from_be_bytes(prefix) as usize;
     match len {
         0 => Err(ControlError::Empty),
-        n if n > MAX_MESSAGE => Err(ControlError::TooLarge(n)),
+        n if n > MAX_MESSAGE => Err(match foreign_protocol(&prefix) {
+            Some(what) => ControlError::Foreign(what),
+            None => ControlError::TooLarge(n),
+        }),
         n => Ok(n),
     }
+}
+
+/// Which text protocol first bytes look like ("HTTP", "SSH", ...), or `None` for binary.
+pub fn foreign_protocol(first: &[u8]) -> Option<String> {
+    let text = |b: &u8| b.is_ascii_graphic() || *b == b' ' || *b == b'\r' || *b == b'\n';
+    if first.is_empty() || !first.iter().all(text) {
+        return None;
+    }
+    let known: [(&[u8], &str); 9] = [
+        (b"HTTP", "HTTP"),
+        (b"GET ", "HTTP"),
+        (b"POST", "HTTP"),
+        (b"HEAD", "HTTP"),
+        (b"SSH-", "SSH"),
+        (b"220", "SMTP or FTP"),
+        (b"+OK", "POP3"),
+        (b"* OK", "IMAP"),
+        (b"-ERR", "Redis"),
+    ];
+    for (start, what) in known {
+        if first.starts_with(start) || start.starts_with(first) && first.len() >= 3 {
+            return Some(what.to_string());
+        }
+    }
+    let shown: String = first.iter().map(|&b| b as char).collect();
+    Some(format!("text ('{}')", shown.trim_end()))
 }
 
 /// Parses a message body (without the length prefix).
@@ -232,6 +279,23 @@ mod tests {
             server_cpu: Some(1),
             duration_ms: 11_000,
         }
+    }
+
+    #[test]
+    fn other_protocols_are_named_not_taken_for_a_huge_length() {
+        let e = check_len(*b"HTTP").unwrap_err();
+        assert!(matches!(&e, ControlError::Foreign(w) if w == "HTTP"), "{e}");
+        assert!(e.to_string().contains("spoke like HTTP"));
+        assert!(matches!(check_len(*b"SSH-"), Err(ControlError::Foreign(w)) if w == "SSH"));
+        assert!(
+            matches!(check_len(*b"zzzz"), Err(ControlError::Foreign(w)) if w == "text ('zzzz')")
+        );
+        // A binary length above the limit stays a size error; a real one passes.
+        assert!(matches!(
+            check_len([0x7f, 0, 0, 1]),
+            Err(ControlError::TooLarge(_))
+        ));
+        assert_eq!(check_len([0, 0, 1, 0]).unwrap(), 256);
     }
 
     fn all_messages() -> Vec<Message> {

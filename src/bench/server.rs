@@ -398,7 +398,7 @@ fn session_inner(
         Ok(Message::Hello(h)) => h,
         Ok(other) => {
             refuse(conn, RefuseCode::BadRequest, "expected a hello message");
-            return Err(format!("expected hello, got {other:?}"));
+            return Err(format!("expected hello, got {}", other.kind()));
         }
         Err(e) => {
             match peek_version(&body) {
@@ -491,13 +491,19 @@ fn session_inner(
         .map_err(|_| "the data thread panicked".to_string())?;
     match done {
         Ok(Message::Done { .. }) => {}
-        Ok(other) => return Err(format!("expected done, got {other:?}")),
+        Ok(other) => return Err(format!("expected done, got {}", other.kind())),
         Err(e) => return Err(format!("{} ended early: {e}", hello.test)),
     }
     let served = served.map_err(|e| format!("{} data: {e}", hello.test))?;
     let summary = format!(
-        "{} done: {} transactions, {} bytes, server CPU {:?}",
-        hello.test, served.transactions, served.bytes, served.cpu
+        "{} done: {} transactions, {} bytes, server {}",
+        hello.test,
+        served.transactions,
+        served.bytes,
+        match served.cpu {
+            Some(c) => format!("pinned to CPU {c}"),
+            None => "not pinned".to_string(),
+        }
     );
     write_message(
         conn,

@@ -1,6 +1,6 @@
 //! `nslat attach` and `nslat detach`.
 
-use crate::lab::attach::{self, AttachSpec, Target};
+use crate::attach::{self, AttachSpec, Target};
 use crate::target::{Source, TargetSpec};
 
 #[derive(Debug, clap::Args)]
@@ -75,7 +75,7 @@ pub struct AttachArgs {
     service_veth: bool,
     /// The Service network routed through the --service-veth veth (your cluster's Service CIDR,
     /// e.g. 10.96.0.0/12).
-    #[arg(long, value_name = "CIDR", requires = "service_veth", default_value = attach::DEFAULT_SERVICE_CIDR)]
+    #[arg(long, value_name = "CIDR", requires = "service_veth", default_value = crate::lab::plan::CLUSTER_CIDR)]
     service_cidr: String,
 }
 
@@ -126,7 +126,7 @@ pub fn run_attach(args: AttachArgs) -> anyhow::Result<()> {
         eprintln!("warning: {w}");
     }
     println!(
-        "attached {:?} {} ({}/{}) to {} (parent {}); undo with `nslat detach --netns {}`",
+        "attached {} {} ({}/{}) to {} (parent {}); undo with `nslat detach --netns {}`",
         rec.mode,
         rec.ifname,
         rec.addr,

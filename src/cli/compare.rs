@@ -7,12 +7,12 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::run::{parse_host, parse_positive_secs, parse_rr_sizes, parse_secs, Family};
+use super::run::{parse_host, parse_positive_secs, parse_rr_sizes, parse_secs, Family, LockArgs};
 use crate::bench::TestKind;
 use crate::compare::{
     self, CompareOptions, CompareReport, CpuChoice, Progress, RemoteTarget, RepsChoice, TargetPlan,
 };
-use crate::lab::{mode, Mode};
+use crate::lab::{self, mode, Mode};
 use crate::report::{self, CsvExporter, Exporter, JsonExporter, MarkdownExporter, TableExporter};
 use crate::target::TargetSpec;
 
@@ -104,6 +104,18 @@ pub struct CompareArgs {
         requires = "remote"
     )]
     machine_netns: Option<String>,
+    #[command(flatten)]
+    lock: LockArgs,
+    /// Name the machine this runs on in the report's `pair` (for `nslat report merge`)
+    /// [default: the host name]. Setting --node, --peer or --peer-network records the pair.
+    #[arg(long, value_name = "NAME")]
+    node: Option<String>,
+    /// Name the machine the server runs on in the report's `pair` [default: the --remote address].
+    #[arg(long, value_name = "NAME")]
+    peer: Option<String>,
+    /// Which of the peer's networks the server listens on, for the report's `pair`: host or pod.
+    #[arg(long, value_name = "host|pod")]
+    peer_network: Option<crate::compare::PeerNetwork>,
     /// Write the report as JSON to PATH.
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
@@ -253,6 +265,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         None => None,
         Some(host) => Some(remote_target(&args, host)?),
     };
+    let pair = pair_label(&args);
     let opts = CompareOptions {
         modes: args.modes.0,
         test: args.test,
@@ -270,9 +283,35 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         ..CompareOptions::default()
     };
 
+    let mut cpus: Vec<usize> = Vec::new();
+    for placement in opts.cpu.placements() {
+        let (c, s) = CompareOptions::cpus_for(placement);
+        cpus.extend([c, s]);
+    }
+    let lock = args.lock.acquire(&cpus)?;
+    if opts.remote.is_none() && crate::netns::is_root() {
+        remove_stale_labs();
+    }
+
     let progress = CliProgress::new();
-    let reports = compare::run(&opts, &progress).context("compare")?;
+    let mut reports = compare::run(&opts, &progress).context("compare")?;
     progress.done();
+    if opts.keep_lab && opts.lab.is_none() && opts.remote.is_none() {
+        // Kept: no later compare may take it for a crashed one's.
+        let name = lab::inventory::compare_lab_name(std::process::id());
+        if let Err(e) = lab::inventory::keep(&name) {
+            eprintln!("warning: lab '{name}' may be removed by a later compare: {e}");
+        }
+    }
+    if let Some(c) = &lock.contention {
+        for r in &mut reports {
+            r.flags.insert(0, c.describe());
+        }
+    }
+    drop(lock);
+    for r in &mut reports {
+        r.pair = pair.clone();
+    }
 
     let several = reports.len() > 1;
     let mut stdout = std::io::stdout().lock();
@@ -324,9 +363,26 @@ fn run_targets(args: CompareArgs) -> anyhow::Result<()> {
         lab_figures: !args.no_lab,
     };
     let opts = options(&args);
+    let pair = pair_label(&args);
+    let mut cpus: Vec<usize> = Vec::new();
+    for placement in opts.cpu.placements() {
+        let (c, s) = CompareOptions::cpus_for(placement);
+        cpus.extend([c, s]);
+    }
+    let lock = args.lock.acquire(&cpus)?;
+    if crate::netns::is_root() {
+        remove_stale_labs();
+    }
     let progress = CliProgress::new();
-    let outcome = compare::run_targets(&opts, &plan, &progress).context("compare")?;
+    let mut outcome = compare::run_targets(&opts, &plan, &progress).context("compare")?;
     progress.done();
+    for r in &mut outcome.reports {
+        if let Some(c) = &lock.contention {
+            r.flags.insert(0, c.describe());
+        }
+        r.pair = pair.clone();
+    }
+    drop(lock);
     let several = outcome.reports.len() > 1;
     let mut stdout = std::io::stdout().lock();
     for r in &outcome.reports {
@@ -353,10 +409,56 @@ fn run_targets(args: CompareArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Removes the labs of compares that are gone (kill -9, a crash) and says so, one line each.
+fn remove_stale_labs() {
+    for (e, result) in lab::inventory::remove_stale_compare_labs() {
+        let owner = e.owner.map(|p| format!(" (pid {p})")).unwrap_or_default();
+        match result {
+            Ok(r) if r.errors.is_empty() => eprintln!(
+                "removed stale lab '{}': its compare{owner} is gone ({} namespaces)",
+                e.name,
+                r.removed.len()
+            ),
+            Ok(r) => eprintln!(
+                "warning: stale lab '{}' of a compare that is gone{owner} only partly removed: {}",
+                e.name,
+                r.errors.join("; ")
+            ),
+            Err(err) => eprintln!(
+                "warning: stale lab '{}' of a compare that is gone{owner} not removed: {}",
+                e.name,
+                lab::error_chain(&err)
+            ),
+        }
+    }
+}
+
+/// `--node`/`--peer`/`--peer-network`: the pair the report is labelled with, if any was given.
+fn pair_label(args: &CompareArgs) -> Option<crate::compare::PairLabel> {
+    if args.node.is_none() && args.peer.is_none() && args.peer_network.is_none() {
+        return None;
+    }
+    Some(crate::compare::PairLabel {
+        node: args
+            .node
+            .clone()
+            .or_else(crate::compare::host_name)
+            .unwrap_or_else(|| "this machine".into()),
+        peer: args
+            .peer
+            .clone()
+            .or_else(|| args.remote.clone())
+            .unwrap_or_else(|| "lab remote".into()),
+        peer_network: args
+            .peer_network
+            .unwrap_or(crate::compare::PeerNetwork::Host),
+    })
+}
+
 fn remote_target(args: &CompareArgs, host: &str) -> anyhow::Result<RemoteTarget> {
     let server = parse_host(host, Family::Any).map_err(|e| anyhow::anyhow!("--remote: {e}"))?;
     let cidr = args.addr.as_deref().unwrap_or_default();
-    let (addr, prefix) = crate::lab::attach::parse_cidr(cidr)?;
+    let (addr, prefix) = crate::attach::parse_cidr(cidr)?;
     let machine_netns = match &args.machine_netns {
         Some(ns) => Some(crate::netns::resolve(ns)?),
         None => None,

@@ -1,11 +1,11 @@
-//! `nslat lab up|down|status`.
+//! `nslat lab up|down|status|list`.
 
 use std::io::Write;
 use std::time::Instant;
 
 use anyhow::Context;
 
-use crate::lab::{self, mode, Lab, LabSpec, Mode};
+use crate::lab::{self, inventory, mode, Lab, LabSpec, Mode};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum LabCommand {
@@ -15,6 +15,15 @@ pub enum LabCommand {
     Down(NameArg),
     /// Show a lab's modes, namespaces, addresses and availability.
     Status(StatusArgs),
+    /// List the labs on this machine: name, owner process, alive/stale/kept, age.
+    List(ListArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -54,13 +63,83 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<()> {
         LabCommand::Up(a) => up(a),
         LabCommand::Down(a) => down(a),
         LabCommand::Status(a) => status(a),
+        LabCommand::List(a) => list(a),
     }
+}
+
+fn list(a: ListArgs) -> anyhow::Result<()> {
+    let entries = inventory::list();
+    if a.json {
+        let labs: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|e| match e {
+                Ok(e) => serde_json::json!({
+                    "name": e.name, "owner_pid": e.owner, "status": e.liveness.name(),
+                    "age_s": e.age.map(|a| a.as_secs()), "complete": e.complete, "modes": e.modes,
+                }),
+                Err((name, err)) => serde_json::json!({
+                    "name": name, "status": "unreadable", "error": lab::error_chain(err),
+                }),
+            })
+            .collect();
+        let j = serde_json::to_string_pretty(&labs).context("encoding the list")?;
+        let _ = writeln!(std::io::stdout().lock(), "{j}");
+        return Ok(());
+    }
+    if entries.is_empty() {
+        println!("no labs (build one with `nslat lab up`)");
+        return Ok(());
+    }
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::NOTHING);
+    t.set_header(["lab", "owner", "status", "age", "modes"]);
+    let mut stale = Vec::new();
+    for e in &entries {
+        match e {
+            Ok(e) => {
+                let owner = match e.owner {
+                    Some(pid) => format!("pid {pid}"),
+                    None => "—".into(),
+                };
+                let status = match (e.liveness, e.complete) {
+                    (l, false) => format!("{l}, unfinished"),
+                    (l, true) => l.to_string(),
+                };
+                if e.liveness == inventory::Liveness::Stale {
+                    stale.push(e.name.clone());
+                }
+                t.add_row([
+                    e.name.clone(),
+                    owner,
+                    status,
+                    e.age
+                        .map(inventory::human_age)
+                        .unwrap_or_else(|| "—".into()),
+                    e.modes.join(","),
+                ]);
+            }
+            Err((name, err)) => {
+                t.add_row([
+                    name.clone(),
+                    "—".into(),
+                    format!("unreadable: {}", lab::error_chain(err)),
+                    "—".into(),
+                    String::new(),
+                ]);
+            }
+        }
+    }
+    println!("{t}");
+    for name in stale {
+        println!("stale: its owner is gone; remove it with `nslat lab down --name {name}`");
+    }
+    Ok(())
 }
 
 fn up(a: UpArgs) -> anyhow::Result<()> {
     let modes = match &a.modes {
         Some(list) => mode::parse_list(list)?,
-        None => Mode::DEFAULT.to_vec(),
+        None => Mode::defaults(),
     };
     let spec = LabSpec {
         name: a.name.name.clone(),
@@ -110,6 +189,13 @@ fn down(a: NameArg) -> anyhow::Result<()> {
 
 fn status(a: StatusArgs) -> anyhow::Result<()> {
     let lab = Lab::open(&a.name.name)?;
+    // Only what exists: a mode that could not be built has a recorded name and no namespace.
+    let existing: Vec<&String> = lab
+        .state()
+        .namespaces
+        .iter()
+        .filter(|n| crate::netns::path_of(n).exists())
+        .collect();
     if a.json {
         let modes: Vec<serde_json::Value> = lab
             .modes()
@@ -128,7 +214,7 @@ fn status(a: StatusArgs) -> anyhow::Result<()> {
             "ipv6": lab.ipv6(),
             "host_shim": lab.state().host_shim,
             "nat": lab.nat(),
-            "namespaces": lab.state().namespaces,
+            "namespaces": existing,
             "modes": modes,
         });
         let j = serde_json::to_string_pretty(&doc).context("encoding the status")?;
@@ -166,7 +252,7 @@ fn status(a: StatusArgs) -> anyhow::Result<()> {
         }
     }
     println!(
-        "lab '{}': remote {} ({}), node {} ({}), NAT {:?}",
+        "lab '{}': remote {} ({}), node {} ({}), NAT {}",
         lab.name(),
         lab.remote_addr(),
         lab.remote_netns().display(),

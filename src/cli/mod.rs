@@ -7,7 +7,9 @@ use clap::{Parser, Subcommand};
 mod attach;
 mod check;
 mod compare;
+mod deploy;
 mod lab;
+mod report;
 mod run;
 mod serve;
 
@@ -53,6 +55,12 @@ enum Command {
     Compare(compare::CompareArgs),
     /// Check which features (Services, node access, policy) each mode keeps.
     Check(check::CheckArgs),
+    /// Work with saved reports: merge compare JSON files into one fleet report.
+    #[command(subcommand)]
+    Report(report::ReportCommand),
+    /// Render what measures a Kubernetes cluster: the Job for one node pair.
+    #[command(subcommand)]
+    Deploy(deploy::DeployCommand),
 }
 
 /// Parses the command line, runs the command, prints errors as one line, and maps them to an exit status.
@@ -81,10 +89,30 @@ pub fn main() -> ExitCode {
             ExitCode::from(EXIT_PARTIAL)
         }
         Err(e) => {
-            eprintln!("Error: {e:#}");
+            eprintln!(
+                "Error: {}",
+                one_line_chain(e.chain().map(|c| c.to_string()))
+            );
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+/// An error and its causes as one line, `a: b: c`, leaving out a cause whose text the line
+/// already holds (an error that prints its source in its own message as well).
+fn one_line_chain(messages: impl Iterator<Item = String>) -> String {
+    let mut line = String::new();
+    for m in messages {
+        let m = m.replace('\n', " ");
+        if m.is_empty() || line.contains(&m) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&m);
+    }
+    line
 }
 
 /// `nslat` or `nslat lab` without a subcommand: which command needs one, and the choices.
@@ -141,6 +169,8 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Detach(args) => attach::run_detach(args),
         Command::Compare(args) => compare::run(args),
         Command::Check(args) => check::run(args),
+        Command::Report(cmd) => report::run(cmd),
+        Command::Deploy(cmd) => deploy::run(cmd),
     }
 }
 
@@ -174,6 +204,21 @@ mod tests {
         assert!(line.contains("up, down, status"), "{line}");
         let line = missing_subcommand(&["nslat".into()]);
         assert!(line.contains("serve, run, lab"), "{line}");
+    }
+
+    #[test]
+    fn error_chains_print_each_cause_once() {
+        let chain = ["compare", "control connection: too large", "too large"];
+        assert_eq!(
+            one_line_chain(chain.iter().map(|s| s.to_string())),
+            "compare: control connection: too large"
+        );
+        let e = anyhow::anyhow!(crate::bench::client::ClientError::from(
+            crate::bench::control::ControlError::TooLarge(1 << 30)
+        ))
+        .context("TCP_RR to 127.0.0.1:1");
+        let line = one_line_chain(e.chain().map(|c| c.to_string()));
+        assert_eq!(line.matches("larger than the limit").count(), 1, "{line}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use anyhow::Context;
 use comfy_table::{presets, Cell, CellAlignment, Table};
 
 use crate::bench::{self, timing::nproc, RunResult, RunSpec, TestKind};
+use crate::measure_lock::{self, LockPolicy, MeasureLock};
 use crate::netns;
 
 #[derive(Debug, clap::Args)]
@@ -67,6 +68,41 @@ pub struct RunArgs {
     /// Token the server asks for (`nslat serve --token`)
     #[arg(long, value_name = "SECRET")]
     token: Option<String>,
+    #[command(flatten)]
+    lock: LockArgs,
+}
+
+/// What a measurement does when another nslat measurement holds its CPUs (see
+/// [`crate::measure_lock`]): wait (bounded), refuse (`--lock-wait 0`), or `--force`.
+#[derive(Debug, clap::Args)]
+pub struct LockArgs {
+    /// Longest wait for CPUs another nslat measurement is using (0: refuse at once)
+    #[arg(long, value_name = "SECS", allow_hyphen_values = true, default_value = "120", value_parser = parse_secs)]
+    lock_wait: Duration,
+    /// Measure even while another nslat measurement uses the same CPUs (the result is flagged)
+    #[arg(long)]
+    force: bool,
+}
+
+impl LockArgs {
+    /// Takes the measurement lock on `cpus`, saying on stderr when it waits.
+    pub fn acquire(&self, cpus: &[usize]) -> anyhow::Result<MeasureLock> {
+        let policy = if self.force {
+            LockPolicy::Force
+        } else {
+            LockPolicy::Wait(self.lock_wait)
+        };
+        let lock = MeasureLock::acquire(
+            cpus,
+            &measure_lock::this_command(),
+            policy,
+            &mut |line: &str| eprintln!("{line}"),
+        )?;
+        if let Some(c) = &lock.contention {
+            eprintln!("warning: {}", c.describe());
+        }
+        Ok(lock)
+    }
 }
 
 /// IP family restriction from -4 / -6.
@@ -285,10 +321,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     spec.netns = ns;
     spec.token = args.token;
+    let lock = args.lock.acquire(&lock_cpus(&spec))?;
     let result = bench::client::run(&spec).with_context(|| format!("{} to {server}", args.test))?;
+    let flag = lock.contention.as_ref().map(|c| c.describe());
+    drop(lock);
     if args.json {
         let mut v = serde_json::to_value(&result)?;
         if let Some(m) = v.as_object_mut() {
+            if let Some(f) = &flag {
+                m.insert("flags".into(), vec![f.clone()].into());
+            }
             m.insert("server".into(), server.to_string().into());
             if !args.test.is_request_response() {
                 m.insert("send_size".into(), spec.send_size.into());
@@ -297,8 +339,24 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         print!("{}", human(&spec, &result));
+        if let Some(f) = &flag {
+            println!("FLAGGED: {f}");
+        }
     }
     Ok(())
+}
+
+/// The CPUs a run measures on: the client's (every CPU when it is not pinned), and the server's
+/// when the server is on this machine (a loopback address).
+fn lock_cpus(spec: &RunSpec) -> Vec<usize> {
+    let mut cpus = match spec.client_cpu {
+        Some(c) => vec![c],
+        None => (0..nproc()).collect(),
+    };
+    if let (Some(s), true) = (spec.server_cpu, spec.server.ip().is_loopback()) {
+        cpus.push(s);
+    }
+    cpus
 }
 
 fn cpu_name(c: Option<usize>) -> String {

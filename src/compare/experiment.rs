@@ -1,7 +1,8 @@
 //! Running a comparison: build (or reuse) the lab, serve in the remote, run every mode in
 //! interleaved rounds with probes around each run, and build the reports.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -74,13 +75,18 @@ impl Drop for LabTeardown {
 pub(super) struct Bench<'a> {
     pub(super) opts: &'a CompareOptions,
     server: SocketAddr,
+    /// The server address each mode's namespace targets (its driver's plan; the server listens
+    /// on every address of the remote).
+    targets: HashMap<PathBuf, IpAddr>,
     stop: Arc<AtomicBool>,
 }
 
 impl Bench<'_> {
     fn spec(&self, netns: &Path, placement: &str) -> RunSpec {
         let (client_cpu, server_cpu) = CompareOptions::cpus_for(placement);
-        let mut spec = RunSpec::new(self.server, self.opts.test, self.opts.duration);
+        let ip = self.targets.get(netns).copied().unwrap_or(self.server.ip());
+        let server = SocketAddr::new(ip, self.server.port());
+        let mut spec = RunSpec::new(server, self.opts.test, self.opts.duration);
         spec.warmup = self.opts.warmup;
         spec.request_size = self.opts.request_size;
         spec.response_size = self.opts.response_size;
@@ -185,13 +191,19 @@ pub fn run(
     }
 
     let remote_ns = lab.remote_netns().to_path_buf();
-    let listen = SocketAddr::new(lab.remote_addr().into(), 0);
+    let listen = SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), 0);
     let server = netns::run_in(Some(&remote_ns), move || {
         Server::bind(ServerConfig::new(listen)).map_err(CompareError::from)
     })?;
+    let targets = lab
+        .modes()
+        .filter_map(|(_, s)| s.as_ref().ok())
+        .map(|i| (i.netns.clone(), IpAddr::V4(i.server)))
+        .collect();
     let bench = Bench {
         opts,
-        server: server.local_addr(),
+        server: SocketAddr::new(lab.remote_addr().into(), server.local_addr().port()),
+        targets,
         stop: stop.clone(),
     };
     let handle = server.spawn();
@@ -222,7 +234,7 @@ fn open_or_build_lab(
     let name = opts
         .lab
         .clone()
-        .unwrap_or_else(|| format!("cmp{}", std::process::id()));
+        .unwrap_or_else(|| lab::inventory::compare_lab_name(std::process::id()));
     let mut spec = LabSpec::new(&name);
     spec.modes = opts.lab_modes();
     let started = Instant::now();

@@ -13,4 +13,4 @@ pub use experiment::{run, CompareError, Progress, SilentProgress};
 pub use model::*;
 pub use options::{CompareOptions, CpuChoice, RepsChoice};
 pub use remote::RemoteTarget;
-pub use targets::{paired_ratio, run as run_targets, TargetOutcome, TargetPlan, LAB_PREFIX};
+pub use targets::{run as run_targets, TargetOutcome, TargetPlan, LAB_PREFIX};

@@ -16,6 +16,15 @@ pub const BASELINE: &str = "host";
 /// A mode whose latency CI half-width exceeds this fraction of its mean gets a warning.
 pub const WIDE_CI_REL: f64 = 0.02;
 
+/// A mode whose runs left more than this share of the pinned CPUs' time to other processes is
+/// flagged: its figures include someone else's work.
+pub const FOREIGN_LOAD_FLAG: f64 = 0.05;
+
+/// A per-transaction packet count further than this from a whole number is flagged (in a
+/// request/response test every transaction moves the same packets; a fraction means other
+/// traffic was counted).
+pub const WHOLE_COUNT_TOLERANCE: f64 = 0.02;
+
 /// Points kept of each mode's latency CDF.
 pub const CDF_POINTS: usize = 120;
 
@@ -47,6 +56,61 @@ pub struct CompareReport {
     /// Feature checks per mode (`nslat check`'s matrix), when run.
     #[serde(default)]
     pub checks: Option<serde_json::Value>,
+    /// Why these figures are not clean (a CPU shared with another measurement, load from other
+    /// processes on the pinned CPUs, packet counts that should be whole and are not). Empty: clean.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<String>,
+    /// Which node measured which peer (`--node`/`--peer`): what `nslat report merge` groups by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pair: Option<PairLabel>,
+}
+
+/// The node pair a report was measured across, as the user named it (`compare --node --peer
+/// --peer-network`); a fleet report (`nslat report merge`) has one row per pair and path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairLabel {
+    /// The machine that ran `nslat compare` (the client side).
+    pub node: String,
+    /// The machine that ran `nslat serve`.
+    pub peer: String,
+    /// Which of the peer's networks was measured against.
+    pub peer_network: PeerNetwork,
+}
+
+/// The network the peer's `nslat serve` listens on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PeerNetwork {
+    /// The peer machine's own namespace (a hostNetwork pod, or the machine itself).
+    Host,
+    /// A pod (container) on the peer machine.
+    Pod,
+}
+
+impl PeerNetwork {
+    pub fn name(self) -> &'static str {
+        match self {
+            PeerNetwork::Host => "host",
+            PeerNetwork::Pod => "pod",
+        }
+    }
+}
+
+impl std::fmt::Display for PeerNetwork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for PeerNetwork {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "host" => Ok(PeerNetwork::Host),
+            "pod" => Ok(PeerNetwork::Pod),
+            _ => Err(format!("'{s}' is not a peer network: use host or pod")),
+        }
+    }
 }
 
 /// Something that limits the conclusions, and what to do about it.
@@ -95,6 +159,9 @@ pub struct ProbeFigures {
     pub net_rx_per_tx: Option<f64>,
     pub cpu_us_per_tx: Option<f64>,
     pub tracepoints_per_tx: BTreeMap<String, f64>,
+    /// Share of the pinned CPUs' time (0..1) that other processes took during the runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub foreign_cpu_share: Option<f64>,
 }
 
 /// One repetition's figures.
@@ -108,6 +175,9 @@ pub struct RepFigures {
     pub backlog_pkts_per_tx: Option<f64>,
     pub net_rx_per_tx: Option<f64>,
     pub cpu_us_per_tx: Option<f64>,
+    /// Share of the pinned CPUs' time (0..1) that other processes took during this repetition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub foreign_cpu_share: Option<f64>,
 }
 
 /// Everything about one mode.
@@ -243,6 +313,66 @@ fn estimate(c: MeanCi) -> Estimate {
     }
 }
 
+/// The share of the pinned CPUs' time other processes took during a repetition: CPU time
+/// (/proc/stat) minus the measuring threads' own (client and server loops, per transaction times
+/// all transactions, warm-up included as the probes are) and interrupts. Request/response tests only.
+fn foreign_share(rep: &RepInput) -> Option<f64> {
+    let probes = rep.probes.as_ref()?;
+    if !rep.run.test.is_request_response() {
+        return None;
+    }
+    let tx = (rep.run.transactions + rep.run.warmup_transactions) as f64;
+    let own_us = (rep.run.cpu.client_cpu + rep.run.cpu.server_cpu) * tx;
+    probes.foreign_share(own_us)
+}
+
+/// Why a report's figures are not clean: load from other processes above
+/// [`FOREIGN_LOAD_FLAG`], and (request/response tests) packet counts per transaction that are
+/// not whole numbers.
+pub fn flags(report: &CompareReport) -> Vec<String> {
+    let mut out = Vec::new();
+    let measured: Vec<&ModeResult> = report.modes.iter().filter(|m| m.available).collect();
+    let loaded: Vec<String> = measured
+        .iter()
+        .filter_map(|m| {
+            let share = m.probes.foreign_cpu_share?;
+            (share > FOREIGN_LOAD_FLAG).then(|| format!("{} {:.0}%", m.mode, share * 100.0))
+        })
+        .collect();
+    if !loaded.is_empty() {
+        out.push(format!(
+            "other processes used the pinned CPUs during the runs ({}): the latencies include their work; measure on an idle machine or move the load off these CPUs",
+            loaded.join(", ")
+        ));
+    }
+    let rr = report.test == TestKind::TcpRr.name() || report.test == TestKind::UdpRr.name();
+    if rr {
+        let fractional: Vec<String> = measured
+            .iter()
+            .flat_map(|m| {
+                [
+                    ("backlog packets", m.probes.backlog_pkts_per_tx),
+                    ("NET_RX softirqs", m.probes.net_rx_per_tx),
+                ]
+                .into_iter()
+                .filter_map(move |(what, v)| {
+                    let v = v?;
+                    ((v - v.round()).abs() > WHOLE_COUNT_TOLERANCE)
+                        .then(|| format!("{} {v:.2} {what}", m.mode))
+                })
+            })
+            .collect();
+        if !fractional.is_empty() {
+            out.push(format!(
+                "per-transaction counts that should be whole numbers are not ({}): other \
+                 traffic on these CPUs was counted with the test's",
+                fractional.join(", ")
+            ));
+        }
+    }
+    out
+}
+
 /// Builds one mode's result; `baseline` is the baseline's per-rep latencies (µs), if any and if
 /// this is not the baseline itself.
 pub fn build_mode(input: &ModeInput, baseline: Option<&[f64]>) -> ModeResult {
@@ -319,18 +449,21 @@ pub fn build_mode(input: &ModeInput, baseline: Option<&[f64]>) -> ModeResult {
             }
         }
     }
+    let foreign: Vec<Option<f64>> = input.reps.iter().map(foreign_share).collect();
     let probes = ProbeFigures {
         backlog_pkts_per_tx: avg(|p| p.backlog_pkts),
         net_rx_per_tx: avg(|p| p.net_rx),
         cpu_us_per_tx: avg(|p| p.cpu_us),
         tracepoints_per_tx,
+        foreign_cpu_share: mean_of(foreign.iter().flatten().copied()),
     };
 
     let reps = input
         .reps
         .iter()
         .zip(&per_tx)
-        .map(|(r, p)| RepFigures {
+        .zip(&foreign)
+        .map(|((r, p), foreign)| RepFigures {
             transactions: r.run.transactions,
             trans_per_s: r.run.trans_per_s,
             latency_mean_us: rep_latency(&r.run),
@@ -339,6 +472,7 @@ pub fn build_mode(input: &ModeInput, baseline: Option<&[f64]>) -> ModeResult {
             backlog_pkts_per_tx: p.as_ref().map(|p| p.backlog_pkts),
             net_rx_per_tx: p.as_ref().map(|p| p.net_rx),
             cpu_us_per_tx: p.as_ref().map(|p| p.cpu_us),
+            foreign_cpu_share: *foreign,
         })
         .collect();
 
@@ -412,7 +546,10 @@ pub fn build_report(meta: &ReportMeta, inputs: &[ModeInput]) -> CompareReport {
         modes,
         explain: None,
         checks: None,
+        flags: Vec::new(),
+        pair: None,
     };
+    report.flags = flags(&report);
     report.warnings = warnings(&report);
     report.warnings.extend(notes.into_iter().map(|n| Warning {
         message: n,
@@ -703,6 +840,45 @@ mod tests {
         }
         let back: CompareReport = serde_json::from_value(json).unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn foreign_load_and_fractional_counts_flag_the_report() {
+        let clean = build_report(
+            &meta("same"),
+            &[mode("host", &[5.0, 5.1], 2), mode("bridge", &[6.0, 6.1], 5)],
+        );
+        assert!(clean.flags.is_empty(), "{:?}", clean.flags);
+
+        // 3.98 backlog packets per transaction: another measurement's packets were counted.
+        let mut host = mode("host", &[5.0, 5.1], 2);
+        for r in &mut host.reps {
+            r.probes.as_mut().unwrap().backlog_pkts = 3980;
+        }
+        let r = build_report(&meta("same"), &[host]);
+        assert_eq!(r.flags.len(), 1, "{:?}", r.flags);
+        assert!(
+            r.flags[0].contains("host 3.98 backlog packets"),
+            "{:?}",
+            r.flags
+        );
+
+        // A second of one CPU, of which the measuring threads used 0.5 s and interrupts 0.1 s:
+        // 0.3 s went to someone else.
+        let mut host = mode("host", &[5.0, 5.1], 2);
+        for r in &mut host.reps {
+            r.run.cpu.client_cpu = 250.0;
+            r.run.cpu.server_cpu = 250.0;
+            let p = r.probes.as_mut().unwrap();
+            p.elapsed_s = 1.0;
+            p.cpus_counted = 1;
+            p.cpu_busy_us = 900_000.0;
+            p.cpu_softirq_us = 100_000.0;
+        }
+        let r = build_report(&meta("same"), &[host]);
+        let share = r.modes[0].probes.foreign_cpu_share.unwrap();
+        assert!((share - 0.3).abs() < 1e-9, "{share}");
+        assert!(r.flags[0].contains("host 30%"), "{:?}", r.flags);
     }
 
     #[test]

@@ -75,7 +75,7 @@ pub struct CompareOptions {
 impl Default for CompareOptions {
     fn default() -> Self {
         CompareOptions {
-            modes: Mode::DEFAULT.to_vec(),
+            modes: Mode::defaults(),
             test: TestKind::TcpRr,
             request_size: 1,
             response_size: 1,

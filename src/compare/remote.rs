@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::experiment::{CompareError, Progress};
 use super::model::{self, build_report, CompareReport, ModeInput, ReportMeta, Warning};
 use super::options::{CompareOptions, RepsChoice};
+use crate::attach::{self, AttachMode, AttachSpec, Target};
 use crate::bench::{client, RunSpec};
-use crate::lab::attach::{self, AttachMode, AttachSpec, Target};
 use crate::lab::Mode;
 use crate::netlink::{sysctl, Netlink};
 use crate::netns;
@@ -33,15 +33,6 @@ pub struct RemoteTarget {
     /// The namespace that plays "this machine" (None: the caller's; tests use a lab's node).
     pub machine_netns: Option<PathBuf>,
     pub token: Option<String>,
-}
-
-fn attach_mode(mode: Mode) -> Option<AttachMode> {
-    match mode {
-        Mode::Macvlan => Some(AttachMode::Macvlan),
-        Mode::IpvlanL2 => Some(AttachMode::IpvlanL2),
-        Mode::IpvlanL3 => Some(AttachMode::IpvlanL3),
-        _ => None,
-    }
 }
 
 /// A namespace made for one attached mode; detached and removed when dropped.
@@ -105,8 +96,8 @@ pub(super) fn run(
                 reps: Vec::new(),
             };
             let container = match mode {
-                Mode::Host => None,
-                m => match attach_mode(m) {
+                m if !m.traits().own_namespace => None,
+                m => match m.traits().attach {
                     None => {
                         input.unavailable = Some(format!(
                             "not measured with --remote: attach supports macvlan, ipvlan-l2 and ipvlan-l3 on a real NIC ({m} needs the lab)"

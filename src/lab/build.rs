@@ -10,8 +10,8 @@ use std::os::fd::AsFd;
 use super::plan::{self, v6};
 use super::signals::UpGuard;
 use super::state::{LabLock, LabState};
-use super::{LabError, LabSpec, Mode, ModeInfo, ModeStatus};
-use crate::firewall::{Firewall, NatLevel};
+use super::{LabError, LabSpec, ModeInfo, ModeStatus};
+use crate::firewall::NatLevel;
 use crate::netlink::{sysctl, IpvlanMode, Netlink, NetlinkError, Route};
 use crate::netns;
 
@@ -21,9 +21,6 @@ pub const ABORT_ENV: &str = "NSLAT_ABORT_AFTER_STEP";
 pub const TRACE_ENV: &str = "NSLAT_TRACE_STEPS";
 /// Env var: pause up to 10 s after step N of `up`, until a signal arrives (signal tests).
 pub const PAUSE_ENV: &str = "NSLAT_PAUSE_AFTER_STEP";
-
-/// The name macvlan/ipvlan children get until they are renamed inside their namespace.
-const TMP_IFNAME: &str = "nslat-new0";
 
 fn env_step(var: &str) -> Option<u32> {
     std::env::var(var).ok().and_then(|v| v.parse().ok())
@@ -63,7 +60,9 @@ pub(super) fn up(spec: &LabSpec) -> Result<LabState, LabError> {
         guard: &guard,
         fds: HashMap::new(),
         nl: HashMap::new(),
-        ipvlan_ports: Vec::new(),
+        node_eth0: 0,
+        nat: NatLevel::None,
+        ipvlan: None,
     };
     let result = b.build();
     drop(b);
@@ -116,7 +115,9 @@ pub(super) fn teardown(name: &str) -> super::DownReport {
     report
 }
 
-struct Builder<'a> {
+/// What drivers build with: the spec, one netlink socket and one open fd per namespace (by
+/// suffix: `remote`, `node`, or the mode's), numbered steps.
+pub struct Builder<'a> {
     spec: &'a LabSpec,
     prefix: String,
     step: u32,
@@ -126,7 +127,12 @@ struct Builder<'a> {
     guard: &'a UpGuard,
     fds: HashMap<String, File>,
     nl: HashMap<String, Netlink>,
-    ipvlan_ports: Vec<(Mode, u32)>,
+    /// The node's NIC (its end of the wire), once the wire is built.
+    pub node_eth0: u32,
+    /// The bridge mode's NAT level, as the drivers left it.
+    pub nat: NatLevel,
+    /// The ipvlan probe's outcome (probed once, when the first ipvlan mode asks).
+    ipvlan: Option<Option<String>>,
 }
 
 fn ctx(what: impl Into<String>) -> impl FnOnce(LabError) -> LabError {
@@ -138,8 +144,11 @@ fn ctx(what: impl Into<String>) -> impl FnOnce(LabError) -> LabError {
 }
 
 impl Builder<'_> {
+    /// The name macvlan/ipvlan children get until they are renamed inside their namespace.
+    pub const TMP_IFNAME: &'static str = "nslat-new0";
+
     /// Counts a step; aborts the process after step N if asked; stops on SIGINT/SIGTERM.
-    fn step(&mut self) -> Result<(), LabError> {
+    pub fn step(&mut self) -> Result<(), LabError> {
         self.step += 1;
         if let Some(t0) = self.trace {
             eprintln!(
@@ -192,12 +201,40 @@ impl Builder<'_> {
         self.step()
     }
 
-    fn nl(&mut self, suffix: &str) -> &mut Netlink {
+    /// The spec being built.
+    pub fn spec(&self) -> &LabSpec {
+        self.spec
+    }
+
+    /// The path of namespace `suffix` of this lab.
+    pub fn netns_path(&self, suffix: &str) -> std::path::PathBuf {
+        netns::path_of(&self.ns_name(suffix))
+    }
+
+    /// Wraps `e` with what was being done.
+    pub fn context(&self, what: &str, e: LabError) -> LabError {
+        ctx(what)(e)
+    }
+
+    /// A built container mode's info: namespace `suffix`, `addr` on `eth0`, its v6 twin when
+    /// the lab has IPv6 and `v6` (the mode carries v6).
+    pub fn info(&self, suffix: &str, addr: Ipv4Addr, v6_ok: bool) -> ModeInfo {
+        ModeInfo {
+            netns: self.netns_path(suffix),
+            addr,
+            addr6: (self.spec.ipv6 && v6_ok).then(|| v6(addr)),
+            ifname: "eth0".into(),
+            server: plan::REMOTE,
+        }
+    }
+
+    /// The netlink socket of namespace `suffix`.
+    pub fn nl(&mut self, suffix: &str) -> &mut Netlink {
         self.nl.get_mut(suffix).expect("namespace opened")
     }
 
     /// A copy of namespace `suffix`'s fd (to place a link there while `self` is borrowed again).
-    fn ns_fd(&self, suffix: &str) -> Result<File, LabError> {
+    pub fn ns_fd(&self, suffix: &str) -> Result<File, LabError> {
         self.fds[suffix].try_clone().map_err(|source| LabError::Io {
             what: "duplicating a namespace fd".into(),
             source,
@@ -205,7 +242,7 @@ impl Builder<'_> {
     }
 
     /// Adds `a/len` (and with IPv6 its v6 twin with `len6`) to `ifindex` in `suffix`.
-    fn addr(
+    pub fn addr(
         &mut self,
         suffix: &str,
         ifindex: u32,
@@ -223,7 +260,7 @@ impl Builder<'_> {
     }
 
     /// Adds a v4 route and, with IPv6, the same route built from the v6 twins.
-    fn route(&mut self, suffix: &str, r: Route) -> Result<(), LabError> {
+    pub fn route(&mut self, suffix: &str, r: Route) -> Result<(), LabError> {
         let ipv6 = self.spec.ipv6;
         let nl = self.nl(suffix);
         nl.add_route(&r)?;
@@ -246,6 +283,7 @@ impl Builder<'_> {
                 oif: r.oif,
                 onlink: r.onlink,
                 table: r.table,
+                src: r.src.map(to6),
             };
             nl.add_route(&r6)?;
         }
@@ -264,6 +302,8 @@ impl Builder<'_> {
             nat: NatLevel::None,
             complete: false,
             pid: std::process::id(),
+            created_unix: super::inventory::now_unix(),
+            kept: false,
         };
         // Record every namespace before creating any.
         state.namespaces.push(self.ns_name("remote"));
@@ -284,56 +324,34 @@ impl Builder<'_> {
         }
         self.namespace("node", &forwarding)
             .map_err(ctx("creating the node"))?;
-        let node_eth0 = self.wire().map_err(ctx("building the wire"))?;
+        self.node_eth0 = self.wire().map_err(ctx("building the wire"))?;
 
-        let ipvlan_reason = if spec.modes.iter().any(|m| m.needs_ipvlan()) {
-            self.probe_ipvlan(node_eth0)?
-        } else {
-            None
-        };
-
-        let mut bridge_index = None;
         for &mode in &spec.modes {
-            let status: ModeStatus = match (mode, &ipvlan_reason) {
-                (Mode::Host, _) => Ok(ModeInfo {
-                    netns: netns::path_of(&self.ns_name("node")),
-                    addr: plan::NODE,
-                    addr6: spec.ipv6.then(|| v6(plan::NODE)),
-                    ifname: "eth0".into(),
-                }),
-                (m, Some(reason)) if m.needs_ipvlan() => Err(reason.clone()),
-                (m, _) => Ok(self
-                    .mode(m, node_eth0, &mut bridge_index)
-                    .map_err(ctx(format!("building mode {m}")))?),
+            let driver = mode.driver();
+            let status: ModeStatus = match driver.unavailable(self)? {
+                Some(reason) => Err(reason),
+                None => {
+                    let suffix = plan::mode_suffix(mode).unwrap_or_default();
+                    if mode.traits().own_namespace {
+                        self.namespace(&suffix, &[])
+                            .map_err(ctx(format!("building mode {mode}")))?;
+                    }
+                    Ok(driver
+                        .build(self, &suffix)
+                        .map_err(ctx(format!("building mode {mode}")))?)
+                }
             };
             state.modes.push((mode, status));
         }
-
-        let built = |m: Mode| state.modes.iter().any(|(x, s)| *x == m && s.is_ok());
-        if built(Mode::Bridge) {
-            self.route(
-                "remote",
-                Route::via(plan::BRIDGE_NET.into(), 24, plan::NODE.into()),
-            )?;
-            Firewall::new(&netns::path_of(&self.ns_name("node")))
-                .init_nat(NatLevel::Masquerade, super::bridge_subnet(), "eth0")
-                .map_err(|e| ctx("installing the bridge's MASQUERADE rule")(e.into()))?;
-            state.nat = NatLevel::Masquerade;
-            self.step()?;
-        }
-        if built(Mode::Ptp) {
-            self.route(
-                "remote",
-                Route::via(plan::PTP_NET.into(), 24, plan::NODE.into()),
-            )?;
-        }
-        if built(Mode::MacvlanVeth) || built(Mode::IpvlanVeth) {
-            let side_net = Ipv4Addr::new(198, 18, 3, 0);
-            self.route("remote", Route::via(side_net.into(), 24, plan::NODE.into()))?;
-        }
+        state.nat = self.nat;
         if spec.host_shim {
-            self.host_shim(node_eth0, &state, ipvlan_reason.is_none())
-                .map_err(ctx("building the host shim"))?;
+            for (mode, status) in &state.modes {
+                if status.is_ok() {
+                    mode.driver()
+                        .host_shim(self)
+                        .map_err(ctx("building the host shim"))?;
+                }
+            }
         }
 
         state.complete = true;
@@ -363,8 +381,12 @@ impl Builder<'_> {
         Ok(node_eth0)
     }
 
-    /// Tries an ipvlan child in the node; `Some(reason)` when the kernel cannot make one.
-    fn probe_ipvlan(&mut self, parent: u32) -> Result<Option<String>, LabError> {
+    /// `Some(reason)` when the kernel cannot make an ipvlan child (tried once in the node).
+    pub fn ipvlan_missing(&mut self) -> Result<Option<String>, LabError> {
+        if let Some(r) = &self.ipvlan {
+            return Ok(r.clone());
+        }
+        let parent = self.node_eth0;
         let nl = self.nl("node");
         let r = match nl.create_ipvlan("ipvlan-probe", parent, IpvlanMode::L2, None) {
             Ok(()) => {
@@ -376,154 +398,20 @@ impl Builder<'_> {
             Err(e) => return Err(e.into()),
         };
         self.step()?;
+        self.ipvlan = Some(r.clone());
         Ok(r)
     }
 
-    fn mode(
-        &mut self,
-        mode: Mode,
-        node_eth0: u32,
-        bridge: &mut Option<u32>,
-    ) -> Result<ModeInfo, LabError> {
-        let suffix = plan::mode_suffix(mode).expect("not host");
-        self.namespace(&suffix, &[])?;
-        let fd = self.ns_fd(&suffix)?;
-        let addr = plan::mode_addr(mode);
-        match mode {
-            Mode::Host => unreachable!("host has no namespace"),
-            Mode::Bridge => {
-                let br = match *bridge {
-                    Some(i) => i,
-                    None => {
-                        self.nl("node").create_bridge("docker0")?;
-                        let i = self.nl("node").link_index("docker0")?;
-                        self.addr("node", i, plan::BRIDGE_GW, 24, 64)?;
-                        self.nl("node").set_up(i, true)?;
-                        *bridge = Some(i);
-                        i
-                    }
-                };
-                let host = plan::node_veth(mode);
-                self.nl("node")
-                    .create_veth(&host, "eth0", Some(fd.as_fd()))?;
-                self.step()?;
-                let hi = self.nl("node").link_index(&host)?;
-                self.nl("node").set_master(hi, br)?;
-                self.nl("node").set_up(hi, true)?;
-                self.step()?;
-                self.container_eth0(&suffix, addr, 24, 64)?;
-                self.route(
-                    &suffix,
-                    Route::via(Ipv4Addr::UNSPECIFIED.into(), 0, plan::BRIDGE_GW.into()),
-                )?;
-            }
-            Mode::Ptp => {
-                let host = plan::node_veth(mode);
-                self.nl("node")
-                    .create_veth(&host, "eth0", Some(fd.as_fd()))?;
-                self.step()?;
-                let hi = self.nl("node").link_index(&host)?;
-                self.addr("node", hi, plan::PTP_NODE, 32, 128)?;
-                self.nl("node").set_up(hi, true)?;
-                self.route("node", Route::dev(addr.into(), 32, hi))?;
-                let ci = self.container_eth0(&suffix, addr, 32, 128)?;
-                self.route(&suffix, Route::dev(plan::PTP_NODE.into(), 32, ci))?;
-                self.route(
-                    &suffix,
-                    Route::onlink(Ipv4Addr::UNSPECIFIED.into(), 0, plan::PTP_NODE.into(), ci),
-                )?;
-            }
-            Mode::Macvlan | Mode::MacvlanVeth => {
-                // Created under a temporary name, renamed in the container: kernels before 6.x
-                // check the name in the creating namespace too, where eth0 exists.
-                self.nl("node")
-                    .create_macvlan(TMP_IFNAME, node_eth0, Some(fd.as_fd()))?;
-                self.step()?;
-                self.rename_tmp(&suffix)?;
-                self.container_eth0(&suffix, addr, 24, 64)?;
-                self.route(
-                    &suffix,
-                    Route::via(Ipv4Addr::UNSPECIFIED.into(), 0, plan::REMOTE.into()),
-                )?;
-            }
-            Mode::IpvlanL2 | Mode::IpvlanL3 | Mode::IpvlanL3s | Mode::IpvlanVeth => {
-                let m = match mode {
-                    Mode::IpvlanL3 => IpvlanMode::L3,
-                    Mode::IpvlanL3s => IpvlanMode::L3s,
-                    _ => IpvlanMode::L2,
-                };
-                // The ipvlan mode belongs to the parent (all children share it), and a parent
-                // with ipvlan children takes no macvlan: each ipvlan mode gets its own port on
-                // the wire, a veth whose remote end also has the remote's address.
-                let (pi, ri) = self.ipvlan_port(mode)?;
-                self.nl("node")
-                    .create_ipvlan(TMP_IFNAME, pi, m, Some(fd.as_fd()))?;
-                self.step()?;
-                self.rename_tmp(&suffix)?;
-                if m == IpvlanMode::L2 {
-                    self.container_eth0(&suffix, addr, 24, 64)?;
-                    self.route("remote", Route::dev(addr.into(), 32, ri))?;
-                    self.route(
-                        &suffix,
-                        Route::via(Ipv4Addr::UNSPECIFIED.into(), 0, plan::REMOTE.into()),
-                    )?;
-                } else {
-                    // L3 children answer no ARP: the container routes out of eth0, and the remote
-                    // reaches it at the parent's MAC (the children share it). IPv4 only: the
-                    // IPv6 path of L3 children did not work in the guest kernel (6.1).
-                    let c = self.nl(&suffix);
-                    let ci = c.link_index("eth0")?;
-                    c.add_address(ci, addr.into(), 24)?;
-                    c.set_up(ci, true)?;
-                    c.add_route(&Route::dev(Ipv4Addr::UNSPECIFIED.into(), 0, ci))?;
-                    self.step()?;
-                    let mac = self.nl("node").link_mac(pi)?;
-                    let remote = self.nl("remote");
-                    remote.add_route(&Route::dev(addr.into(), 32, ri))?;
-                    remote.add_neighbour(ri, addr.into(), mac)?;
-                    self.step()?;
-                }
-            }
-        }
-        if matches!(mode, Mode::MacvlanVeth | Mode::IpvlanVeth) {
-            self.side_veth(mode, &suffix, &fd)?;
-        }
-        Ok(ModeInfo {
-            netns: netns::path_of(&self.ns_name(&suffix)),
-            addr,
-            addr6: (self.spec.ipv6 && !matches!(mode, Mode::IpvlanL3 | Mode::IpvlanL3s))
-                .then(|| v6(addr)),
-            ifname: "eth0".into(),
-        })
-    }
-
-    /// The wire port of an ipvlan mode: veth `plan::ipvlan_port(mode)` from the node to the
-    /// remote, up, the remote's address on the remote end. Returns (node index, remote index).
-    fn ipvlan_port(&mut self, mode: Mode) -> Result<(u32, u32), LabError> {
-        let name = plan::ipvlan_port(mode).expect("ipvlan mode");
-        let remote_fd = self.ns_fd("remote")?;
-        self.nl("node")
-            .create_veth(&name, &name, Some(remote_fd.as_fd()))?;
-        self.step()?;
-        let pi = self.nl("node").link_index(&name)?;
-        self.nl("node").set_up(pi, true)?;
-        let ri = self.nl("remote").link_index(&name)?;
-        self.addr("remote", ri, plan::REMOTE, 32, 128)?;
-        self.nl("remote").set_up(ri, true)?;
-        self.ipvlan_ports.push((mode, pi));
-        Ok((pi, ri))
-    }
-
-    /// Renames the container's [`TMP_IFNAME`] to `eth0`.
-    fn rename_tmp(&mut self, suffix: &str) -> Result<(), LabError> {
+    /// Renames the container's [`Self::TMP_IFNAME`] to `eth0`.
+    pub fn rename_tmp(&mut self, suffix: &str) -> Result<(), LabError> {
         let nl = self.nl(suffix);
-        let i = nl.link_index(TMP_IFNAME)?;
+        let i = nl.link_index(Self::TMP_IFNAME)?;
         nl.rename(i, "eth0")?;
         Ok(())
     }
 
     /// The container's `eth0`: address and up. Returns its index.
-    fn container_eth0(
+    pub fn container_eth0(
         &mut self,
         suffix: &str,
         addr: Ipv4Addr,
@@ -535,89 +423,5 @@ impl Builder<'_> {
         self.nl(suffix).set_up(ci, true)?;
         self.step()?;
         Ok(ci)
-    }
-
-    /// The hybrids' second veth (`veth0` in the container): carries the ClusterIP range and
-    /// traffic to the node; the data path to the remote stays on macvlan/ipvlan. IPv4 only.
-    fn side_veth(&mut self, mode: Mode, suffix: &str, fd: &File) -> Result<(), LabError> {
-        let side = plan::side_addr(mode).expect("hybrid");
-        let wire = plan::mode_addr(mode);
-        let host = plan::node_veth(mode);
-        self.nl("node")
-            .create_veth(&host, "veth0", Some(fd.as_fd()))?;
-        self.step()?;
-        let node = self.nl("node");
-        let hi = node.link_index(&host)?;
-        // The node side reuses a /32 of the side subnet, like ptp.
-        match node.add_address(hi, plan::SIDE_NODE.into(), 32) {
-            Ok(()) => {}
-            Err(e) if e.is_exists() => {}
-            Err(e) => return Err(e.into()),
-        }
-        node.set_up(hi, true)?;
-        node.add_route(&Route::dev(side.into(), 32, hi))?;
-        node.add_route(&Route::dev(wire.into(), 32, hi))?;
-        self.step()?;
-        let c = self.nl(suffix);
-        let ci = c.link_index("veth0")?;
-        c.add_address(ci, side.into(), 32)?;
-        c.set_up(ci, true)?;
-        c.add_route(&Route::dev(plan::SIDE_NODE.into(), 32, ci))?;
-        c.add_route(&Route::via(
-            plan::CLUSTER_NET.into(),
-            plan::CLUSTER_PREFIX,
-            plan::SIDE_NODE.into(),
-        ))?;
-        c.add_route(&Route::via(plan::NODE.into(), 32, plan::SIDE_NODE.into()))?;
-        self.step()
-    }
-
-    /// `--host-shim`: a macvlan (and, with ipvlan, an ipvlan) of the node's own on eth0, with
-    /// host routes to the containers on the wire, so node <-> container works.
-    fn host_shim(
-        &mut self,
-        node_eth0: u32,
-        state: &LabState,
-        ipvlan: bool,
-    ) -> Result<(), LabError> {
-        let on_wire = |kind: fn(Mode) -> bool| -> Vec<Ipv4Addr> {
-            state
-                .modes
-                .iter()
-                .filter(|(m, s)| {
-                    s.is_ok() && kind(*m) && !matches!(m, Mode::MacvlanVeth | Mode::IpvlanVeth)
-                })
-                .map(|(m, _)| plan::mode_addr(*m))
-                .collect()
-        };
-        let mac_addrs = on_wire(|m| matches!(m, Mode::Macvlan));
-        if !mac_addrs.is_empty() {
-            let nl = self.nl("node");
-            nl.create_macvlan("shim-mv", node_eth0, None)?;
-            let i = nl.link_index("shim-mv")?;
-            nl.add_address(i, plan::SHIM.into(), 32)?;
-            nl.set_up(i, true)?;
-            for a in mac_addrs {
-                nl.add_route(&Route::dev(a.into(), 32, i))?;
-            }
-            self.step()?;
-        }
-        // An ipvlan shim is an L2 child: only on the ipvlan-l2 port (an L2 child on an L3 port
-        // would switch that port's mode).
-        let l2_port = self
-            .ipvlan_ports
-            .iter()
-            .find(|(m, _)| *m == Mode::IpvlanL2)
-            .map(|(_, i)| *i);
-        if let (true, Some(port)) = (ipvlan, l2_port) {
-            let nl = self.nl("node");
-            nl.create_ipvlan("shim-ipvl", port, IpvlanMode::L2, None)?;
-            let i = nl.link_index("shim-ipvl")?;
-            nl.add_address(i, Ipv4Addr::new(198, 18, 0, 253).into(), 32)?;
-            nl.set_up(i, true)?;
-            nl.add_route(&Route::dev(plan::mode_addr(Mode::IpvlanL2).into(), 32, i))?;
-            self.step()?;
-        }
-        Ok(())
     }
 }

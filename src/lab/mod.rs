@@ -10,9 +10,10 @@
 //! [`Lab::up`] builds it with one netlink socket per namespace (no `ip` subprocesses, no sleeps),
 //! [`down`] removes it (idempotent, works from the state file or by name sweep after a crash).
 
-pub mod attach;
 mod build;
+pub mod inventory;
 pub mod mode;
+pub mod modes;
 pub mod plan;
 mod signals;
 pub mod state;
@@ -22,6 +23,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use build::Builder;
 pub use mode::Mode;
 pub use signals::STOP_SIGNALS;
 pub use state::LabState;
@@ -38,7 +40,7 @@ pub enum LabError {
     InvalidName(String),
     #[error("lab '{0}' already exists: remove it with `nslat lab down --name {0}` or pick another --name")]
     Exists(String),
-    #[error("lab '{0}' not found: build it with `nslat lab up --name {0}`")]
+    #[error("lab '{0}' not found: build it with `nslat lab up --name {0}` (`nslat lab list` shows the labs there are)")]
     NotFound(String),
     #[error("lab '{0}' is incomplete (a `lab up` crashed or is still running): remove it with `nslat lab down --name {0}`")]
     Incomplete(String),
@@ -68,6 +70,9 @@ pub enum LabError {
     Netns(#[from] NetnsError),
     #[error(transparent)]
     Firewall(#[from] FirewallError),
+    #[error(transparent)]
+    Bpf(#[from] crate::bpf::BpfError),
+
     #[error("{what}")]
     Step {
         what: String,
@@ -90,11 +95,11 @@ pub struct LabSpec {
 }
 
 impl LabSpec {
-    /// Lab `name` with the default modes ([`Mode::DEFAULT`]), v4 only, no shim.
+    /// Lab `name` with the default modes ([`Mode::defaults`]), v4 only, no shim.
     pub fn new(name: &str) -> Self {
         LabSpec {
             name: name.to_string(),
-            modes: Mode::DEFAULT.to_vec(),
+            modes: Mode::defaults(),
             ipv6: false,
             host_shim: false,
         }
@@ -105,6 +110,9 @@ impl LabSpec {
         validate_name(&self.name)?;
         if self.modes.is_empty() {
             return Err(LabError::NoModes);
+        }
+        for m in &self.modes {
+            m.driver().validate(self)?;
         }
         Ok(())
     }
@@ -138,6 +146,14 @@ pub struct ModeInfo {
     pub addr6: Option<Ipv6Addr>,
     /// The container's data interface (`eth0`).
     pub ifname: String,
+    /// The address of the remote's server this mode's clients connect to (the remote's wire
+    /// address, or for an overlay its pod-subnet address).
+    #[serde(default = "default_server")]
+    pub server: Ipv4Addr,
+}
+
+fn default_server() -> Ipv4Addr {
+    plan::REMOTE
 }
 
 /// A mode of a lab: built (`Ok`) or unavailable with the reason (`Err`), e.g.
@@ -294,8 +310,12 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
+        let m = c.to_string();
+        // A message that already holds its source's text: print that once.
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
         cur = c.source();
     }
     s

@@ -1,4 +1,6 @@
-//! The lab's address plan and names: all in 198.18.0.0/15 and 2001:2::/48.
+//! The lab's address plan and names: every address nslat gives out is here, all in
+//! 198.18.0.0/15 and 2001:2::/48. Mode drivers take theirs from this scheme: a host number on
+//! the wire ([`wire_host`]) or a /24 of their own ([`subnet`]) with fixed host numbers in it.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -7,24 +9,77 @@ use super::Mode;
 /// The wire between node and remote: 198.18.0.0/24.
 pub const WIRE_PREFIX: u8 = 24;
 /// The node's wire address.
-pub const NODE: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
-/// The remote's wire address.
-pub const REMOTE: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
-/// The node's host-shim address (with `--host-shim`).
-pub const SHIM: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 254);
+pub const NODE: Ipv4Addr = wire_host(1);
+/// The remote's wire address (where compare's server listens for most modes).
+pub const REMOTE: Ipv4Addr = wire_host(2);
+/// The node's macvlan host-shim address (with `--host-shim`).
+pub const SHIM: Ipv4Addr = wire_host(254);
+/// The node's ipvlan host-shim address (with `--host-shim`, on the ipvlan-l2 port).
+pub const SHIM_IPVLAN: Ipv4Addr = wire_host(253);
 /// The bridge subnet behind docker0.
-pub const BRIDGE_NET: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 0);
-pub const BRIDGE_GW: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
-pub const BRIDGE_CTR: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 2);
+pub const BRIDGE_NET: Ipv4Addr = subnet(1);
+pub const BRIDGE_GW: Ipv4Addr = in_subnet(1, 1);
+pub const BRIDGE_CTR: Ipv4Addr = in_subnet(1, 2);
 /// The ptp subnet (/32s with host routes).
-pub const PTP_NET: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 0);
-pub const PTP_NODE: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 1);
-pub const PTP_CTR: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 2);
-/// The hybrid modes' side veth subnet (/32s with host routes).
-pub const SIDE_NODE: Ipv4Addr = Ipv4Addr::new(198, 18, 3, 1);
-/// The virtual Service (ClusterIP) range routed through the hybrids' side veth.
+pub const PTP_NET: Ipv4Addr = subnet(2);
+pub const PTP_NODE: Ipv4Addr = in_subnet(2, 1);
+pub const PTP_CTR: Ipv4Addr = in_subnet(2, 2);
+/// The hybrid modes' side veth subnet (/32s with host routes); a hybrid's side address has the
+/// host number of its wire address.
+pub const SIDE_NET: Ipv4Addr = subnet(3);
+pub const SIDE_NODE: Ipv4Addr = in_subnet(3, 1);
+/// The virtual Service (ClusterIP) range: routed through the hybrids' side veth, the default
+/// `--service-cidr` of `attach --service-veth`.
 pub const CLUSTER_NET: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 0);
 pub const CLUSTER_PREFIX: u8 = 16;
+/// [`CLUSTER_NET`]/[`CLUSTER_PREFIX`] as text (for clap defaults).
+pub const CLUSTER_CIDR: &str = "198.19.0.0/16";
+/// The Service address (kube-proxy's ClusterIP) and port `check` DNATs to the remote.
+pub const CLUSTER_IP: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 10);
+pub const CLUSTER_PORT: u16 = 80;
+
+/// Host `n` on the wire: 198.18.0.n.
+pub const fn wire_host(n: u8) -> Ipv4Addr {
+    Ipv4Addr::new(198, 18, 0, n)
+}
+
+/// A mode's own /24: 198.18.n.0 (n 1..=255; 0 is the wire).
+pub const fn subnet(n: u8) -> Ipv4Addr {
+    Ipv4Addr::new(198, 18, n, 0)
+}
+
+/// Host `h` in subnet `n`: 198.18.n.h.
+pub const fn in_subnet(n: u8, h: u8) -> Ipv4Addr {
+    Ipv4Addr::new(198, 18, n, h)
+}
+
+/// Whether `a` is in the lab's 198.18.0.0/15.
+pub fn in_lab_range(a: Ipv4Addr) -> bool {
+    a.octets()[0] == 198 && (a.octets()[1] & 0xfe) == 18
+}
+
+/// The addresses of one mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModePlan {
+    /// The container's address (for `host`: the node's).
+    pub addr: Ipv4Addr,
+    /// The address of the remote's server this mode's clients connect to ([`REMOTE`], or for an
+    /// overlay an address in the remote's pod subnet).
+    pub server: Ipv4Addr,
+    /// A hybrid's address on its side veth to the node.
+    pub side: Option<Ipv4Addr>,
+}
+
+impl ModePlan {
+    /// A container at `addr` that reaches the server at [`REMOTE`].
+    pub const fn at(addr: Ipv4Addr) -> ModePlan {
+        ModePlan {
+            addr,
+            server: REMOTE,
+            side: None,
+        }
+    }
+}
 
 /// The v6 counterpart of a 198.18.X.Y address: 2001:2:0:X::Y.
 pub fn v6(a: Ipv4Addr) -> Ipv6Addr {
@@ -32,73 +87,25 @@ pub fn v6(a: Ipv4Addr) -> Ipv6Addr {
     Ipv6Addr::new(0x2001, 2, 0, o[2] as u16, 0, 0, 0, o[3] as u16)
 }
 
-/// The container's wire address for modes whose interface sits on the wire.
-pub fn wire_addr(mode: Mode) -> Option<Ipv4Addr> {
-    let host = match mode {
-        Mode::Macvlan => 3,
-        Mode::IpvlanL2 => 4,
-        Mode::IpvlanL3 => 5,
-        Mode::IpvlanL3s => 6,
-        Mode::MacvlanVeth => 7,
-        Mode::IpvlanVeth => 8,
-        _ => return None,
-    };
-    Some(Ipv4Addr::new(198, 18, 0, host))
-}
-
-/// The container side of a hybrid's side veth.
-pub fn side_addr(mode: Mode) -> Option<Ipv4Addr> {
-    wire_addr(mode).map(|a| Ipv4Addr::new(198, 18, 3, a.octets()[3]))
-}
-
-/// The container's address in `mode`.
-pub fn mode_addr(mode: Mode) -> Ipv4Addr {
-    match mode {
-        Mode::Host => NODE,
-        Mode::Bridge => BRIDGE_CTR,
-        Mode::Ptp => PTP_CTR,
-        m => wire_addr(m).expect("wire mode"),
-    }
-}
-
 /// The prefix every lab namespace of `lab` starts with.
 pub fn prefix(lab: &str) -> String {
     format!("nslat-{lab}-")
 }
 
-/// The namespace suffix of a mode (`+` becomes `-`); `None` for host (it uses the node).
+/// The namespace suffix of a mode (`+` becomes `-`); `None` for modes without a namespace of
+/// their own (`host` uses the node).
 pub fn mode_suffix(mode: Mode) -> Option<String> {
-    (mode != Mode::Host).then(|| mode.name().replace('+', "-"))
+    mode.traits()
+        .own_namespace
+        .then(|| mode.name().replace('+', "-"))
 }
 
 /// Every namespace suffix a lab can have: `down` sweeps exactly these under the prefix, so
 /// lab `a` never removes namespaces of lab `a-b`.
 pub fn all_suffixes() -> Vec<String> {
     let mut v = vec!["remote".to_string(), "node".to_string()];
-    v.extend(Mode::ALL.into_iter().filter_map(mode_suffix));
+    v.extend(Mode::ALL.iter().copied().filter_map(mode_suffix));
     v
-}
-
-/// The wire port (a veth node <-> remote, same name at both ends) an ipvlan mode's parent is.
-pub fn ipvlan_port(mode: Mode) -> Option<String> {
-    match mode {
-        Mode::IpvlanL2 => Some("ipvl-l2".into()),
-        Mode::IpvlanL3 => Some("ipvl-l3".into()),
-        Mode::IpvlanL3s => Some("ipvl-l3s".into()),
-        Mode::IpvlanVeth => Some("ipvl-hybrid".into()),
-        _ => None,
-    }
-}
-
-/// The host-side veth name in the node for `mode`.
-pub fn node_veth(mode: Mode) -> String {
-    match mode {
-        Mode::Bridge => "veth-bridge".into(),
-        Mode::Ptp => "veth-ptp".into(),
-        Mode::MacvlanVeth => "veth-mvside".into(),
-        Mode::IpvlanVeth => "veth-ipside".into(),
-        m => format!("veth-{}", m.name()),
-    }
 }
 
 #[cfg(test)]
@@ -106,17 +113,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn addresses_are_distinct_and_in_the_benchmark_range() {
-        let mut seen = std::collections::HashSet::new();
-        for m in Mode::ALL {
-            let a = mode_addr(m);
-            assert!(a.octets()[0] == 198 && (a.octets()[1] & 0xfe) == 18, "{a}");
-            if m != Mode::Host {
-                assert!(seen.insert(a), "{m} reuses {a}");
-            }
-        }
+    fn addresses_follow_the_scheme() {
         assert_eq!(v6(REMOTE).to_string(), "2001:2::2");
         assert_eq!(v6(BRIDGE_CTR).to_string(), "2001:2:0:1::2");
+        assert_eq!(BRIDGE_CTR, Ipv4Addr::new(198, 18, 1, 2));
+        assert_eq!(SIDE_NET, Ipv4Addr::new(198, 18, 3, 0));
+        assert_eq!(CLUSTER_CIDR, format!("{CLUSTER_NET}/{CLUSTER_PREFIX}"));
+        let mask = u32::MAX << (32 - u32::from(CLUSTER_PREFIX));
+        assert_eq!(u32::from(CLUSTER_IP) & mask, u32::from(CLUSTER_NET));
+        assert!(in_lab_range(CLUSTER_IP) && in_lab_range(in_subnet(255, 1)));
+        assert!(!in_lab_range(Ipv4Addr::new(10, 0, 0, 1)));
     }
 
     #[test]

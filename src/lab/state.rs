@@ -33,6 +33,12 @@ pub struct LabState {
     pub complete: bool,
     /// The process that built it.
     pub pid: u32,
+    /// When it was built (seconds since the epoch; 0: unknown).
+    #[serde(default)]
+    pub created_unix: u64,
+    /// A compare's lab kept with `--keep-lab` (it no longer shares the compare's lifetime).
+    #[serde(default)]
+    pub kept: bool,
 }
 
 /// The state file of lab `name`.

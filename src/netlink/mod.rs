@@ -4,7 +4,7 @@
 //! ([`Netlink::open_in`]), so every operation through it is scoped to that namespace, whichever
 //! thread later uses it.
 //!
-//! One file per link kind (`veth`, `bridge`, `macvlan`, `ipvlan`), plus generic link operations
+//! One file per link kind (`veth`, `bridge`, `macvlan`, `ipvlan`, `netkit`), plus generic link operations
 //! (`link`), addresses (`addr`), routes (`route`), neighbours (`neigh`) and per-namespace sysctls
 //! (`sysctl`).
 
@@ -14,14 +14,18 @@ mod ipvlan;
 mod link;
 mod macvlan;
 mod neigh;
+mod netkit;
 mod route;
 mod socket;
 pub mod sysctl;
 mod veth;
+mod vxlan;
 
 pub use ipvlan::IpvlanMode;
+pub use netkit::{NetkitPair, NetkitPolicy};
 pub use route::Route;
 pub use socket::Netlink;
+pub use vxlan::Vxlan;
 
 use std::path::PathBuf;
 
@@ -34,6 +38,9 @@ pub enum NetlinkError {
     /// The kernel was built without ipvlan (or the module cannot be loaded).
     #[error("kernel has no ipvlan support (CONFIG_IPVLAN)")]
     NoIpvlan,
+    /// The kernel was built without netkit (Linux 6.7+, CONFIG_NETKIT).
+    #[error("kernel has no netkit support (Linux 6.7+ with CONFIG_NETKIT)")]
+    NoNetkit,
     /// The parent already has children of the other kind (macvlan vs ipvlan).
     #[error("interface {0} already has macvlan or ipvlan children of the other kind (a parent takes one kind only): use another parent")]
     ParentBusy(u32),

@@ -23,6 +23,9 @@ pub struct Route {
     /// The routing table (default: main).
     #[serde(default = "main_table")]
     pub table: u8,
+    /// The preferred source address (`src`), for unnumbered links.
+    #[serde(default)]
+    pub src: Option<IpAddr>,
 }
 
 fn main_table() -> u8 {
@@ -39,6 +42,7 @@ impl Route {
             oif: None,
             onlink: false,
             table: RouteHeader::RT_TABLE_MAIN,
+            src: None,
         }
     }
 
@@ -51,6 +55,7 @@ impl Route {
             oif: Some(oif),
             onlink: false,
             table: RouteHeader::RT_TABLE_MAIN,
+            src: None,
         }
     }
 
@@ -63,7 +68,14 @@ impl Route {
             oif: Some(oif),
             onlink: true,
             table: RouteHeader::RT_TABLE_MAIN,
+            src: None,
         }
+    }
+
+    /// The same route with preferred source address `src`.
+    pub fn with_src(mut self, src: IpAddr) -> Self {
+        self.src = Some(src);
+        self
     }
 
     /// The same route in table `table`.
@@ -72,7 +84,8 @@ impl Route {
         self
     }
 
-    fn message(&self) -> RouteMessage {
+    /// The `RTM_NEWROUTE`/`RTM_DELROUTE` body for this route.
+    pub(crate) fn message(&self) -> RouteMessage {
         let mut msg = RouteMessage::default();
         msg.header.address_family = match self.dst {
             IpAddr::V4(_) => AddressFamily::Inet,
@@ -101,6 +114,10 @@ impl Route {
         if let Some(oif) = self.oif {
             msg.attributes.push(RouteAttribute::Oif(oif));
         }
+        if let Some(src) = self.src {
+            msg.attributes
+                .push(RouteAttribute::PrefSource(RouteAddress::from(src)));
+        }
         msg
     }
 }
@@ -116,6 +133,9 @@ impl std::fmt::Display for Route {
         }
         if self.onlink {
             f.write_str(" onlink")?;
+        }
+        if let Some(src) = self.src {
+            write!(f, " src {src}")?;
         }
         if self.table != RouteHeader::RT_TABLE_MAIN {
             write!(f, " table {}", self.table)?;
@@ -141,5 +161,64 @@ impl Netlink {
             format!("removing route {route}")
         })?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::socket::encode;
+    use super::*;
+
+    /// The bytes `ip route add 198.19.0.0/16 via 198.18.0.1 dev 7 onlink src 198.18.0.60`
+    /// sends (checked against the kernel's struct layout: nlmsghdr, rtmsg, rtattrs).
+    #[test]
+    fn route_with_src_bytes() {
+        let r = Route::onlink(
+            "198.19.0.0".parse().unwrap(),
+            16,
+            "198.18.0.1".parse().unwrap(),
+            7,
+        )
+        .with_src("198.18.0.60".parse().unwrap());
+        let bytes = encode(
+            RouteNetlinkMessage::NewRoute(r.message()),
+            NLM_F_CREATE | NLM_F_EXCL,
+            9,
+        );
+        #[rustfmt::skip]
+        let want: Vec<u8> = vec![
+            // nlmsghdr: len 60, RTM_NEWROUTE (24), REQUEST|ACK|EXCL|CREATE, seq 9, pid 0
+            60, 0, 0, 0, 24, 0, 0x05, 0x06, 9, 0, 0, 0, 0, 0, 0, 0,
+            // rtmsg: AF_INET, dst_len 16, src_len 0, tos 0, table main (254), proto boot (3),
+            // scope universe (0), type unicast (1), flags RTNH_F_ONLINK (4)
+            2, 16, 0, 0, 254, 3, 0, 1, 4, 0, 0, 0,
+            // RTA_DST (1) 198.19.0.0
+            8, 0, 1, 0, 198, 19, 0, 0,
+            // RTA_GATEWAY (5) 198.18.0.1
+            8, 0, 5, 0, 198, 18, 0, 1,
+            // RTA_OIF (4) 7
+            8, 0, 4, 0, 7, 0, 0, 0,
+            // RTA_PREFSRC (7) 198.18.0.60
+            8, 0, 7, 0, 198, 18, 0, 60,
+        ];
+        assert_eq!(bytes, want);
+        assert_eq!(
+            r.to_string(),
+            "198.19.0.0/16 via 198.18.0.1 dev 7 onlink src 198.18.0.60"
+        );
+    }
+
+    /// A default dev route has no RTA_DST and scope link.
+    #[test]
+    fn default_dev_route_bytes() {
+        let r = Route::dev("0.0.0.0".parse().unwrap(), 0, 3);
+        let bytes = encode(RouteNetlinkMessage::DelRoute(r.message()), 0, 1);
+        #[rustfmt::skip]
+        let want: Vec<u8> = vec![
+            36, 0, 0, 0, 25, 0, 0x05, 0, 1, 0, 0, 0, 0, 0, 0, 0,
+            2, 0, 0, 0, 254, 3, 253, 1, 0, 0, 0, 0,
+            8, 0, 4, 0, 3, 0, 0, 0,
+        ];
+        assert_eq!(bytes, want);
     }
 }

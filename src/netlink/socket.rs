@@ -11,6 +11,19 @@ use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 use super::{NetlinkError, Result};
 use crate::netns;
 
+/// The bytes of request `msg` with `NLM_F_REQUEST | NLM_F_ACK | flags` and sequence number
+/// `seq`: built apart from sending, so the builders' output can be checked byte by byte.
+pub(crate) fn encode(msg: RouteNetlinkMessage, flags: u16, seq: u32) -> Vec<u8> {
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+    header.sequence_number = seq;
+    let mut nl = NetlinkMessage::new(header, NetlinkPayload::from(msg));
+    nl.finalize();
+    let mut out = vec![0u8; nl.buffer_len()];
+    nl.serialize(&mut out);
+    out
+}
+
 /// A synchronous rtnetlink socket bound to the namespace it was opened in.
 #[derive(Debug)]
 pub struct Netlink {
@@ -54,13 +67,7 @@ impl Netlink {
         what: impl FnOnce() -> String,
     ) -> Result<Vec<RouteNetlinkMessage>> {
         self.seq = self.seq.wrapping_add(1);
-        let mut header = NetlinkHeader::default();
-        header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
-        header.sequence_number = self.seq;
-        let mut nl = NetlinkMessage::new(header, NetlinkPayload::from(msg));
-        nl.finalize();
-        let mut out = vec![0u8; nl.buffer_len()];
-        nl.serialize(&mut out);
+        let out = encode(msg, flags, self.seq);
         self.socket
             .send(&out, 0)
             .map_err(|source| NetlinkError::Io {

@@ -161,6 +161,9 @@ pub struct ProbeDelta {
     pub cpu_softirq_us: f64,
     /// user + nice + system + irq + softirq + steal.
     pub cpu_busy_us: f64,
+    /// How many CPUs the figures are summed over.
+    #[serde(default)]
+    pub cpus_counted: usize,
     pub tracepoints: BTreeMap<String, u64>,
     pub notes: Vec<String>,
 }
@@ -238,6 +241,7 @@ impl Snapshot {
                 d.cpu_irq_us += t(a.irq, b.irq);
                 d.cpu_softirq_us += t(a.softirq, b.softirq);
                 d.cpu_busy_us += t(a.busy(), b.busy());
+                d.cpus_counted += 1;
             }
         }
         for (name, per_cpu) in &after.tracepoints {
@@ -257,6 +261,19 @@ impl Snapshot {
 }
 
 impl ProbeDelta {
+    /// The share of the counted CPUs' time (0..1) that went to work other than `own_us` (the
+    /// measuring threads' CPU time) and interrupts: other processes on the pinned CPUs. Softirq
+    /// time is not foreign (the measured packets are processed there), nor is IRQ time. `None`
+    /// when no CPU or no time was counted.
+    pub fn foreign_share(&self, own_us: f64) -> Option<f64> {
+        let total_us = self.elapsed_s * 1e6 * self.cpus_counted as f64;
+        if total_us <= 0.0 {
+            return None;
+        }
+        let foreign = self.cpu_busy_us - self.cpu_softirq_us - self.cpu_irq_us - own_us;
+        Some((foreign / total_us).clamp(0.0, 1.0))
+    }
+
     /// Every counter divided by `transactions` (all zeros for zero transactions).
     pub fn per_tx(&self, transactions: u64) -> PerTx {
         if transactions == 0 {

@@ -1,5 +1,6 @@
 //! Exporters of a [`CompareReport`]: terminal table, JSON, CSV, Markdown and a self-contained
-//! HTML page with SVG plots. One [`Exporter`] per format, all writing to any `Write`.
+//! HTML page with SVG plots. One [`Exporter`] per format, all writing to any `Write`. The
+//! human-readable formats render one [`view::View`] (built once per report).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ pub mod markdown;
 pub mod plots;
 pub mod table;
 pub mod targets;
+pub mod view;
 
 pub use self::csv::CsvExporter;
 pub use self::html::HtmlExporter;
@@ -154,12 +156,20 @@ pub(crate) fn headline(r: &CompareReport) -> String {
     let host = r
         .host_name
         .as_deref()
-        .map(|h| format!(" · host {h}"))
+        .map(|h| format!(" · machine {h}"))
         .unwrap_or_default();
     format!(
         "{} {},{} · {} reps × {} s · CPU placement: {} · kernel {}{}",
         r.test, r.request_size, r.response_size, r.reps, r.duration_s, placement, r.kernel, host
     )
+}
+
+/// The lines that say a report's figures are not clean, one per reason (empty when clean).
+pub(crate) fn flag_lines(r: &CompareReport) -> Vec<String> {
+    r.flags
+        .iter()
+        .map(|f| format!("FLAGGED (figures not clean): {f}"))
+        .collect()
 }
 
 /// The union of tracepoint names over the modes, sorted.
@@ -207,6 +217,7 @@ pub fn sample_report() -> CompareReport {
             backlog_pkts_per_tx: Some(backlog),
             net_rx_per_tx: Some(backlog / 2.0),
             cpu_us_per_tx: Some(mean * 0.98),
+            foreign_cpu_share: None,
             tracepoints_per_tx: BTreeMap::from([
                 ("net:netif_rx".to_string(), backlog / 2.0),
                 ("net:netif_receive_skb".to_string(), backlog),
@@ -221,6 +232,7 @@ pub fn sample_report() -> CompareReport {
             backlog_pkts_per_tx: Some(backlog),
             net_rx_per_tx: Some(backlog / 2.0),
             cpu_us_per_tx: Some(mean * 0.98),
+            foreign_cpu_share: None,
         }],
         cdf: cdf(mean - 0.5),
         target: None,
@@ -313,5 +325,7 @@ pub fn sample_report() -> CompareReport {
             ],
         )),
         checks: None,
+        flags: Vec::new(),
+        pair: None,
     }
 }

@@ -1,103 +1,69 @@
-//! The terminal report: a headline, the comfy-table table, the verdict and the warnings.
+//! The terminal report: a [`View`] as plain text (no colours) with comfy-table tables in a
+//! stable layout (no terminal-width wrapping). Plots are left out (the tables carry the figures).
 
 use std::io::Write;
 
 use comfy_table::{presets, CellAlignment, ContentArrangement, Table};
 
-use super::{display_row, headline, opt, tracepoint_names, Exporter, ReportError, DISPLAY_HEADERS};
+use super::view::{self, Align, Block, TableView, View};
+use super::{Exporter, ReportError};
 use crate::compare::CompareReport;
 
 /// Plain text (no colours), stable layout (no terminal-width wrapping).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TableExporter;
 
-fn table(header: Vec<String>) -> Table {
-    let mut t = Table::new();
-    t.load_preset(presets::UTF8_FULL_CONDENSED)
+/// A view's table as a comfy-table table.
+pub fn table(t: &TableView) -> Table {
+    let mut out = Table::new();
+    out.load_preset(presets::UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header(header);
-    t
-}
-
-fn right_align(t: &mut Table, from: usize) {
-    let n = t.column_count();
-    for i in from..n {
-        if let Some(c) = t.column_mut(i) {
-            c.set_cell_alignment(CellAlignment::Right);
+        .set_header(t.header.clone());
+    for r in &t.rows {
+        out.add_row(r.clone());
+    }
+    let align = match t.align {
+        Align::Right => CellAlignment::Right,
+        Align::Center => CellAlignment::Center,
+    };
+    for i in 1..out.column_count() {
+        if let Some(c) = out.column_mut(i) {
+            c.set_cell_alignment(align);
         }
     }
+    out
+}
+
+/// Renders a view as terminal text.
+pub fn render(v: &View, out: &mut dyn Write) -> Result<(), ReportError> {
+    writeln!(out, "{}", v.headline)?;
+    for s in &v.sections {
+        if let Some(t) = &s.title {
+            writeln!(out, "{t}:")?;
+        }
+        for b in &s.blocks {
+            match b {
+                Block::Text(t) => writeln!(out, "{t}")?,
+                Block::Bullets(items) => {
+                    for i in items {
+                        writeln!(out, "  {i}")?;
+                    }
+                }
+                Block::Table(t) => writeln!(out, "{}", table(t))?,
+                Block::Warnings(ws) => {
+                    for w in ws {
+                        writeln!(out, "Warning: {}\n  remedy: {}", w.message, w.remedy)?;
+                    }
+                }
+                Block::Plot(_) => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Exporter for TableExporter {
     fn export(&self, r: &CompareReport, out: &mut dyn Write) -> Result<(), ReportError> {
-        writeln!(out, "{}", headline(r))?;
-        let mut t = table(DISPLAY_HEADERS.map(String::from).to_vec());
-        for m in &r.modes {
-            t.add_row(display_row(m));
-        }
-        right_align(&mut t, 1);
-        writeln!(out, "{t}")?;
-        writeln!(
-            out,
-            "*: significant at p < 0.05 (Welch's t-test over the repetitions' means)"
-        )?;
-        let tps = tracepoint_names(r);
-        if !tps.is_empty() {
-            let mut h = vec!["tracepoints per tx".to_string()];
-            h.extend(tps.iter().cloned());
-            let mut t = table(h);
-            for m in r.modes.iter().filter(|m| m.available) {
-                let mut c = vec![m.mode.clone()];
-                c.extend(
-                    tps.iter()
-                        .map(|n| opt(m.probes.tracepoints_per_tx.get(n).copied(), 2)),
-                );
-                t.add_row(c);
-            }
-            right_align(&mut t, 1);
-            writeln!(out, "{t}")?;
-        }
-        if let Some(e) = &r.explain {
-            writeln!(
-                out,
-                "Where {}'s {:+.2} µs over the host go:",
-                e.target, e.gap_us
-            )?;
-            let mut t = table(
-                ["variant", "latency µs", "adds µs", "share"]
-                    .map(String::from)
-                    .to_vec(),
-            );
-            t.add_row(vec![
-                "host (baseline)".into(),
-                format!("{:.2}", e.baseline_us),
-                "—".into(),
-                "—".into(),
-            ]);
-            for p in &e.parts {
-                t.add_row(vec![
-                    p.name.clone(),
-                    format!("{:.2}", p.latency_us),
-                    format!("{:+.2}", p.adds_us),
-                    format!("{:.0}%", p.share * 100.0),
-                ]);
-            }
-            right_align(&mut t, 1);
-            writeln!(out, "{t}")?;
-            for n in &e.notes {
-                writeln!(out, "  {n}")?;
-            }
-        }
-        if let Some(checks) = r.checks.as_ref().and_then(super::checks::render_value) {
-            write!(out, "{checks}")?;
-        }
-        writeln!(out, "Verdict:")?;
-        for v in &r.verdict {
-            writeln!(out, "  {v}")?;
-        }
-        for w in &r.warnings {
-            writeln!(out, "Warning: {}\n  remedy: {}", w.message, w.remedy)?;
-        }
-        Ok(())
+        render(&view::compare(r), out)
     }
 }

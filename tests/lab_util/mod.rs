@@ -152,7 +152,7 @@ impl Container {
 
 impl Drop for Container {
     fn drop(&mut self) {
-        let _ = lab::attach::detach(&lab::attach::Target::Netns(self.name.clone()), None);
+        let _ = nslat::attach::detach(&nslat::attach::Target::Netns(self.name.clone()), None);
         let _ = netns::delete(&self.name);
     }
 }

@@ -2,6 +2,8 @@
 //! real-world fix), recording what was done so `detach` undoes exactly that.
 //!
 //! Records live in `/run/nslat/attach/NSINO-IFNAME.json` and are written before the link is made.
+//! The netlink operations themselves (links, addresses, routes with a preferred source) live in
+//! [`crate::netlink`]; this module decides what to make and records it.
 
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr};
@@ -10,12 +12,6 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
-use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
-    RouteType,
-};
-use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use serde::{Deserialize, Serialize};
 
 use crate::netlink::{sysctl, IpvlanMode, Netlink, NetlinkError, Route};
@@ -95,6 +91,24 @@ pub enum AttachMode {
     Bridge,
 }
 
+impl AttachMode {
+    /// The name users type and read (`--mode`): macvlan, ipvlan-l2, ipvlan-l3, bridge.
+    pub fn name(self) -> &'static str {
+        match self {
+            AttachMode::Macvlan => "macvlan",
+            AttachMode::IpvlanL2 => "ipvlan-l2",
+            AttachMode::IpvlanL3 => "ipvlan-l3",
+            AttachMode::Bridge => "bridge",
+        }
+    }
+}
+
+impl std::fmt::Display for AttachMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl FromStr for AttachMode {
     type Err = AttachError;
     fn from_str(s: &str) -> Result<Self, AttachError> {
@@ -154,9 +168,6 @@ pub struct AttachSpec {
     /// hybrid: data path on macvlan/ipvlan, Service traffic through the node's netfilter hooks).
     pub service_cidr: Option<(Ipv4Addr, u8)>,
 }
-
-/// The default Service CIDR of `--service-veth` (the lab's ClusterIP range).
-pub const DEFAULT_SERVICE_CIDR: &str = "198.19.0.0/16";
 
 /// The hybrid's veth, as recorded: names on both sides, the routes made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -360,7 +371,10 @@ pub fn attach(spec: &AttachSpec) -> Result<AttachRecord, AttachError> {
     let service_veth = match spec.service_cidr {
         None => None,
         Some((cidr, prefix)) => {
-            let node_ip = first_ipv4(&mut parent_nl, parent_index)?
+            let node_ip = parent_nl
+                .ipv4_addresses(parent_index)?
+                .into_iter()
+                .next()
                 .ok_or_else(|| AttachError::ParentNoIpv4(spec.parent.clone()))?;
             let sv = ServiceVeth {
                 node_link: format!("nsv{:x}", target_ino % 0xfff_ffff),
@@ -513,8 +527,10 @@ fn apply(
         let vi = target_nl.link_index(&sv.container_link)?;
         target_nl.set_up(vi, true)?;
         // Unnumbered: the container keeps its one address as the source on both routes.
-        add_route_src(target_nl, sv.node_ip, 32, None, vi, addr)?;
-        add_route_src(target_nl, sv.cidr, sv.prefix, Some(sv.node_ip), vi, addr)?;
+        target_nl.add_route(&Route::dev(sv.node_ip.into(), 32, vi).with_src(addr.into()))?;
+        target_nl.add_route(
+            &Route::onlink(sv.cidr.into(), sv.prefix, sv.node_ip.into(), vi).with_src(addr.into()),
+        )?;
         parent_nl.add_route(&Route::dev(addr.into(), 32, ni))?;
     }
     Ok(())
@@ -525,77 +541,6 @@ fn service_ifname(ifname: &str) -> String {
     let mut n = format!("svc-{ifname}");
     n.truncate(15);
     n
-}
-
-/// The first IPv4 address of interface `index` (the primary one), if any.
-fn first_ipv4(nl: &mut Netlink, index: u32) -> Result<Option<Ipv4Addr>, NetlinkError> {
-    let mut req = AddressMessage::default();
-    req.header.family = AddressFamily::Inet;
-    let replies = nl.request(
-        RouteNetlinkMessage::GetAddress(req),
-        netlink_packet_core::NLM_F_DUMP,
-        || format!("listing the addresses of interface {index}"),
-    )?;
-    Ok(replies.into_iter().find_map(|r| match r {
-        RouteNetlinkMessage::NewAddress(m)
-            if m.header.index == index && m.header.family == AddressFamily::Inet =>
-        {
-            m.attributes.into_iter().find_map(|a| match a {
-                AddressAttribute::Local(IpAddr::V4(v4)) => Some(v4),
-                _ => None,
-            })
-        }
-        _ => None,
-    }))
-}
-
-/// `ip route add DST/PREFIX [via GW onlink] dev OIF src SRC` (the netlink wrapper's [`Route`]
-/// has no preferred source).
-fn add_route_src(
-    nl: &mut Netlink,
-    dst: Ipv4Addr,
-    prefix: u8,
-    gateway: Option<Ipv4Addr>,
-    oif: u32,
-    src: Ipv4Addr,
-) -> Result<(), NetlinkError> {
-    let mut msg = RouteMessage::default();
-    msg.header.address_family = AddressFamily::Inet;
-    msg.header.destination_prefix_length = prefix;
-    msg.header.table = RouteHeader::RT_TABLE_MAIN;
-    msg.header.protocol = RouteProtocol::Boot;
-    msg.header.kind = RouteType::Unicast;
-    msg.header.scope = if gateway.is_some() {
-        RouteScope::Universe
-    } else {
-        RouteScope::Link
-    };
-    msg.attributes
-        .push(RouteAttribute::Destination(RouteAddress::from(IpAddr::V4(
-            dst,
-        ))));
-    if let Some(gw) = gateway {
-        msg.header.flags = RouteFlags::Onlink;
-        msg.attributes
-            .push(RouteAttribute::Gateway(RouteAddress::from(IpAddr::V4(gw))));
-    }
-    msg.attributes.push(RouteAttribute::Oif(oif));
-    msg.attributes
-        .push(RouteAttribute::PrefSource(RouteAddress::from(IpAddr::V4(
-            src,
-        ))));
-    let what = || {
-        let via = gateway
-            .map(|g| format!(" via {g} onlink"))
-            .unwrap_or_default();
-        format!("adding route {dst}/{prefix}{via} dev {oif} src {src}")
-    };
-    nl.request(
-        RouteNetlinkMessage::NewRoute(msg),
-        netlink_packet_core::NLM_F_CREATE | netlink_packet_core::NLM_F_EXCL,
-        what,
-    )?;
-    Ok(())
 }
 
 /// Deletes the link `name` if it is there. A link that is missing, or that vanishes between
@@ -726,7 +671,12 @@ mod tests {
             parse_service_cidr("198.19.0.0/16").unwrap(),
             (Ipv4Addr::new(198, 19, 0, 0), 16)
         );
-        assert_eq!(parse_service_cidr(DEFAULT_SERVICE_CIDR).unwrap().1, 16);
+        assert_eq!(
+            parse_service_cidr(crate::lab::plan::CLUSTER_CIDR)
+                .unwrap()
+                .1,
+            16
+        );
         assert_eq!(parse_service_cidr("10.96.0.0/12").unwrap().1, 12);
         assert_eq!(parse_service_cidr("198.19.0.10/32").unwrap().1, 32);
         match parse_service_cidr("198.19.0.10/16") {

@@ -1,0 +1,204 @@
+//! Paired statistics of an interleaved schedule: every path's block means against the baseline's
+//! in the same rounds, with 95% confidence intervals by batch means.
+//!
+//! Rounds are autocorrelated (the machine drifts slowly), so single rounds are not independent
+//! samples. The rounds are cut into [`MIN_BATCHES`]..=[`MAX_BATCHES`] contiguous batches; batch
+//! means are close to independent when a batch spans more time than the drift's memory, and the
+//! interval is Student's t over the batch means (k - 1 degrees of freedom). Pure functions.
+
+use serde::{Deserialize, Serialize};
+
+use crate::stats::{mean_sd, t_quantile};
+
+/// The fewest batches an interval is computed from (fewer rounds than this: no interval).
+pub const MIN_BATCHES: usize = 20;
+/// The most batches (more rounds make longer batches, which absorb longer-lived drift).
+pub const MAX_BATCHES: usize = 40;
+
+/// The method named in reports.
+pub const METHOD: &str = "batch means";
+
+/// An estimate with its two-sided 95% interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Ci {
+    pub estimate: f64,
+    /// `None`: too few rounds for an interval.
+    pub ci95: Option<(f64, f64)>,
+}
+
+impl Ci {
+    /// Half the interval's width (`None` without an interval).
+    pub fn half_width(&self) -> Option<f64> {
+        self.ci95.map(|(lo, hi)| (hi - lo) / 2.0)
+    }
+
+    /// Whether the interval contains `x` (false without an interval).
+    pub fn contains(&self, x: f64) -> bool {
+        self.ci95.is_some_and(|(lo, hi)| lo <= x && x <= hi)
+    }
+}
+
+/// A path against the baseline over the same rounds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Paired {
+    /// Rounds both paths have.
+    pub rounds: usize,
+    /// Batches the intervals come from (0: no interval).
+    pub batches: usize,
+    /// sum(path) / sum(baseline) over all rounds; interval from the batches' ratios.
+    pub ratio: Ci,
+    /// mean(path - baseline), in the unit of the inputs.
+    pub delta: Ci,
+}
+
+impl Paired {
+    /// The interval of the ratio excludes 1.
+    pub fn significant(&self) -> bool {
+        self.ratio.ci95.is_some() && !self.ratio.contains(1.0)
+    }
+}
+
+/// How many batches `rounds` rounds are cut into (0: too few for an interval).
+pub fn batches_for(rounds: usize) -> usize {
+    if rounds < MIN_BATCHES {
+        return 0;
+    }
+    (rounds / 10).clamp(MIN_BATCHES, MAX_BATCHES)
+}
+
+/// The contiguous batches of `n` rounds: `k` ranges of equal length covering the most recent
+/// `k * (n / k)` rounds (the oldest remainder is left out of the interval, not of the estimate).
+fn batch_ranges(n: usize, k: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    let len = n / k.max(1);
+    let skip = n - len * k;
+    (0..k).map(move |b| skip + b * len..skip + (b + 1) * len)
+}
+
+fn t_interval(estimate: f64, batch_values: &[f64]) -> Ci {
+    let k = batch_values.len();
+    let ci95 = match mean_sd(batch_values) {
+        Some((_, sd)) if k >= 2 => {
+            let h = t_quantile(0.95, (k - 1) as f64) * sd / (k as f64).sqrt();
+            Some((estimate - h, estimate + h))
+        }
+        _ => None,
+    };
+    Ci { estimate, ci95 }
+}
+
+/// Mean of one path's block means with its batch-means interval.
+pub fn mean_ci(xs: &[f64]) -> Option<Ci> {
+    let (mean, _) = mean_sd(xs)?;
+    let k = batches_for(xs.len());
+    let batch: Vec<f64> = batch_ranges(xs.len(), k)
+        .map(|r| xs[r.clone()].iter().sum::<f64>() / r.len() as f64)
+        .collect();
+    Some(t_interval(mean, &batch))
+}
+
+/// `sample` against `baseline`, round by round (both indexed by round; the shorter length is
+/// used). `None` with no rounds or a zero baseline.
+pub fn paired(sample: &[f64], baseline: &[f64]) -> Option<Paired> {
+    let n = sample.len().min(baseline.len());
+    if n == 0 {
+        return None;
+    }
+    let (s, b) = (&sample[..n], &baseline[..n]);
+    let sum_b: f64 = b.iter().sum();
+    if sum_b == 0.0 {
+        return None;
+    }
+    let ratio = s.iter().sum::<f64>() / sum_b;
+    let delta = s.iter().zip(b).map(|(x, y)| x - y).sum::<f64>() / n as f64;
+    let k = batches_for(n);
+    let mut ratios = Vec::with_capacity(k);
+    let mut deltas = Vec::with_capacity(k);
+    for r in batch_ranges(n, k) {
+        let (bs, bb) = (&s[r.clone()], &b[r]);
+        let (ss, sb): (f64, f64) = (bs.iter().sum(), bb.iter().sum());
+        if sb != 0.0 {
+            ratios.push(ss / sb);
+        }
+        deltas.push((ss - sb) / bs.len() as f64);
+    }
+    let (ratio, delta) = if k == 0 {
+        (
+            Ci {
+                estimate: ratio,
+                ci95: None,
+            },
+            Ci {
+                estimate: delta,
+                ci95: None,
+            },
+        )
+    } else {
+        (t_interval(ratio, &ratios), t_interval(delta, &deltas))
+    };
+    Some(Paired {
+        rounds: n,
+        batches: k,
+        ratio,
+        delta,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_counts() {
+        assert_eq!(batches_for(19), 0);
+        assert_eq!(batches_for(20), 20);
+        assert_eq!(batches_for(300), 30);
+        assert_eq!(batches_for(5000), 40);
+        let r: Vec<_> = batch_ranges(45, 20).collect();
+        assert_eq!(r.len(), 20);
+        assert_eq!(r[0], 5..7);
+        assert_eq!(r[19], 43..45);
+    }
+
+    #[test]
+    fn exact_ratio_has_a_zero_width_interval() {
+        let b: Vec<f64> = (0..100).map(|i| 10.0 + (i % 7) as f64).collect();
+        let s: Vec<f64> = b.iter().map(|x| x * 1.25).collect();
+        let p = paired(&s, &b).unwrap();
+        assert!((p.ratio.estimate - 1.25).abs() < 1e-12);
+        assert!(p.ratio.half_width().unwrap() < 1e-12);
+        assert!(p.significant());
+        assert_eq!(p.rounds, 100);
+        assert_eq!(p.batches, 20);
+    }
+
+    #[test]
+    fn known_interval() {
+        // Batches of one round each (20 rounds): the interval is the plain t interval of the
+        // per-round ratios around the ratio of sums. Values checked by hand with
+        // scipy.stats.t.ppf(0.975, 19) = 2.0930240544.
+        let b = vec![10.0; 20];
+        let s: Vec<f64> = (0..20)
+            .map(|i| if i % 2 == 0 { 11.0 } else { 13.0 })
+            .collect();
+        let p = paired(&s, &b).unwrap();
+        assert!((p.ratio.estimate - 1.2).abs() < 1e-12);
+        // sd of 1.1/1.3 alternating (20 values) = 0.1 * sqrt(20/19)
+        let h = 2.093_024_054_4 * 0.1 * (20.0f64 / 19.0).sqrt() / 20f64.sqrt();
+        assert!((p.ratio.half_width().unwrap() - h).abs() < 1e-9);
+        assert!((p.delta.estimate - 2.0).abs() < 1e-12);
+        assert!((p.delta.half_width().unwrap() - 10.0 * h).abs() < 1e-9);
+    }
+
+    #[test]
+    fn too_few_rounds_give_no_interval() {
+        let p = paired(&[2.0, 2.0], &[1.0, 1.0]).unwrap();
+        assert_eq!(p.ratio.estimate, 2.0);
+        assert!(p.ratio.ci95.is_none() && !p.significant());
+        assert!(paired(&[], &[]).is_none());
+        assert!(paired(&[1.0], &[0.0]).is_none());
+        assert!(mean_ci(&[1.0, 2.0]).unwrap().ci95.is_none());
+        let c = mean_ci(&[3.0; 50]).unwrap();
+        assert_eq!(c.estimate, 3.0);
+        assert_eq!(c.half_width(), Some(0.0));
+    }
+}

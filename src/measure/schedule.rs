@@ -1,0 +1,370 @@
+//! The interleaved schedule over a [`PathSet`]: blocks of B transactions on each path in turn,
+//! the order shuffled every round, warm-up rounds dropped, every block's mean kept by round.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use super::paired::{self, Ci, Paired};
+
+/// How long one block runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockSize {
+    /// B transactions (request/response tests; for TCP_CRR, B connections).
+    Transactions(u64),
+    /// At least this long (streams: time-sliced blocks).
+    Time(Duration),
+}
+
+/// What one block did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Block {
+    /// Completed transactions (or stream send/recv calls), each one timed into the path's
+    /// histogram when the block was timed.
+    pub transactions: u64,
+    /// Transactions lost (UDP_RR timeouts): not in the histogram, but their time is in
+    /// `elapsed_ns`, so a loss costs its timeout.
+    pub lost: u64,
+    /// From the block's first clock read to its last.
+    pub elapsed_ns: u64,
+    /// Payload bytes moved (client's view).
+    pub bytes: u64,
+    /// CPU time of the client thread over the block.
+    pub cpu_ns: u64,
+}
+
+impl Block {
+    /// Transactions tried (completed + lost).
+    pub fn attempts(&self) -> u64 {
+        self.transactions + self.lost
+    }
+
+    /// Mean time per attempt, ns (`None` for an empty block).
+    pub fn mean_ns(&self) -> Option<f64> {
+        (self.attempts() > 0).then(|| self.elapsed_ns as f64 / self.attempts() as f64)
+    }
+
+    fn add(&mut self, b: &Block) {
+        self.transactions += b.transactions;
+        self.lost += b.lost;
+        self.elapsed_ns += b.elapsed_ns;
+        self.bytes += b.bytes;
+        self.cpu_ns += b.cpu_ns;
+    }
+}
+
+/// A set of paths that can be measured block by block: the lab's modes, a remote's attached
+/// modes, a container's namespace beside the host's, or a fake. Implementations keep one
+/// connection (and one preallocated histogram) per path, and run a block with one clock read
+/// per transaction and no allocation.
+pub trait PathSet {
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Paths in the set; the schedule addresses them by index.
+    fn len(&self) -> usize;
+
+    /// Whether the set has no paths.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Runs one block on `path`. `timed`: record each transaction into the path's histogram
+    /// (warm-up blocks are not recorded).
+    fn block(&mut self, path: usize, size: BlockSize, timed: bool) -> Result<Block, Self::Error>;
+}
+
+/// When the schedule stops measuring.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum StopRule {
+    /// After this much measured time (all paths' blocks together).
+    Time(Duration),
+    /// When every path's ratio interval half-width is at most `half_width` (0.005 = 0.5
+    /// points), or after `budget` of measured time.
+    Precision { half_width: f64, budget: Duration },
+}
+
+/// The schedule's settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScheduleConfig {
+    /// Target time of one block; B is chosen from it after the warm-up.
+    pub block_time: Duration,
+    /// A fixed B instead (e.g. 1 or 10, to see what the block size does).
+    pub block_transactions: Option<u64>,
+    /// Streams: blocks are time slices of `block_time`.
+    pub time_sliced: bool,
+    /// Warm-up (dropped): rounds are run until this much measured time has passed (at least 2).
+    pub warmup: Duration,
+    /// The fewest timed rounds before a precision stop.
+    pub min_rounds: usize,
+    pub stop: StopRule,
+    /// The path the others are compared with.
+    pub baseline: usize,
+    /// Seed of the per-round shuffle (fixed: runs are reproducible in their order).
+    pub seed: u64,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        ScheduleConfig {
+            block_time: Duration::from_millis(2),
+            block_transactions: None,
+            time_sliced: false,
+            warmup: Duration::from_millis(300),
+            min_rounds: 100,
+            stop: StopRule::Precision {
+                half_width: 0.005,
+                budget: Duration::from_secs(20),
+            },
+            baseline: 0,
+            seed: 0x6e73_6c61_7421,
+        }
+    }
+}
+
+/// Largest B chosen from a block time.
+pub const MAX_BLOCK_TRANSACTIONS: u64 = 1_000_000;
+
+/// How often (in rounds) a precision stop is checked.
+const CHECK_EVERY: usize = 25;
+
+/// Why the schedule stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// Every ratio interval reached the target width.
+    Target,
+    /// The precision budget was spent first.
+    Budget,
+    /// The fixed measuring time was spent.
+    Time,
+    /// The stop flag was raised (a signal).
+    Interrupted,
+}
+
+/// A path that failed during the schedule (the others went on without it).
+#[derive(Debug)]
+pub struct PathFailure<E> {
+    pub path: usize,
+    pub error: E,
+}
+
+/// Errors that end the schedule.
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleError<E: std::error::Error + 'static> {
+    #[error("the set has no paths")]
+    Empty,
+    #[error("the baseline path {0} is not in the set")]
+    NoBaseline(usize),
+    #[error("the baseline path failed")]
+    Baseline(#[source] E),
+}
+
+/// Everything the schedule measured.
+#[derive(Debug)]
+pub struct Interleaved<E> {
+    pub block: BlockSize,
+    pub warmup_rounds: usize,
+    /// `[path][round]`: each timed block's mean time per attempt, ns. A failed path's is empty.
+    pub means_ns: Vec<Vec<f64>>,
+    /// Per path: the timed blocks summed.
+    pub totals: Vec<Block>,
+    /// Per path: the warm-up blocks summed.
+    pub warmup: Vec<Block>,
+    /// Measured time of the timed rounds, all paths together.
+    pub measured_ns: u64,
+    pub stopped: Stopped,
+    pub failures: Vec<PathFailure<E>>,
+    pub baseline: usize,
+}
+
+impl<E> Interleaved<E> {
+    /// Timed rounds.
+    pub fn rounds(&self) -> usize {
+        self.means_ns.get(self.baseline).map(Vec::len).unwrap_or(0)
+    }
+
+    /// Whether `path` failed during the schedule.
+    pub fn failed(&self, path: usize) -> Option<&E> {
+        self.failures
+            .iter()
+            .find(|f| f.path == path)
+            .map(|f| &f.error)
+    }
+
+    /// `path` against the baseline, round by round (`None` for the baseline or a failed path).
+    pub fn paired(&self, path: usize) -> Option<Paired> {
+        if path == self.baseline {
+            return None;
+        }
+        paired::paired(self.means_ns.get(path)?, &self.means_ns[self.baseline])
+    }
+
+    /// Mean block mean of `path` (ns) with its batch-means interval.
+    pub fn mean_ci(&self, path: usize) -> Option<Ci> {
+        paired::mean_ci(self.means_ns.get(path)?)
+    }
+}
+
+/// A small xorshift generator for the per-round shuffle (no allocation, reproducible).
+#[derive(Debug, Clone)]
+pub struct XorShift(u64);
+
+impl XorShift {
+    pub fn new(seed: u64) -> Self {
+        XorShift(seed.max(1))
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    /// Uniform in [0, 1).
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn shuffle(&mut self, v: &mut [usize]) {
+        for i in (1..v.len()).rev() {
+            let j = (self.next_u64() % (i as u64 + 1)) as usize;
+            v.swap(i, j);
+        }
+    }
+}
+
+/// B for a block of `block_time` at `mean_ns` per transaction.
+pub fn block_transactions(block_time: Duration, mean_ns: f64) -> u64 {
+    if mean_ns.is_nan() || mean_ns <= 0.0 {
+        return 1;
+    }
+    ((block_time.as_nanos() as f64 / mean_ns).round() as u64).clamp(1, MAX_BLOCK_TRANSACTIONS)
+}
+
+/// Runs the schedule over `set` until `cfg.stop` says so (or `stop` is raised). A path whose
+/// block fails is left out from then on (its failure kept); the baseline failing ends it.
+pub fn run<S: PathSet>(
+    set: &mut S,
+    cfg: &ScheduleConfig,
+    stop: &AtomicBool,
+) -> Result<Interleaved<S::Error>, ScheduleError<S::Error>> {
+    let n = set.len();
+    if n == 0 {
+        return Err(ScheduleError::Empty);
+    }
+    if cfg.baseline >= n {
+        return Err(ScheduleError::NoBaseline(cfg.baseline));
+    }
+    let mut rng = XorShift::new(cfg.seed);
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut alive = vec![true; n];
+    let mut failures = Vec::new();
+    let mut warmup = vec![Block::default(); n];
+    let mut totals = vec![Block::default(); n];
+    let fail = |path: usize,
+                e: S::Error,
+                alive: &mut Vec<bool>,
+                failures: &mut Vec<PathFailure<S::Error>>|
+     -> Result<(), ScheduleError<S::Error>> {
+        if path == cfg.baseline {
+            return Err(ScheduleError::Baseline(e));
+        }
+        alive[path] = false;
+        failures.push(PathFailure { path, error: e });
+        Ok(())
+    };
+
+    // Warm-up: blocks sized from the running estimate, not recorded.
+    let fixed = if cfg.time_sliced {
+        Some(BlockSize::Time(cfg.block_time))
+    } else {
+        cfg.block_transactions
+            .map(|b| BlockSize::Transactions(b.max(1)))
+    };
+    let mut size = fixed.unwrap_or(BlockSize::Transactions(4));
+    let mut warm_ns = 0u64;
+    let mut warmup_rounds = 0;
+    while warmup_rounds < 2 || warm_ns < cfg.warmup.as_nanos() as u64 {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        rng.shuffle(&mut order);
+        let mut round = Block::default();
+        for &p in &order {
+            if !alive[p] {
+                continue;
+            }
+            match set.block(p, size, false) {
+                Ok(b) => {
+                    warmup[p].add(&b);
+                    round.add(&b);
+                }
+                Err(e) => fail(p, e, &mut alive, &mut failures)?,
+            }
+        }
+        warm_ns += round.elapsed_ns;
+        warmup_rounds += 1;
+        if fixed.is_none() {
+            if let Some(m) = round.mean_ns() {
+                size = BlockSize::Transactions(block_transactions(cfg.block_time, m));
+            }
+        }
+    }
+
+    let mut means: Vec<Vec<f64>> = vec![Vec::with_capacity(4096); n];
+    let mut measured_ns = 0u64;
+    let stopped = loop {
+        if stop.load(Ordering::Relaxed) {
+            break Stopped::Interrupted;
+        }
+        rng.shuffle(&mut order);
+        for &p in &order {
+            if !alive[p] {
+                continue;
+            }
+            match set.block(p, size, true) {
+                Ok(b) => {
+                    totals[p].add(&b);
+                    measured_ns += b.elapsed_ns;
+                    means[p].push(b.mean_ns().unwrap_or(f64::NAN));
+                }
+                Err(e) => {
+                    fail(p, e, &mut alive, &mut failures)?;
+                    means[p].clear();
+                }
+            }
+        }
+        let rounds = means[cfg.baseline].len();
+        match cfg.stop {
+            StopRule::Time(t) if measured_ns >= t.as_nanos() as u64 => break Stopped::Time,
+            StopRule::Time(_) => {}
+            StopRule::Precision { budget, .. } if measured_ns >= budget.as_nanos() as u64 => {
+                break Stopped::Budget
+            }
+            StopRule::Precision { half_width, .. } => {
+                if rounds >= cfg.min_rounds.max(paired::MIN_BATCHES) && rounds % CHECK_EVERY == 0 {
+                    let precise = (0..n).filter(|&p| p != cfg.baseline && alive[p]).all(|p| {
+                        paired::paired(&means[p], &means[cfg.baseline])
+                            .and_then(|x| x.ratio.half_width())
+                            .is_some_and(|h| h <= half_width)
+                    });
+                    if precise {
+                        break Stopped::Target;
+                    }
+                }
+            }
+        }
+    };
+    Ok(Interleaved {
+        block: size,
+        warmup_rounds,
+        means_ns: means,
+        totals,
+        warmup,
+        measured_ns,
+        stopped,
+        failures,
+        baseline: cfg.baseline,
+    })
+}

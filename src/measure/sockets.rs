@@ -1,0 +1,724 @@
+//! The real [`PathSet`]: one `nslat serve` session per path, all driven by one pinned client
+//! thread. The thread enters each path's network namespace to make that path's sockets (so
+//! they live there), then runs the schedule; the server gives every session its own pinned
+//! data thread. TCP_CRR makes its connections during the blocks, so the thread re-enters the
+//! path's namespace before each of that path's blocks (outside the timed part).
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use super::schedule::{self, Block, BlockSize, Interleaved, PathSet, ScheduleConfig, StopRule};
+use crate::bench::client::{self, ClientError, Watchdog, DATA_TIMEOUT};
+use crate::bench::control::ServerDone;
+use crate::bench::rr::{seq_len, UDP_TIMEOUT};
+use crate::bench::timing::{
+    is_timeout, new_histogram, now_ns, pin_to, recv_exact, send_all, sys_recv, sys_send,
+    thread_cpu_ns, LoopOutcome,
+};
+use crate::bench::{RunResult, RunSpec, TestKind};
+use crate::netns::NetnsError;
+
+/// One path: where the client's sockets live and which server they talk to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathSpec {
+    /// As reports show it, e.g. `bridge` or `host (A/A)`.
+    pub label: String,
+    /// Namespace the client's sockets are made in (`None`: the caller's).
+    pub netns: Option<PathBuf>,
+    /// The `nslat serve` control address this path reaches.
+    pub server: SocketAddr,
+    pub token: Option<String>,
+}
+
+/// Errors that stop an interleaved measurement (one path failing does not: see
+/// [`Measured::failures`]).
+#[derive(Debug, thiserror::Error)]
+pub enum MeasureError {
+    #[error("invalid measurement: {0}")]
+    Invalid(String),
+    #[error("the baseline path {label} failed")]
+    Baseline {
+        label: String,
+        #[source]
+        error: ClientError,
+    },
+    #[error("the measuring thread: {0}")]
+    Thread(String),
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+}
+
+/// What [`measure`] measured.
+#[derive(Debug)]
+pub struct Measured {
+    pub labels: Vec<String>,
+    /// Per path, its figures over the timed blocks (`None`: the path failed).
+    pub runs: Vec<Option<RunResult>>,
+    /// The rounds: block means, paired statistics.
+    pub rounds: Interleaved<ClientError>,
+    /// Per path, errors ending its session after the schedule (kept, never dropped).
+    pub cleanup: Vec<(usize, ClientError)>,
+}
+
+impl Measured {
+    /// Paths that failed during the schedule, with the error.
+    pub fn failures(&self) -> impl Iterator<Item = (&str, &ClientError)> {
+        self.rounds
+            .failures
+            .iter()
+            .map(|f| (self.labels[f.path].as_str(), &f.error))
+    }
+}
+
+enum Conn {
+    Tcp(TcpStream),
+    Udp(UdpSocket),
+    /// TCP_CRR: a fresh connection per transaction to this data address.
+    Crr(SocketAddr),
+    /// The path could not be opened; the error is reported by its first block.
+    Failed(Option<ClientError>),
+    Closed,
+}
+
+struct Path {
+    label: String,
+    ctl: Option<TcpStream>,
+    conn: Conn,
+    /// The path's namespace, kept open (TCP_CRR enters it before its blocks); `None`: the
+    /// calling thread's own.
+    ns: Option<File>,
+    hist: Histogram<u64>,
+    req: Vec<u8>,
+    resp: Vec<u8>,
+    seq: u64,
+    watchdog: Option<Watchdog>,
+}
+
+/// One session per path, opened by the calling thread (which must stay the measuring thread).
+pub struct SocketPaths {
+    test: TestKind,
+    paths: Vec<Path>,
+    /// The calling thread's namespace when the set was opened.
+    home: File,
+    /// Which namespace the thread is in now (index into `paths`; `None`: home).
+    current_ns: Option<usize>,
+}
+
+fn io_err(label: &str, what: &str) -> impl FnOnce(io::Error) -> ClientError {
+    let what = format!("{label}: {what}");
+    move |error| ClientError::Io { what, error }
+}
+
+fn enter(file: &File) -> Result<(), ClientError> {
+    nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| {
+        ClientError::Io {
+            what: "entering a path's network namespace".into(),
+            error: e.into(),
+        }
+    })
+}
+
+impl SocketPaths {
+    /// Opens a session per path, `template` saying the test, sizes and CPUs (its server and
+    /// namespace are each path's). `session` bounds how long the sessions may last. A path
+    /// that cannot be opened stays in the set and fails its first block.
+    pub fn open(
+        paths: &[PathSpec],
+        template: &RunSpec,
+        session: Duration,
+    ) -> Result<SocketPaths, MeasureError> {
+        let home = File::open("/proc/thread-self/ns/net")
+            .map_err(|e| MeasureError::Thread(format!("opening its namespace: {e}")))?;
+        let mut set = SocketPaths {
+            test: template.test,
+            paths: Vec::with_capacity(paths.len()),
+            home,
+            current_ns: None,
+        };
+        for (i, p) in paths.iter().enumerate() {
+            let path = set.open_one(i, p, template, session);
+            set.paths.push(path);
+        }
+        set.go_home()?;
+        Ok(set)
+    }
+
+    fn go_home(&mut self) -> Result<(), MeasureError> {
+        if self.current_ns.is_some() {
+            enter(&self.home).map_err(|e| MeasureError::Thread(e.to_string()))?;
+            self.current_ns = None;
+        }
+        Ok(())
+    }
+
+    fn open_one(&mut self, i: usize, p: &PathSpec, template: &RunSpec, session: Duration) -> Path {
+        let mut path = Path {
+            label: p.label.clone(),
+            ctl: None,
+            conn: Conn::Closed,
+            ns: None,
+            hist: new_histogram(),
+            req: vec![0u8; template.request_size.max(1)],
+            resp: vec![0u8; template.response_size.max(1)],
+            seq: 0,
+            watchdog: None,
+        };
+        if !template.test.is_request_response() {
+            path.req = vec![0u8; template.send_size.max(1)];
+        }
+        let opened = (|| -> Result<(), ClientError> {
+            match &p.netns {
+                Some(ns) => {
+                    let file = File::open(ns).map_err(|e| {
+                        if e.kind() == io::ErrorKind::NotFound {
+                            ClientError::from(NetnsError::NotFound(ns.display().to_string()))
+                        } else {
+                            io_err(&p.label, "opening its namespace")(e)
+                        }
+                    })?;
+                    enter(&file)?;
+                    self.current_ns = Some(i);
+                    path.ns = Some(file);
+                }
+                // The caller's namespace: entered again only if another path's was entered.
+                None if self.current_ns.is_some() => {
+                    enter(&self.home)?;
+                    self.current_ns = None;
+                }
+                None => {}
+            }
+            let mut spec = template.clone();
+            spec.server = p.server;
+            spec.netns = p.netns.clone();
+            spec.token = p.token.clone();
+            spec.warmup = Duration::ZERO;
+            spec.duration = session;
+            let (ctl, port) = client::handshake(&spec)?;
+            path.ctl = Some(ctl);
+            let data = SocketAddr::new(p.server.ip(), port);
+            let limit = session.saturating_add(DATA_TIMEOUT);
+            path.conn = match template.test {
+                TestKind::UdpRr => {
+                    let any = match data.ip() {
+                        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+                    };
+                    let s = UdpSocket::bind(SocketAddr::new(any, 0))
+                        .and_then(|s| s.connect(data).map(|_| s))
+                        .and_then(|s| s.set_read_timeout(Some(UDP_TIMEOUT)).map(|_| s))
+                        .map_err(io_err(&p.label, "opening a UDP socket"))?;
+                    Conn::Udp(s)
+                }
+                TestKind::TcpCrr => {
+                    path.watchdog = Some(Watchdog::arm(limit, None));
+                    Conn::Crr(data)
+                }
+                _ => {
+                    let s = client::connect_data(data)?;
+                    path.watchdog = Some(Watchdog::arm(limit, s.as_fd().try_clone_to_owned().ok()));
+                    Conn::Tcp(s)
+                }
+            };
+            Ok(())
+        })();
+        if let Err(e) = opened {
+            path.conn = Conn::Failed(Some(e));
+        }
+        path
+    }
+
+    /// Ends every session: closes the data connections, exchanges done and bye. Returns each
+    /// path's server figures and histogram, and every error met (none is dropped).
+    pub fn finish(mut self) -> Finished {
+        let mut done = Vec::with_capacity(self.paths.len());
+        let mut errors = Vec::new();
+        for (i, p) in self.paths.iter_mut().enumerate() {
+            let failed = matches!(p.conn, Conn::Failed(_));
+            p.conn = Conn::Closed;
+            if p.watchdog.take().is_some_and(Watchdog::disarm) {
+                errors.push((
+                    i,
+                    ClientError::Io {
+                        what: format!("{}: the server stopped answering", p.label),
+                        error: io::ErrorKind::TimedOut.into(),
+                    },
+                ));
+            }
+            match (p.ctl.as_mut(), failed) {
+                (Some(ctl), false) => match client::finish_session(ctl) {
+                    Ok(s) => done.push(Some(s)),
+                    Err(e) => {
+                        errors.push((i, e));
+                        done.push(None);
+                    }
+                },
+                _ => done.push(None),
+            }
+        }
+        if let Err(e) = self.go_home() {
+            errors.push((
+                0,
+                ClientError::Io {
+                    what: e.to_string(),
+                    error: io::ErrorKind::Other.into(),
+                },
+            ));
+        }
+        let hists = self
+            .paths
+            .iter_mut()
+            .map(|p| std::mem::replace(&mut p.hist, Histogram::new(1).expect("valid")))
+            .collect();
+        Finished {
+            server: done,
+            hists,
+            errors,
+        }
+    }
+}
+
+/// What [`SocketPaths::finish`] returns.
+pub struct Finished {
+    /// Per path, the server's side (`None`: the path failed or its session did not end well).
+    pub server: Vec<Option<ServerDone>>,
+    /// Per path, every timed transaction.
+    pub hists: Vec<Histogram<u64>>,
+    /// Errors ending the sessions, by path.
+    pub errors: Vec<(usize, ClientError)>,
+}
+
+/// B request/response transactions on a connected TCP socket.
+#[inline]
+fn tcp_rr_block(
+    fd: i32,
+    req: &[u8],
+    resp: &mut [u8],
+    n: u64,
+    hist: &mut Histogram<u64>,
+    timed: bool,
+) -> io::Result<Block> {
+    let start = now_ns();
+    let mut t0 = start;
+    for _ in 0..n {
+        send_all(fd, req)?;
+        recv_exact(fd, resp)?;
+        let t1 = now_ns();
+        if timed {
+            hist.saturating_record(t1 - t0);
+        }
+        t0 = t1;
+    }
+    Ok(Block {
+        transactions: n,
+        elapsed_ns: t0 - start,
+        bytes: n * (req.len() + resp.len()) as u64,
+        ..Block::default()
+    })
+}
+
+/// B UDP transactions; a request without an answer within [`UDP_TIMEOUT`] is lost (its time
+/// stays in the block).
+#[inline]
+#[allow(clippy::too_many_arguments)]
+fn udp_rr_block(
+    fd: i32,
+    req: &mut [u8],
+    resp: &mut [u8],
+    seq: &mut u64,
+    n: u64,
+    hist: &mut Histogram<u64>,
+    timed: bool,
+) -> io::Result<Block> {
+    let k = seq_len(req.len(), resp.len());
+    let mut b = Block::default();
+    let start = now_ns();
+    let mut t0 = start;
+    for _ in 0..n {
+        *seq = seq.wrapping_add(1);
+        let tag = seq.to_le_bytes();
+        req[..k].copy_from_slice(&tag[..k]);
+        let answered = if sys_send(fd, req) < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::ConnectionRefused {
+                return Err(e);
+            }
+            false
+        } else {
+            loop {
+                let got = sys_recv(fd, resp);
+                if got >= 0 {
+                    if got as usize >= k && resp[..k] == tag[..k] {
+                        break true;
+                    }
+                    continue; // a late answer to an earlier, timed-out request
+                }
+                let e = io::Error::last_os_error();
+                match e.kind() {
+                    _ if is_timeout(&e) => break false,
+                    io::ErrorKind::Interrupted => continue,
+                    _ => return Err(e),
+                }
+            }
+        };
+        let t1 = now_ns();
+        if answered {
+            if timed {
+                hist.saturating_record(t1 - t0);
+            }
+            b.transactions += 1;
+            b.bytes += (req.len() + resp.len()) as u64;
+        } else {
+            b.lost += 1;
+        }
+        t0 = t1;
+    }
+    b.elapsed_ns = t0 - start;
+    Ok(b)
+}
+
+/// B connections: connect, request, response, close.
+#[inline]
+fn crr_block(
+    addr: SocketAddr,
+    req: &[u8],
+    resp: &mut [u8],
+    n: u64,
+    hist: &mut Histogram<u64>,
+    timed: bool,
+) -> io::Result<Block> {
+    let start = now_ns();
+    let mut t0 = start;
+    for _ in 0..n {
+        let mut s = TcpStream::connect(addr)?;
+        s.set_nodelay(true)?;
+        s.write_all(req)?;
+        s.read_exact(resp)?;
+        drop(s);
+        let t1 = now_ns();
+        if timed {
+            hist.saturating_record(t1 - t0);
+        }
+        t0 = t1;
+    }
+    Ok(Block {
+        transactions: n,
+        elapsed_ns: t0 - start,
+        bytes: n * (req.len() + resp.len()) as u64,
+        ..Block::default()
+    })
+}
+
+/// A time slice of a stream: send (TCP_STREAM) or receive (TCP_MAERTS) calls until `slice_ns`
+/// has passed, each call timed.
+#[inline]
+fn stream_block(
+    s: &TcpStream,
+    send: bool,
+    buf: &mut [u8],
+    slice_ns: u64,
+    hist: &mut Histogram<u64>,
+    timed: bool,
+) -> io::Result<Block> {
+    let mut s = s;
+    let mut b = Block::default();
+    let start = now_ns();
+    let mut t0 = start;
+    while t0 - start < slice_ns {
+        let n = if send { s.write(buf)? } else { s.read(buf)? };
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the server closed the data connection",
+            ));
+        }
+        let t1 = now_ns();
+        if timed {
+            hist.saturating_record(t1 - t0);
+        }
+        b.transactions += 1;
+        b.bytes += n as u64;
+        t0 = t1;
+    }
+    b.elapsed_ns = t0 - start;
+    Ok(b)
+}
+
+impl PathSet for SocketPaths {
+    type Error = ClientError;
+
+    fn len(&self) -> usize {
+        self.paths.len()
+    }
+
+    fn block(&mut self, i: usize, size: BlockSize, timed: bool) -> Result<Block, ClientError> {
+        let test = self.test;
+        if matches!(self.paths[i].conn, Conn::Crr(_)) {
+            let want = self.paths[i].ns.as_ref().map(|_| i);
+            if self.current_ns != want {
+                enter(self.paths[i].ns.as_ref().unwrap_or(&self.home))?;
+                self.current_ns = want;
+            }
+        }
+        let p = &mut self.paths[i];
+        let what = match test {
+            TestKind::TcpCrr => "TCP_CRR connection",
+            TestKind::UdpRr => "UDP_RR data socket",
+            _ => "data connection",
+        };
+        let n = match size {
+            BlockSize::Transactions(n) => n,
+            BlockSize::Time(_) => 0,
+        };
+        let slice = match size {
+            BlockSize::Time(t) => t.as_nanos() as u64,
+            BlockSize::Transactions(_) => 0,
+        };
+        let cpu0 = thread_cpu_ns();
+        let r = match &mut p.conn {
+            Conn::Tcp(s) if test == TestKind::TcpRr => {
+                tcp_rr_block(s.as_raw_fd(), &p.req, &mut p.resp, n, &mut p.hist, timed)
+            }
+            Conn::Tcp(s) => stream_block(
+                s,
+                test == TestKind::TcpStream,
+                &mut p.req,
+                slice,
+                &mut p.hist,
+                timed,
+            ),
+            Conn::Udp(s) => udp_rr_block(
+                s.as_raw_fd(),
+                &mut p.req,
+                &mut p.resp,
+                &mut p.seq,
+                n,
+                &mut p.hist,
+                timed,
+            ),
+            Conn::Crr(addr) => crr_block(*addr, &p.req, &mut p.resp, n, &mut p.hist, timed),
+            Conn::Failed(e) => {
+                return Err(e.take().unwrap_or_else(|| ClientError::Io {
+                    what: format!("{}: could not be opened", p.label),
+                    error: io::ErrorKind::NotConnected.into(),
+                }))
+            }
+            Conn::Closed => {
+                return Err(ClientError::Io {
+                    what: format!("{}: closed", p.label),
+                    error: io::ErrorKind::NotConnected.into(),
+                })
+            }
+        };
+        let mut b = r.map_err(io_err(&p.label, what))?;
+        b.cpu_ns = thread_cpu_ns() - cpu0;
+        Ok(b)
+    }
+}
+
+/// How long the sessions of a schedule may last (sent to the servers as the test length).
+pub fn session_length(cfg: &ScheduleConfig) -> Duration {
+    let measuring = match cfg.stop {
+        StopRule::Time(t) => t,
+        StopRule::Precision { budget, .. } => budget,
+    };
+    // Switching between paths and the warm-up take time beyond the measured blocks.
+    (cfg.warmup + measuring).saturating_mul(2) + Duration::from_secs(5)
+}
+
+/// Measures `paths` with the interleaved schedule on one thread pinned to
+/// `template.client_cpu`; the servers pin each session's data thread to `template.server_cpu`.
+/// `stop` (a signal flag) ends the schedule early.
+pub fn measure(
+    paths: &[PathSpec],
+    template: &RunSpec,
+    cfg: &ScheduleConfig,
+    stop: &Arc<AtomicBool>,
+) -> Result<Measured, MeasureError> {
+    let mut check = template.clone();
+    check.duration = Duration::from_secs(1);
+    client::validate(&check).map_err(|e| MeasureError::Invalid(e.to_string()))?;
+    if paths.is_empty() {
+        return Err(MeasureError::Invalid("no paths to measure".into()));
+    }
+    if cfg.baseline >= paths.len() {
+        return Err(MeasureError::Invalid(format!(
+            "baseline path {} of {}",
+            cfg.baseline,
+            paths.len()
+        )));
+    }
+    let (paths, template, cfg, stop) = (paths.to_vec(), template.clone(), *cfg, stop.clone());
+    std::thread::Builder::new()
+        .name("nslat-interleave".into())
+        .spawn(move || measure_here(&paths, &template, &cfg, &stop))
+        .map_err(|e| MeasureError::Thread(format!("spawning: {e}")))?
+        .join()
+        .map_err(|_| MeasureError::Thread("panicked".into()))?
+}
+
+fn measure_here(
+    paths: &[PathSpec],
+    template: &RunSpec,
+    cfg: &ScheduleConfig,
+    stop: &AtomicBool,
+) -> Result<Measured, MeasureError> {
+    if let Some(cpu) = template.client_cpu {
+        pin_to(cpu).map_err(|e| MeasureError::Thread(format!("pinning to CPU {cpu}: {e}")))?;
+    }
+    let mut set = SocketPaths::open(paths, template, session_length(cfg))?;
+    let rounds = schedule::run(&mut set, cfg, stop);
+    let Finished {
+        server: done,
+        hists,
+        errors: cleanup,
+    } = set.finish();
+    let rounds = match rounds {
+        Ok(r) => r,
+        Err(schedule::ScheduleError::Baseline(error)) => {
+            return Err(MeasureError::Baseline {
+                label: paths[cfg.baseline].label.clone(),
+                error,
+            })
+        }
+        Err(e) => return Err(MeasureError::Invalid(e.to_string())),
+    };
+    let mut runs = Vec::with_capacity(paths.len());
+    for ((i, p), hist) in paths.iter().enumerate().zip(hists) {
+        if rounds.failed(i).is_some() {
+            runs.push(None);
+            continue;
+        }
+        let Some(server) = done.get(i).cloned().flatten() else {
+            runs.push(None);
+            continue;
+        };
+        let total = rounds.totals[i];
+        let warm = rounds.warmup[i];
+        let out = LoopOutcome {
+            warmup_transactions: warm.attempts(),
+            transactions: total.transactions,
+            lost: total.lost,
+            elapsed_ns: total.elapsed_ns,
+            cpu_ns: total.cpu_ns,
+        };
+        let mut spec = template.clone();
+        spec.server = p.server;
+        spec.netns = p.netns.clone();
+        runs.push(Some(client::result(
+            &spec,
+            &out,
+            total.bytes,
+            &server,
+            hist,
+        )));
+    }
+    Ok(Measured {
+        labels: paths.iter().map(|p| p.label.clone()).collect(),
+        runs,
+        rounds,
+        cleanup,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::server::{Server, ServerConfig};
+
+    fn cfg(stop: Duration) -> ScheduleConfig {
+        ScheduleConfig {
+            warmup: Duration::from_millis(20),
+            stop: StopRule::Time(stop),
+            ..ScheduleConfig::default()
+        }
+    }
+
+    fn path(label: &str, server: SocketAddr) -> PathSpec {
+        PathSpec {
+            label: label.into(),
+            netns: None,
+            server,
+            token: None,
+        }
+    }
+
+    #[test]
+    fn every_test_runs_interleaved_on_loopback() {
+        let server = Server::bind(ServerConfig::new("127.0.0.1:0".parse().unwrap())).unwrap();
+        let addr = server.local_addr();
+        let h = server.spawn();
+        for test in TestKind::ALL {
+            let mut t = RunSpec::new(addr, test, Duration::from_secs(1));
+            t.send_size = 16 * 1024;
+            let paths = [path("a", addr), path("a (A/A)", addr)];
+            let mut c = cfg(Duration::from_millis(200));
+            c.time_sliced = !test.is_request_response();
+            let m = measure(&paths, &t, &c, &Arc::new(AtomicBool::new(false))).unwrap();
+            assert!(m.cleanup.is_empty(), "{test}: {:?}", m.cleanup);
+            assert_eq!(m.failures().count(), 0, "{test}");
+            assert!(
+                m.rounds.rounds() >= 2,
+                "{test}: {} rounds",
+                m.rounds.rounds()
+            );
+            for (i, run) in m.runs.iter().enumerate() {
+                let run = run.as_ref().unwrap();
+                let hist = run.histogram.as_ref().unwrap();
+                assert!(run.transactions > 0, "{test}");
+                assert_eq!(
+                    hist.len(),
+                    run.transactions,
+                    "{test}: every transaction timed"
+                );
+                assert_eq!(run.transactions, m.rounds.totals[i].transactions);
+                assert!(run.latency_us.mean > 0.0, "{test}");
+                if test == TestKind::UdpRr {
+                    assert_eq!(run.lost, Some(0));
+                }
+                if !test.is_request_response() {
+                    assert!(run.throughput_gbps.unwrap() > 0.0, "{test}");
+                }
+            }
+            let p = m.rounds.paired(1).unwrap();
+            assert!(
+                p.ratio.estimate > 0.3 && p.ratio.estimate < 3.0,
+                "{test}: {p:?}"
+            );
+        }
+        h.stop();
+    }
+
+    #[test]
+    fn a_path_that_cannot_be_opened_fails_alone_and_the_baseline_failing_ends_it() {
+        let server = Server::bind(ServerConfig::new("127.0.0.1:0".parse().unwrap())).unwrap();
+        let addr = server.local_addr();
+        let h = server.spawn();
+        let dead = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let t = RunSpec::new(addr, TestKind::TcpRr, Duration::from_secs(1));
+        let stop = Arc::new(AtomicBool::new(false));
+        let c = cfg(Duration::from_millis(100));
+        let m = measure(&[path("a", addr), path("gone", dead)], &t, &c, &stop).unwrap();
+        let failed: Vec<_> = m.failures().collect();
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].0, "gone");
+        assert!(matches!(failed[0].1, ClientError::Connect { .. }));
+        assert!(m.runs[0].is_some() && m.runs[1].is_none());
+        let e = measure(&[path("gone", dead), path("a", addr)], &t, &c, &stop).unwrap_err();
+        assert!(
+            matches!(&e, MeasureError::Baseline { label, error: ClientError::Connect { .. } } if label == "gone"),
+            "{e}"
+        );
+        h.stop();
+    }
+}

@@ -1,0 +1,365 @@
+//! The report view model: what a report says, built once, as titled sections of tables, text,
+//! warnings and plots. Each human-readable exporter (terminal table, Markdown, HTML) renders a
+//! [`View`]; none of them rebuilds a table from the report data. The machine formats (JSON, CSV)
+//! serialize the data itself, not the view.
+//!
+//! This module owns the cells' formatting (decimals, dashes, signs); it does no I/O.
+
+use super::{display_row, headline, opt, tracepoint_names, DISPLAY_HEADERS};
+use crate::compare::CompareReport;
+
+/// A whole report: a title, a one-line description of the run, then the sections in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct View {
+    pub title: String,
+    pub headline: String,
+    pub sections: Vec<Section>,
+}
+
+/// A titled (or untitled, for the opening section) run of blocks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Section {
+    pub title: Option<String>,
+    pub blocks: Vec<Block>,
+}
+
+impl Section {
+    pub fn new(title: Option<String>, blocks: Vec<Block>) -> Self {
+        Section { title, blocks }
+    }
+}
+
+/// One piece of a section.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Block {
+    /// A paragraph (a footnote, a note).
+    Text(String),
+    /// An unordered list (the verdict, notes).
+    Bullets(Vec<String>),
+    Table(TableView),
+    /// Warnings, each with its remedy.
+    Warnings(Vec<WarningView>),
+    /// A plot: drawn by the HTML page, left out of the text formats (their tables carry the
+    /// same figures).
+    Plot(Plot),
+}
+
+/// A table of formatted cells: the first column names the row, the others hold figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableView {
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+    /// How the columns after the first are aligned in the terminal.
+    pub align: Align,
+}
+
+impl TableView {
+    /// A table of figures (right-aligned after the first column).
+    pub fn figures(header: Vec<String>, rows: Vec<Vec<String>>) -> Self {
+        TableView {
+            header,
+            rows,
+            align: Align::Right,
+        }
+    }
+}
+
+/// Alignment of a table's value columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Align {
+    Right,
+    Center,
+}
+
+/// A warning and what to do about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WarningView {
+    pub message: String,
+    pub remedy: String,
+}
+
+/// A plot's data, independent of the drawing library ([`super::plots`] draws it).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plot {
+    /// Latency CDF per mode.
+    Cdf(CdfPlot),
+    /// Mean latency per mode with 95 % CI error bars.
+    Bars(BarPlot),
+    /// y against x per series (a sweep: latency against Service count or neighbours), with a
+    /// CI band per series.
+    Curves(CurvePlot),
+}
+
+/// One CDF line per series; points beyond `x_max` are not drawn (rare outliers would squash
+/// the curves).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CdfPlot {
+    pub title: String,
+    pub series: Vec<CdfSeries>,
+    pub x_max: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CdfSeries {
+    pub name: String,
+    /// Index into the colour palette (stable between the plots of one report).
+    pub color: usize,
+    /// (latency µs, fraction ≤ latency).
+    pub points: Vec<(f64, f64)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BarPlot {
+    pub title: String,
+    pub bars: Vec<Bar>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bar {
+    pub name: String,
+    pub color: usize,
+    pub mean: f64,
+    pub ci95: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CurvePlot {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    /// Logarithmic x axis (the points must have x > 0 to be drawn).
+    pub log_x: bool,
+    pub series: Vec<Curve>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Curve {
+    pub name: String,
+    pub color: usize,
+    pub points: Vec<CurvePoint>,
+}
+
+/// One point with its 95 % CI band (`lo..hi`; equal to `y` when unknown).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CurvePoint {
+    pub x: f64,
+    pub y: f64,
+    pub lo: f64,
+    pub hi: f64,
+}
+
+/// Whether values spanning this range are better shown on a log axis: all positive (a log axis
+/// cannot show 0) and at least 50× apart.
+pub fn wants_log(xs: impl IntoIterator<Item = f64>) -> bool {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for x in xs {
+        if x <= 0.0 || !x.is_finite() {
+            return false;
+        }
+        lo = lo.min(x);
+        hi = hi.max(x);
+    }
+    lo.is_finite() && hi / lo >= 50.0
+}
+
+/// The view of a [`CompareReport`].
+pub fn compare(r: &CompareReport) -> View {
+    let mut sections = Vec::new();
+    let flags = super::flag_lines(r);
+    if !flags.is_empty() {
+        sections.push(Section::new(
+            None,
+            flags.into_iter().map(Block::Text).collect(),
+        ));
+    }
+    sections.push(Section::new(None, main_blocks(r)));
+    let tps = tracepoint_names(r);
+    if !tps.is_empty() {
+        let mut header = vec!["mode".to_string()];
+        header.extend(tps.iter().cloned());
+        let rows = r
+            .modes
+            .iter()
+            .filter(|m| m.available)
+            .map(|m| {
+                let mut c = vec![m.mode.clone()];
+                c.extend(
+                    tps.iter()
+                        .map(|n| opt(m.probes.tracepoints_per_tx.get(n).copied(), 2)),
+                );
+                c
+            })
+            .collect();
+        sections.push(Section::new(
+            Some("Tracepoints per transaction".into()),
+            vec![Block::Table(TableView::figures(header, rows))],
+        ));
+    }
+    if let Some(e) = &r.explain {
+        let mut rows = vec![vec![
+            "host (baseline)".to_string(),
+            format!("{:.2}", e.baseline_us),
+            super::DASH.into(),
+            super::DASH.into(),
+        ]];
+        rows.extend(e.parts.iter().map(|p| {
+            vec![
+                p.name.clone(),
+                format!("{:.2}", p.latency_us),
+                format!("{:+.2}", p.adds_us),
+                format!("{:.0}%", p.share * 100.0),
+            ]
+        }));
+        let mut blocks = vec![Block::Table(TableView::figures(
+            ["variant", "latency µs", "adds µs", "share of gap"]
+                .map(String::from)
+                .to_vec(),
+            rows,
+        ))];
+        blocks.extend(e.notes.iter().cloned().map(Block::Text));
+        sections.push(Section::new(
+            Some(format!(
+                "Where {}'s {:+.2} µs over the host go",
+                e.target, e.gap_us
+            )),
+            blocks,
+        ));
+    }
+    match r.checks.as_ref().map(super::checks::from_value) {
+        Some(Ok(Some(m))) => {
+            let (header, rows) = super::checks::table_rows(&m);
+            let mut blocks = vec![Block::Table(TableView {
+                header,
+                rows,
+                align: Align::Center,
+            })];
+            let notes = super::checks::notes(&m);
+            if !notes.is_empty() {
+                blocks.push(Block::Bullets(notes));
+            }
+            sections.push(Section::new(Some(super::checks::title(&m)), blocks));
+        }
+        Some(Err(e)) => sections.push(Section::new(
+            None,
+            vec![Block::Text(format!("Feature checks not run: {e}"))],
+        )),
+        _ => {}
+    }
+    sections.push(Section::new(
+        Some(if r.flags.is_empty() {
+            "Verdict".into()
+        } else {
+            "Verdict (FLAGGED: see above)".into()
+        }),
+        vec![Block::Bullets(r.verdict.clone())],
+    ));
+    if !r.warnings.is_empty() {
+        sections.push(Section::new(
+            None,
+            vec![Block::Warnings(
+                r.warnings
+                    .iter()
+                    .map(|w| WarningView {
+                        message: w.message.clone(),
+                        remedy: w.remedy.clone(),
+                    })
+                    .collect(),
+            )],
+        ));
+    }
+    View {
+        title: format!(
+            "nslat compare: {} {},{}",
+            r.test, r.request_size, r.response_size
+        ),
+        headline: headline(r),
+        sections,
+    }
+}
+
+/// The main table, its footnote and the two plots.
+fn main_blocks(r: &CompareReport) -> Vec<Block> {
+    let table = TableView::figures(
+        DISPLAY_HEADERS.map(String::from).to_vec(),
+        r.modes.iter().map(display_row).collect(),
+    );
+    let measured = || r.modes.iter().enumerate().filter(|(_, m)| m.available);
+    let cdf = CdfPlot {
+        title: format!(
+            "Latency CDF, {} {},{} (all transactions)",
+            r.test, r.request_size, r.response_size
+        ),
+        series: measured()
+            .filter(|(_, m)| !m.cdf.is_empty())
+            .map(|(i, m)| CdfSeries {
+                name: m.mode.clone(),
+                color: i,
+                points: m.cdf.clone(),
+            })
+            .collect(),
+        x_max: measured()
+            .filter(|(_, m)| !m.cdf.is_empty())
+            .filter_map(|(_, m)| m.latency_us.map(|l| l.p99_9))
+            .reduce(f64::max),
+    };
+    let bars = BarPlot {
+        title: "Mean latency per round trip, with 95% confidence interval".into(),
+        bars: measured()
+            .filter_map(|(i, m)| {
+                m.latency_us.map(|l| Bar {
+                    name: m.mode.clone(),
+                    color: i,
+                    mean: l.mean,
+                    ci95: l.ci95.unwrap_or(0.0),
+                })
+            })
+            .collect(),
+    };
+    vec![
+        Block::Table(table),
+        Block::Text(
+            "*: significant at p < 0.05 (Welch's t-test over the repetitions' means)".into(),
+        ),
+        Block::Plot(Plot::Cdf(cdf)),
+        Block::Plot(Plot::Bars(bars)),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compare_view_has_each_table_once() {
+        let v = compare(&super::super::sample_report());
+        let tables: usize = v
+            .sections
+            .iter()
+            .flat_map(|s| &s.blocks)
+            .filter(|b| matches!(b, Block::Table(_)))
+            .count();
+        // main, tracepoints, explain
+        assert_eq!(tables, 3);
+        let titles: Vec<_> = v.sections.iter().filter_map(|s| s.title.clone()).collect();
+        assert!(titles.contains(&"Verdict".to_string()), "{titles:?}");
+        assert!(titles.iter().any(|t| t.starts_with("Where bridge's")));
+        for s in &v.sections {
+            for b in &s.blocks {
+                if let Block::Table(t) = b {
+                    assert!(t.rows.iter().all(|r| r.len() == t.header.len()));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn log_axis_only_for_wide_ranges() {
+        assert!(wants_log([1.0, 1000.0, 30000.0]));
+        assert!(
+            !wants_log([0.0, 1000.0, 30000.0]),
+            "0 has no place on a log axis"
+        );
+        assert!(!wants_log([1.0, 2.0, 4.0]));
+        assert!(!wants_log([0.0]));
+    }
+}

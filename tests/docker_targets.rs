@@ -157,7 +157,7 @@ fn real_docker_containers_are_described_and_measured_beside_the_host_and_the_lab
     for (k, network) in [
         ("def", "bridge"),
         ("usr", usr_net.as_str()),
-        ("host", "host"),
+        ("hnet", "host"),
         ("mv", mv_net.as_str()),
         ("none", "none"),
     ] {
@@ -204,7 +204,7 @@ fn real_docker_containers_are_described_and_measured_beside_the_host_and_the_lab
             "--target",
             &t("usr"),
             "--target",
-            &t("host"),
+            &t("hnet"),
         ])
         .args(["--target", &t("mv"), "--target", &t("none")])
         .args(["--reps", "2", "-l", "0.5", "--warmup", "0.2", "--json"])
@@ -247,8 +247,8 @@ fn real_docker_containers_are_described_and_measured_beside_the_host_and_the_lab
         "{usr}"
     );
     assert_eq!(usr["path"]["nat"]["action"], "MASQUERADE", "{usr}");
-    assert_eq!(tgt("host")["looks_like"], "host");
-    assert_eq!(tgt("host")["path"]["host_namespace"], true);
+    assert_eq!(tgt("hnet")["looks_like"], "host");
+    assert_eq!(tgt("hnet")["path"]["host_namespace"], true);
     for k in ["mv", "none"] {
         let m = tgt(k);
         assert_eq!(m["looks_like"], "macvlan", "{k}: {m}");
@@ -267,7 +267,7 @@ fn real_docker_containers_are_described_and_measured_beside_the_host_and_the_lab
             t["ratio_ci95"].as_f64().unwrap(),
         )
     };
-    let (h, hci) = ratio("host");
+    let (h, hci) = ratio("hnet");
     assert!(
         (h - 1.0).abs() <= hci.max(0.03),
         "host network {h} ± {hci}\n{stdout}"
@@ -279,7 +279,7 @@ fn real_docker_containers_are_described_and_measured_beside_the_host_and_the_lab
     );
     let (m, mci) = ratio("mv");
     assert!(m - mci < 1.03, "macvlan {m} ± {mci} slower\n{stdout}");
-    for k in ["def", "usr", "host", "mv", "none"] {
+    for k in ["def", "usr", "hnet", "mv", "none"] {
         assert_eq!(row(k)["available"], true, "{k}");
     }
 

@@ -941,3 +941,74 @@ fn report_merge_and_deploy_bad_input() {
         ],
     );
 }
+
+#[test]
+fn compare_target_bad_input() {
+    if !common::need_root("compare_target_bad_input") {
+        return;
+    }
+    let u = common::unique("tgtb");
+    let base = |spec: &str| {
+        vec![
+            "compare".to_string(),
+            "--remote".into(),
+            "198.18.0.2".into(),
+            "--target".into(),
+            format!("t={spec}"),
+            "--reps".into(),
+            "1".into(),
+        ]
+    };
+    let c = |spec: &str, keywords: &[&'static str]| Case {
+        args: base(spec),
+        keywords: keywords.to_vec(),
+        as_nobody: None,
+        tokens: vec![u.clone()],
+    };
+    let mut cases = vec![
+        c(
+            "docker:nosuch-7f3a",
+            &["docker:nosuch-7f3a", "no such container"],
+        ),
+        c("pid:999999999", &["pid:999999999", "no process"]),
+        c("netns:/etc/hostname", &["not a network namespace"]),
+        c("lxc:foo", &["unknown scheme"]),
+        Case {
+            args: vec!["compare".into(), "--target".into(), "t=pid:1".into()],
+            keywords: vec!["--remote"],
+            as_nobody: None,
+            tokens: vec![u.clone()],
+        },
+    ];
+    // A stopped container (created, never started), when Docker is here.
+    let docker = Command::new("docker")
+        .arg("info")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let stopped = format!("nslat-test-{u}-stopped");
+    if docker && common::docker_test_image().is_ok() {
+        let ok = Command::new("docker")
+            .args(["create", "--name", &stopped, common::DOCKER_TEST_IMAGE])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if ok {
+            cases.push(c(
+                &format!("docker:{stopped}"),
+                &["not running", "docker start"],
+            ));
+        }
+    }
+    check_all("compare --target", &cases);
+    let _ = Command::new("docker").args(["rm", "-f", &stopped]).output();
+
+    // Docker not installed: a PATH without docker.
+    let out = Command::new(common::nslat_bin())
+        .args(base("docker:web"))
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("docker command is not installed"), "{err}");
+}

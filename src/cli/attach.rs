@@ -1,9 +1,10 @@
 //! `nslat attach` and `nslat detach`.
 
 use crate::attach::{self, AttachSpec, Target};
+use crate::target::{Source, TargetSpec};
 
 #[derive(Debug, clap::Args)]
-#[group(id = "target", required = true, multiple = false, args = ["pid", "netns"])]
+#[group(id = "target", required = true, multiple = false, args = ["pid", "netns", "docker", "podman"])]
 pub struct TargetArgs {
     /// The container's process id (e.g. `docker inspect -f '{{.State.Pid}}' NAME`).
     #[arg(long)]
@@ -11,14 +12,32 @@ pub struct TargetArgs {
     /// The container's network namespace: a name from `ip netns list` or a path like /proc/PID/ns/net.
     #[arg(long)]
     netns: Option<String>,
+    /// The Docker container (name or id): its namespace from `docker inspect` State.Pid.
+    #[arg(long, value_name = "CONTAINER")]
+    docker: Option<String>,
+    /// The Podman container (name or id): its namespace from `podman inspect` State.Pid.
+    #[arg(long, value_name = "CONTAINER")]
+    podman: Option<String>,
 }
 
 impl TargetArgs {
-    fn target(&self) -> Target {
-        match (&self.pid, &self.netns) {
-            (Some(pid), _) => Target::Pid(*pid),
-            (None, Some(n)) => Target::Netns(n.clone()),
-            (None, None) => unreachable!("clap requires one"),
+    /// The container's namespace; `--docker`/`--podman` are resolved the way `compare --target`
+    /// resolves them (the tool's JSON, a running container only).
+    fn target(&self) -> anyhow::Result<Target> {
+        let container = |source: Source| -> anyhow::Result<Target> {
+            let spec = TargetSpec {
+                name: "attach".into(),
+                source,
+            };
+            let t = crate::target::resolve(&spec)?;
+            Ok(Target::Netns(t.opened_from.display().to_string()))
+        };
+        match (&self.pid, &self.netns, &self.docker, &self.podman) {
+            (Some(pid), ..) => Ok(Target::Pid(*pid)),
+            (_, Some(n), ..) => Ok(Target::Netns(n.clone())),
+            (_, _, Some(c), _) => container(format!("docker:{c}").parse()?),
+            (_, _, _, Some(c)) => container(format!("podman:{c}").parse()?),
+            _ => unreachable!("clap requires one"),
         }
     }
 }
@@ -93,7 +112,7 @@ pub fn run_attach(args: AttachArgs) -> anyhow::Result<()> {
     let spec = AttachSpec {
         host_shim,
         service_cidr,
-        target: args.target.target(),
+        target: args.target.target()?,
         mode,
         parent: args.parent,
         parent_netns: args.parent_netns,
@@ -130,7 +149,7 @@ pub fn run_attach(args: AttachArgs) -> anyhow::Result<()> {
 }
 
 pub fn run_detach(args: DetachArgs) -> anyhow::Result<()> {
-    let done = attach::detach(&args.target.target(), args.ifname.as_deref())?;
+    let done = attach::detach(&args.target.target()?, args.ifname.as_deref())?;
     for r in done {
         println!("detached {} from {}", r.ifname, r.netns.display());
     }

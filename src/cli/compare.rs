@@ -11,12 +11,13 @@ use super::run::{parse_host, parse_positive_secs, parse_rr_sizes, parse_secs, Fa
 use crate::bench::TestKind;
 use crate::compare::{
     self, CompareOptions, CompareReport, CpuChoice, Progress, RemoteTarget, RepsChoice,
-    ScheduleChoice,
+    ScheduleChoice, TargetPlan,
 };
 use crate::lab::{self, mode, Mode};
 use crate::report::{
     self, CsvExporter, Exporter, JsonExporter, MarkdownExporter, TerminalExporter,
 };
+use crate::target::TargetSpec;
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -93,8 +94,16 @@ pub struct CompareArgs {
     keep_lab: bool,
     /// The real two-machine case: measure against `nslat serve` on this remote machine instead
     /// of the lab's (needs --parent and --addr; host, macvlan, ipvlan-l2 and ipvlan-l3 are measured).
-    #[arg(long, value_name = "HOST[:PORT]", requires_all = ["parent", "addr"])]
+    #[arg(long, value_name = "HOST[:PORT]")]
     remote: Option<String>,
+    /// Measure your own container (repeatable): NAME=SPEC with SPEC netns:NAME|PATH, pid:N,
+    /// docker:CONTAINER, podman:CONTAINER or cri:POD. Needs --remote (a machine running
+    /// `nslat serve` that the containers reach); the baseline host is this machine's namespace.
+    #[arg(long = "target", value_name = "NAME=SPEC", value_parser = parse_target)]
+    targets: Vec<TargetSpec>,
+    /// With --target: do not build the lab to put its figure for each target's mode beside it.
+    #[arg(long, requires = "targets")]
+    no_lab: bool,
     /// With --remote: this machine's NIC on the remote's network; modes attach to it.
     #[arg(long, value_name = "IFACE", requires = "remote")]
     parent: Option<String>,
@@ -107,8 +116,14 @@ pub struct CompareArgs {
     /// With --remote: the server's --token.
     #[arg(long, value_name = "SECRET", requires = "remote")]
     token: Option<String>,
-    /// With --remote: the namespace that plays this machine (testing: a lab's node).
-    #[arg(long, value_name = "NAME|PATH", requires = "remote", hide = true)]
+    /// With --remote: the namespace that plays this machine, the baseline host (default: this
+    /// process's own).
+    #[arg(
+        long = "host-netns",
+        alias = "machine-netns",
+        value_name = "NAME|PATH",
+        requires = "remote"
+    )]
     machine_netns: Option<String>,
     #[command(flatten)]
     lock: LockArgs,
@@ -146,6 +161,17 @@ struct ModeList(Vec<Mode>);
 fn parse_modes(s: &str) -> Result<ModeList, String> {
     mode::parse_list(s).map(ModeList).map_err(|e| e.to_string())
 }
+
+fn parse_target(s: &str) -> Result<TargetSpec, String> {
+    s.parse()
+        .map_err(|e: crate::target::TargetError| e.to_string())
+}
+
+/// Some targets failed during the run while the rest finished: exit status
+/// [`super::EXIT_PARTIAL`].
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PartialSuccess(pub String);
 
 fn parse_reps(s: &str) -> Result<RepsChoice, String> {
     if s.eq_ignore_ascii_case("auto") {
@@ -270,11 +296,18 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     if let Some(dir) = &args.html {
         check_output_dir(dir)?;
     }
+    if !args.targets.is_empty() {
+        return run_targets(args);
+    }
+    if args.remote.is_some() && (args.parent.is_none() || args.addr.is_none()) {
+        bail!("--remote needs --parent IFACE and --addr CIDR (the NIC the modes attach to), or --target NAME=SPEC to measure your own containers");
+    }
     let remote = match &args.remote {
         None => None,
         Some(host) => Some(remote_target(&args, host)?),
     };
     let pair = pair_label(&args);
+    let terminal = terminal_exporter(&args);
     let opts = CompareOptions {
         modes: args.modes.0,
         test: args.test,
@@ -330,14 +363,6 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     let several = reports.len() > 1;
     let mut stdout = std::io::stdout().lock();
     for r in &reports {
-        let terminal = TerminalExporter {
-            detail: if args.wide {
-                report::view::Detail::Wide
-            } else {
-                report::view::Detail::Compact
-            },
-            width: terminal_width(),
-        };
         terminal.export(r, &mut stdout)?;
         write_files(
             r,
@@ -349,6 +374,18 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// The first screen's table: compact and fitted to the terminal, or every column with --wide.
+fn terminal_exporter(args: &CompareArgs) -> TerminalExporter {
+    TerminalExporter {
+        detail: if args.wide {
+            report::view::Detail::Wide
+        } else {
+            report::view::Detail::Compact
+        },
+        width: terminal_width(),
+    }
 }
 
 /// The terminal's width in columns when stdout is a terminal (`COLUMNS` overrides it).
@@ -372,6 +409,86 @@ fn terminal_width() -> Option<u16> {
     // SAFETY: TIOCGWINSZ writes one winsize into the struct we pass.
     let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0;
     (ok && ws.ws_col >= 40).then_some(ws.ws_col)
+}
+
+fn options(args: &CompareArgs) -> CompareOptions {
+    CompareOptions {
+        modes: args.modes.0.clone(),
+        test: args.test,
+        request_size: args.sizes.0,
+        response_size: args.sizes.1,
+        duration: args.length,
+        warmup: args.warmup,
+        reps: args.reps,
+        cpu: args.cpu,
+        explain: args.explain,
+        checks: false,
+        ..CompareOptions::default()
+    }
+}
+
+/// `--target`: the user's containers against `--remote`, beside the host and the lab's figures.
+fn run_targets(args: CompareArgs) -> anyhow::Result<()> {
+    let Some(host) = &args.remote else {
+        bail!("--target needs --remote HOST: a machine running `nslat serve` that the containers reach (the lab's remote lives in a namespace no container can reach)");
+    };
+    let server = parse_host(host, Family::Any).map_err(|e| anyhow::anyhow!("--remote: {e}"))?;
+    let host_netns = match &args.machine_netns {
+        Some(ns) => Some(crate::netns::resolve(ns).context("--host-netns")?),
+        None => None,
+    };
+    let plan = TargetPlan {
+        targets: args.targets.clone(),
+        server,
+        token: args.token.clone(),
+        host_netns,
+        lab_figures: !args.no_lab,
+    };
+    let opts = options(&args);
+    let pair = pair_label(&args);
+    let mut cpus: Vec<usize> = Vec::new();
+    for placement in opts.cpu.placements() {
+        let (c, s) = CompareOptions::cpus_for(*placement);
+        cpus.extend([c, s]);
+    }
+    let lock = args.lock.acquire(&cpus)?;
+    if crate::netns::is_root() {
+        remove_stale_labs();
+    }
+    let progress = CliProgress::new();
+    let mut outcome = compare::run_targets(&opts, &plan, &progress).context("compare")?;
+    progress.done();
+    for r in &mut outcome.reports {
+        if let Some(c) = &lock.contention {
+            r.flags.insert(0, c.describe());
+        }
+        r.pair = pair.clone();
+    }
+    drop(lock);
+    let several = outcome.reports.len() > 1;
+    let mut stdout = std::io::stdout().lock();
+    for r in &outcome.reports {
+        terminal_exporter(&args).export(r, &mut stdout)?;
+        report::targets::write_targets(r, &mut stdout)?;
+        write_files(
+            r,
+            &args.json,
+            &args.csv,
+            &args.markdown,
+            &args.html,
+            several,
+        )?;
+    }
+    if !outcome.failed.is_empty() {
+        return Err(PartialSuccess(format!(
+            "partial success: {} of {} targets failed during the run ({}); the rest was measured",
+            outcome.failed.len(),
+            args.targets.len(),
+            outcome.failed.join("; ")
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 /// Removes the labs of compares that are gone (kill -9, a crash) and says so, one line each.

@@ -17,6 +17,10 @@ mod sweep;
 /// Exit status for every error: bad input, missing privileges, unreachable peers, failed runs.
 pub const EXIT_ERROR: u8 = 2;
 
+/// Exit status when part of the work failed and the rest finished (e.g. a `--target` container
+/// that stopped during `compare`).
+pub const EXIT_PARTIAL: u8 = 3;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "nslat",
@@ -84,6 +88,10 @@ pub fn main() -> ExitCode {
     };
     match dispatch(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<compare::PartialSuccess>().is_some() => {
+            eprintln!("Error: {e:#}");
+            ExitCode::from(EXIT_PARTIAL)
+        }
         Err(e) => {
             eprintln!(
                 "Error: {}",

@@ -37,6 +37,8 @@ pub enum CompareError {
     Interrupted(&'static str),
     #[error(transparent)]
     Netns(#[from] NetnsError),
+    #[error(transparent)]
+    Target(#[from] crate::target::TargetError),
 }
 
 /// Progress of a comparison, for a progress bar or plain lines. Every method has a no-op default.
@@ -155,7 +157,7 @@ impl Bench<'_> {
 
 /// Installs SIGINT/SIGTERM/SIGHUP handlers that only raise a flag: the comparison stops after the
 /// current run and removes its lab.
-fn interrupt_flag() -> Arc<AtomicBool> {
+pub(super) fn interrupt_flag() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
     lab::set_default_signal_action_outside_up(false);
     for sig in lab::STOP_SIGNALS {

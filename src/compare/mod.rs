@@ -7,9 +7,11 @@ mod interleave;
 mod model;
 mod options;
 mod remote;
+mod targets;
 
 pub use ablation::{explain_variants, ExplainVariant};
 pub use experiment::{run, CompareError, Progress, SilentProgress};
 pub use model::*;
 pub use options::{CompareOptions, CpuChoice, CpuPlacement, RepsChoice, ScheduleChoice};
 pub use remote::RemoteTarget;
+pub use targets::{run as run_targets, TargetOutcome, TargetPlan, LAB_PREFIX};

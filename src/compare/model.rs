@@ -255,6 +255,9 @@ pub struct ModeResult {
     pub reps: Vec<RepFigures>,
     /// (latency µs, fraction of transactions ≤ it), downsampled, for the CDF plot.
     pub cdf: Vec<(f64, f64)>,
+    /// `--target`: the container this row measured (its `mode` is the target's NAME).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<crate::target::TargetReport>,
 }
 
 /// `--explain`: the target mode's gap to the baseline split into the parts that make it.
@@ -457,6 +460,7 @@ pub fn build_mode(input: &ModeInput, baseline: Option<&[f64]>) -> ModeResult {
         probes: ProbeFigures::default(),
         reps: Vec::new(),
         cdf: Vec::new(),
+        target: None,
     };
     if let Some(reason) = &input.unavailable {
         return unavailable(reason.clone());
@@ -599,6 +603,7 @@ pub fn build_mode(input: &ModeInput, baseline: Option<&[f64]>) -> ModeResult {
         probes,
         reps,
         cdf,
+        target: None,
     }
 }
 

@@ -16,6 +16,7 @@ pub mod plots;
 pub mod recommend;
 pub mod sweep;
 pub mod table;
+pub mod targets;
 pub mod view;
 
 pub use self::csv::CsvExporter;
@@ -248,6 +249,7 @@ pub fn sample_report() -> CompareReport {
             foreign_cpu_share: None,
         }],
         cdf: cdf(mean - 0.5),
+        target: None,
     };
     let vs = |d: f64, p: f64| VsHost {
         delta_us: d,
@@ -294,6 +296,7 @@ pub fn sample_report() -> CompareReport {
                 probes: ProbeFigures::default(),
                 reps: vec![],
                 cdf: vec![],
+                target: None,
             },
         ],
         explain: Some(explain_from_steps(

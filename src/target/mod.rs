@@ -55,18 +55,17 @@ pub enum TargetError {
     },
     #[error("{spec}: no process {pid} (give a running process's id)")]
     NoSuchProcess { spec: String, pid: u32 },
-    #[error("{spec}: {source}")]
+    /// (The cause is part of the message, not a `source`, so an error chain prints it once.)
+    #[error("{spec}: {cause}")]
     Netns {
         spec: String,
-        #[source]
-        source: crate::netns::NetnsError,
+        cause: crate::netns::NetnsError,
     },
-    #[error("{spec}: {what}: {source}")]
+    #[error("{spec}: {what}: {cause}")]
     Io {
         spec: String,
         what: String,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{spec}: the container exited during the run")]
     Exited { spec: String },
@@ -101,4 +100,7 @@ pub struct TargetReport {
     /// The lab's figure for `looks_like`, when the lab was measured beside it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lab: Option<LabFigure>,
+    /// The target's latency over the host's, paired by round: mean and 95 % CI half-width.
+    pub ratio: Option<f64>,
+    pub ratio_ci95: Option<f64>,
 }

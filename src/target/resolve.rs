@@ -45,6 +45,8 @@ pub struct ResolvedTarget {
     /// The container's process, when there is one: readable once it has exited.
     pidfd: Option<OwnedFd>,
     pub id: NsId,
+    /// The path it was opened from, e.g. `/proc/20047/ns/net` (valid while the container runs).
+    pub opened_from: PathBuf,
     /// The namespace as the user can find it, e.g. `/proc/20047/ns/net (net:[4026532345])`.
     pub resolved_netns: String,
     /// How it was found, e.g. `docker inspect State.Pid 20047`.
@@ -227,7 +229,7 @@ fn open(spec: &TargetSpec, located: Located) -> Result<ResolvedTarget, TargetErr
             let p = located.path.clone().unwrap_or_default();
             let path = netns::resolve(&p).map_err(|e| TargetError::Netns {
                 spec: text.clone(),
-                source: e,
+                cause: e,
             })?;
             (path, None, located.how.clone())
         }
@@ -239,18 +241,18 @@ fn open(spec: &TargetSpec, located: Located) -> Result<ResolvedTarget, TargetErr
         },
         e => TargetError::Netns {
             spec: text.clone(),
-            source: e,
+            cause: e,
         },
     })?;
     let file = File::open(&checked).map_err(|e| TargetError::Io {
         spec: text.clone(),
         what: format!("opening {}", checked.display()),
-        source: e,
+        cause: e,
     })?;
     let id = NsId::of(&file).map_err(|e| TargetError::Io {
         spec: text.clone(),
         what: format!("reading {}", checked.display()),
-        source: e,
+        cause: e,
     })?;
     let resolved_netns = format!("{} (net:[{}])", checked.display(), id.ino);
     let how = match (&located.path, located.pid) {
@@ -262,6 +264,7 @@ fn open(spec: &TargetSpec, located: Located) -> Result<ResolvedTarget, TargetErr
         netns: file,
         pidfd,
         id,
+        opened_from: checked.clone(),
         resolved_netns,
         how,
         host_network: located.host_network,

@@ -171,3 +171,51 @@ impl RootSnapshot {
         }
     }
 }
+
+/// The image the Docker tests run (busybox-static imported from a local tarball; kept tagged
+/// for reuse: no registry is needed).
+pub const DOCKER_TEST_IMAGE: &str = "nslat-test-busybox:1";
+
+/// Makes sure [`DOCKER_TEST_IMAGE`] exists: `docker import` of a tarball holding the host's
+/// busybox-static (scripts/install-deps installs it).
+pub fn docker_test_image() -> Result<(), String> {
+    let have = Command::new("docker")
+        .args(["image", "inspect", DOCKER_TEST_IMAGE])
+        .output()
+        .map_err(|e| format!("docker: {e}"))?;
+    if have.status.success() {
+        return Ok(());
+    }
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .ok_or("busybox-static is not installed (scripts/install-deps installs it)")?;
+    let dir = tempfile_dir();
+    std::fs::create_dir_all(format!("{dir}/root/bin")).map_err(|e| e.to_string())?;
+    std::fs::copy(busybox, format!("{dir}/root/bin/busybox")).map_err(|e| e.to_string())?;
+    let tar = format!("{dir}/image.tar");
+    let ok = Command::new("tar")
+        .args(["-C", &format!("{dir}/root"), "-cf", &tar, "."])
+        .status()
+        .is_ok_and(|s| s.success())
+        && Command::new("docker")
+            .args([
+                "import",
+                "-c",
+                r#"CMD ["/bin/busybox","sleep","3600"]"#,
+                &tar,
+                DOCKER_TEST_IMAGE,
+            ])
+            .output()
+            .is_ok_and(|o| o.status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+    if ok {
+        Ok(())
+    } else {
+        Err("docker import of the busybox tarball failed".into())
+    }
+}
+
+fn tempfile_dir() -> String {
+    format!("/tmp/nslat-image-{}", unique("img"))
+}

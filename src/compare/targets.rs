@@ -1,0 +1,563 @@
+//! `compare --target NAME=SPEC --remote HOST`: the user's own containers measured against a
+//! real second machine, beside this machine's own namespace (the baseline `host`), and beside
+//! the lab's emulation of the mode each one looks like (the lab's host and that mode against the
+//! lab's own remote, in the same interleaved rounds).
+//!
+//! Targets are just more paths: a namespace (held open by [`ResolvedTarget`]) and a server. A
+//! target whose container exits mid-run is left out with one line; the rest finishes.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::experiment::{probe_config, CompareError, Progress};
+use super::model::{
+    self, build_mode, build_report, CompareReport, ModeInput, ModeResult, RepInput, ReportMeta,
+    VsHost,
+};
+use super::options::{CompareOptions, CpuPlacement, RepsChoice};
+use super::{Warning, BASELINE};
+use crate::bench::client;
+use crate::bench::server::{Server, ServerConfig, ServerHandle};
+use crate::bench::RunSpec;
+use crate::lab::{self, Lab, LabSpec, Mode};
+use crate::measure::sockets::{self, MeasureError, PathSpec};
+use crate::measure::{paired, Paired, ScheduleConfig, StopRule};
+use crate::netns;
+use crate::probe::Snapshot;
+use crate::target::{
+    self, HostView, LabFigure, NsId, PathDescription, ResolvedTarget, TargetError, TargetReport,
+    TargetSpec,
+};
+
+/// What `--target` adds to a comparison.
+#[derive(Debug, Clone)]
+pub struct TargetPlan {
+    pub targets: Vec<TargetSpec>,
+    /// The server every target and the baseline talk to (`--remote`).
+    pub server: SocketAddr,
+    pub token: Option<String>,
+    /// The namespace that plays this machine (`--host-netns`; default: this process's).
+    pub host_netns: Option<PathBuf>,
+    /// Also measure the lab's emulation of each target's mode (`--no-lab` turns it off).
+    pub lab_figures: bool,
+}
+
+/// The reports, and the targets that failed during the run (partial success when not empty).
+#[derive(Debug)]
+pub struct TargetOutcome {
+    pub reports: Vec<CompareReport>,
+    /// One line per target that failed mid-run.
+    pub failed: Vec<String>,
+}
+
+/// Prefix of the lab's rows in a target report.
+pub const LAB_PREFIX: &str = "lab/";
+
+/// One thing measured in the rounds.
+struct Measured {
+    label: String,
+    netns: PathBuf,
+    server: SocketAddr,
+    token: Option<String>,
+    /// Index into the resolved targets, for targets.
+    target: Option<usize>,
+    input: ModeInput,
+    /// Against its baseline (host, or lab/host for lab rows), from the schedule's rounds.
+    paired: Option<Paired>,
+    /// Still measured (false once it failed).
+    active: bool,
+}
+
+/// Removes the lab and stops its server when dropped.
+struct LabGuard {
+    name: String,
+    server: Option<ServerHandle>,
+}
+
+impl Drop for LabGuard {
+    fn drop(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.stop();
+        }
+        let _ = lab::down(&self.name);
+    }
+}
+
+fn input(label: &str) -> ModeInput {
+    ModeInput {
+        mode: label.to_string(),
+        unavailable: None,
+        reps: Vec::new(),
+        trace_run: None,
+        paired: None,
+    }
+}
+
+/// Runs a comparison of targets: checks the options, then resolves the targets (before anything
+/// is built: a bad target changes nothing), builds the lab for the lab's figures, measures.
+pub fn run(
+    opts: &CompareOptions,
+    plan: &TargetPlan,
+    progress: &dyn Progress,
+) -> Result<TargetOutcome, CompareError> {
+    opts.validate().map_err(CompareError::Invalid)?;
+    if opts.explain {
+        return Err(CompareError::Invalid(
+            "--explain needs the lab's bridge and ptp modes; it cannot run with --target".into(),
+        ));
+    }
+    if !netns::is_root() {
+        return Err(CompareError::NotRoot);
+    }
+    let stop = super::experiment::interrupt_flag();
+    run_with(opts, plan, &stop, progress)
+}
+
+fn run_with(
+    opts: &CompareOptions,
+    plan: &TargetPlan,
+    stop: &Arc<AtomicBool>,
+    progress: &dyn Progress,
+) -> Result<TargetOutcome, CompareError> {
+    target::check_unique(&plan.targets)?;
+    let resolved = target::resolve_all(&plan.targets)?;
+    let host_path = plan
+        .host_netns
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/proc/self/ns/net"));
+    let host_id = NsId::of_path(&host_path).map_err(|e| {
+        CompareError::Invalid(format!(
+            "reading the host namespace {}: {e}",
+            host_path.display()
+        ))
+    })?;
+    let host_view = HostView {
+        netns: plan.host_netns.as_deref(),
+    };
+    let mut descriptions: Vec<PathDescription> = resolved
+        .iter()
+        .map(|t| {
+            let own = t.id == host_id;
+            target::describe(&t.netns_path(), &host_view, plan.server.ip(), own)
+        })
+        .collect();
+    for (t, d) in resolved.iter().zip(&descriptions) {
+        let like = target::looks_like(d)
+            .map(Mode::name)
+            .unwrap_or("no lab mode");
+        progress.note(&format!(
+            "{} = {}: {} via {}; {}; looks like {like}",
+            t.spec.name,
+            t.spec.spec(),
+            t.resolved_netns,
+            t.how,
+            d.summary()
+        ));
+    }
+
+    // The lab's emulation of the modes the targets look like, against the lab's own remote.
+    let mut lab_modes: Vec<Mode> = descriptions
+        .iter()
+        .filter_map(target::looks_like)
+        .filter(|m| *m != Mode::Host)
+        .collect();
+    lab_modes.sort();
+    lab_modes.dedup();
+    let mut guard = None;
+    let mut paths: Vec<Measured> = Vec::new();
+    paths.push(Measured {
+        label: BASELINE.into(),
+        netns: host_path.clone(),
+        server: plan.server,
+        token: plan.token.clone(),
+        target: None,
+        input: input(BASELINE),
+        paired: None,
+        active: true,
+    });
+    for (i, t) in resolved.iter().enumerate() {
+        paths.push(Measured {
+            label: t.spec.name.clone(),
+            netns: t.netns_path(),
+            server: plan.server,
+            token: plan.token.clone(),
+            target: Some(i),
+            input: input(&t.spec.name),
+            paired: None,
+            active: true,
+        });
+    }
+    if plan.lab_figures && !lab_modes.is_empty() {
+        // Named like a compare's own lab, so a later compare removes it if this one is killed.
+        let name = lab::inventory::compare_lab_name(std::process::id());
+        let mut spec = LabSpec::new(&name);
+        spec.modes = std::iter::once(Mode::Host)
+            .chain(lab_modes.iter().copied())
+            .collect();
+        let started = Instant::now();
+        let built = Lab::up(&spec)?;
+        let mut g = LabGuard {
+            name: name.clone(),
+            server: None,
+        };
+        let listen = SocketAddr::new(built.remote_addr().into(), 0);
+        let server = netns::run_in(Some(built.remote_netns()), move || {
+            Server::bind(ServerConfig::new(listen)).map_err(CompareError::from)
+        })?;
+        let lab_server = server.local_addr();
+        g.server = Some(server.spawn());
+        progress.note(&format!(
+            "lab '{name}' built in {:.0} ms for the lab's figures ({})",
+            started.elapsed().as_secs_f64() * 1e3,
+            lab_modes
+                .iter()
+                .map(|m| m.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        for mode in std::iter::once(Mode::Host).chain(lab_modes.iter().copied()) {
+            let label = format!("{LAB_PREFIX}{}", mode.name());
+            let mut p = Measured {
+                label: label.clone(),
+                netns: PathBuf::new(),
+                server: lab_server,
+                token: None,
+                target: None,
+                input: input(&label),
+                paired: None,
+                active: false,
+            };
+            match built.available(mode) {
+                Some(info) => {
+                    p.netns = info.netns.clone();
+                    p.active = true;
+                }
+                None => {
+                    let why = match built.mode(mode) {
+                        Some(Err(r)) => r.clone(),
+                        _ => "not built".into(),
+                    };
+                    progress.note(&format!("{label}: unavailable: {why}"));
+                    p.input.unavailable = Some(why);
+                }
+            }
+            paths.push(p);
+        }
+        guard = Some(g);
+    }
+
+    let mut failed = Vec::new();
+    let mut reports = Vec::new();
+    for &placement in opts.cpu.placements() {
+        for p in paths.iter_mut() {
+            p.input.reps.clear();
+            p.paired = None;
+        }
+        let rounds = measure_paths(
+            opts,
+            &mut paths,
+            &resolved,
+            placement,
+            stop,
+            progress,
+            &mut failed,
+        )?;
+        reports.push(report(
+            opts,
+            placement,
+            rounds,
+            &paths,
+            &resolved,
+            &mut descriptions,
+        ));
+    }
+    drop(guard);
+    Ok(TargetOutcome { reports, failed })
+}
+
+/// The schedule's settings from the options: `--reps N` becomes N runs' worth of time per path,
+/// `auto` a precision stop (every ratio within 0.5 points) inside the time budget.
+fn schedule_config(opts: &CompareOptions, paths: usize) -> ScheduleConfig {
+    let stop = match opts.reps {
+        RepsChoice::Fixed(n) => StopRule::Time(opts.duration.saturating_mul((n * paths) as u32)),
+        RepsChoice::Auto => StopRule::Precision {
+            half_width: 0.005,
+            budget: opts.budget,
+        },
+    };
+    ScheduleConfig {
+        warmup: opts.warmup,
+        stop,
+        time_sliced: !opts.test.is_request_response(),
+        ..ScheduleConfig::default()
+    }
+}
+
+fn template(opts: &CompareOptions, server: SocketAddr, placement: CpuPlacement) -> RunSpec {
+    let (client_cpu, server_cpu) = CompareOptions::cpus_for(placement);
+    let mut spec = RunSpec::new(server, opts.test, opts.duration);
+    spec.warmup = opts.warmup;
+    spec.request_size = opts.request_size;
+    spec.response_size = opts.response_size;
+    spec.client_cpu = Some(client_cpu);
+    spec.server_cpu = Some(server_cpu);
+    spec
+}
+
+/// Length of the short probe run per path (backlog packets per transaction): probes are read
+/// around a run of one path, never inside the interleaved blocks.
+const PROBE_RUN: Duration = Duration::from_millis(400);
+
+/// Every active path in one interleaved, paired schedule (the measuring seam), then one short
+/// probe run per path; returns the timed rounds.
+fn measure_paths(
+    opts: &CompareOptions,
+    paths: &mut [Measured],
+    resolved: &[ResolvedTarget],
+    placement: CpuPlacement,
+    stop: &Arc<AtomicBool>,
+    progress: &dyn Progress,
+    failed: &mut Vec<String>,
+) -> Result<usize, CompareError> {
+    for p in paths.iter_mut() {
+        if let Some(t) = p.target.map(|i| &resolved[i]) {
+            if p.active {
+                if let Err(e) = t.check_alive() {
+                    leave_out(p, &format!("{e} (before measuring)"), progress, failed);
+                }
+            }
+        }
+    }
+    let active: Vec<usize> = (0..paths.len()).filter(|&i| paths[i].active).collect();
+    let specs: Vec<PathSpec> = active
+        .iter()
+        .map(|&i| PathSpec {
+            label: paths[i].label.clone(),
+            netns: Some(paths[i].netns.clone()),
+            server: paths[i].server,
+            token: paths[i].token.clone(),
+        })
+        .collect();
+    let cfg = schedule_config(opts, specs.len());
+    progress.placement(
+        placement.name(),
+        1,
+        opts.seconds_per_run() * specs.len() as f64,
+    );
+    progress.run_started(placement.name(), "all paths, interleaved", 1, 1);
+    let m = sockets::measure(
+        &specs,
+        &template(opts, paths[0].server, placement),
+        &cfg,
+        stop,
+    )
+    .map_err(|e| match e {
+        MeasureError::Baseline { error, .. } => CompareError::Baseline(error),
+        e => CompareError::Invalid(e.to_string()),
+    })?;
+    if stop.load(Ordering::SeqCst) {
+        return Err(CompareError::Interrupted("the lab it built was removed"));
+    }
+    let rounds = m.rounds.rounds();
+    let lab_base = active
+        .iter()
+        .position(|&i| paths[i].label == format!("{LAB_PREFIX}{BASELINE}"));
+    for (k, &i) in active.iter().enumerate() {
+        let p = &mut paths[i];
+        let target = p.target.map(|t| &resolved[t]);
+        if let Some(err) = m.rounds.failed(k) {
+            let why = match target {
+                Some(t) if !t.alive() => format!(
+                    "{} (after {} of {rounds} rounds)",
+                    TargetError::Exited {
+                        spec: t.spec.spec()
+                    },
+                    m.rounds.means_ns[k].len()
+                ),
+                _ => format!("{}: failed during the run: {err}", p.label),
+            };
+            leave_out(p, &why, progress, failed);
+            continue;
+        }
+        let Some(run) = m.runs[k].clone() else {
+            leave_out(p, &format!("{}: no result", p.label), progress, failed);
+            continue;
+        };
+        progress.run_finished(&p.label, run.latency_us.mean);
+        p.paired = if p.label.starts_with(LAB_PREFIX) {
+            lab_base
+                .filter(|&b| b != k)
+                .and_then(|b| paired::paired(&m.rounds.means_ns[k], &m.rounds.means_ns[b]))
+        } else {
+            m.rounds.paired(k)
+        };
+        p.input.reps.push(RepInput { run, probes: None });
+    }
+    // Probes: one short run per path alone, around which the /proc counters are read.
+    let probes = probe_config(placement);
+    for p in paths.iter_mut().filter(|p| p.active) {
+        if let Some(t) = p.target.map(|i| &resolved[i]) {
+            if !t.alive() {
+                continue;
+            }
+        }
+        let mut spec = template(opts, p.server, placement);
+        spec.netns = Some(p.netns.clone());
+        spec.token = p.token.clone();
+        spec.duration = PROBE_RUN;
+        spec.warmup = PROBE_RUN / 4;
+        let before = Snapshot::take(&probes).ok();
+        let run = client::run(&spec);
+        let after = Snapshot::take(&probes).ok();
+        if let Ok(run) = run {
+            p.input.trace_run = Some(RepInput {
+                run,
+                probes: before.zip(after).map(|(b, a)| Snapshot::delta(&b, &a)),
+            });
+        }
+    }
+    Ok(rounds)
+}
+
+fn leave_out(p: &mut Measured, why: &str, progress: &dyn Progress, failed: &mut Vec<String>) {
+    progress.note(&format!("{}: left out: {why}", p.label));
+    p.input.unavailable = Some(why.to_string());
+    p.input.reps.clear();
+    p.active = false;
+    if p.target.is_some() {
+        failed.push(why.to_string());
+    }
+}
+
+/// A path's row: the schedule's figures, its paired ratio (the seam's interval) as `vs_host`,
+/// and the probe run's counters.
+fn row(p: &Measured) -> ModeResult {
+    let mut r = build_mode(&p.input, None);
+    if let Some(t) = &p.input.trace_run {
+        if let Some(pr) = &t.probes {
+            let per = pr.per_tx(t.run.transactions + t.run.warmup_transactions);
+            r.probes.backlog_pkts_per_tx = Some(per.backlog_pkts);
+            r.probes.net_rx_per_tx = Some(per.net_rx);
+            r.probes.cpu_us_per_tx = Some(per.cpu_us);
+        }
+    }
+    if let Some(pd) = &p.paired {
+        r.vs_host = Some(VsHost {
+            delta_us: pd.delta.estimate / 1e3,
+            delta_pct: (pd.ratio.estimate - 1.0) * 100.0,
+            ratio: pd.ratio.estimate,
+            p_value: pd.p_value,
+            significant: pd.significant(),
+            ratio_ci95: pd.ratio.ci95.map(|(lo, hi)| [lo, hi]),
+            delta_us_ci95: pd.delta.ci95.map(|(lo, hi)| [lo / 1e3, hi / 1e3]),
+            rounds: Some(pd.rounds),
+        });
+    }
+    r
+}
+
+fn report(
+    opts: &CompareOptions,
+    placement: CpuPlacement,
+    rounds: usize,
+    paths: &[Measured],
+    resolved: &[ResolvedTarget],
+    descriptions: &mut [PathDescription],
+) -> CompareReport {
+    let meta = ReportMeta {
+        test: opts.test,
+        request_size: opts.request_size,
+        response_size: opts.response_size,
+        reps: rounds,
+        duration_s: opts.duration.as_secs_f64(),
+        cpu_placement: placement.name().to_string(),
+        kernel: model::kernel_release(),
+        host_name: model::host_name(),
+        schedule: model::ScheduleKind::Interleaved,
+        block_transactions: None,
+        ci_method: Some(crate::measure::paired::METHOD.to_string()),
+    };
+    let mut report = build_report(&meta, &[]);
+    report.modes = paths.iter().map(row).collect();
+    let mut lab_figures = Vec::new();
+    for (p, r) in paths.iter().zip(&report.modes) {
+        if !p.label.starts_with(LAB_PREFIX) || p.label == format!("{LAB_PREFIX}{BASELINE}") {
+            continue;
+        }
+        if let (Some(lat), Some(pd)) = (r.latency_us, &p.paired) {
+            lab_figures.push(LabFigure {
+                mode: p.label[LAB_PREFIX.len()..].to_string(),
+                ratio: pd.ratio.estimate,
+                ratio_ci95: pd.ratio.half_width(),
+                latency_us: lat.mean,
+            });
+        }
+    }
+    for (i, t) in resolved.iter().enumerate() {
+        let d = &mut descriptions[i];
+        let Some(pos) = paths.iter().position(|p| p.target == Some(i)) else {
+            continue;
+        };
+        let row = &mut report.modes[pos];
+        d.backlog_pkts_per_tx = row.probes.backlog_pkts_per_tx;
+        let like = target::looks_like(d);
+        let lab = like.and_then(|m| lab_figures.iter().find(|f| f.mode == m.name()).cloned());
+        let paired = paths[pos].paired;
+        row.target = Some(TargetReport {
+            spec: t.spec.spec(),
+            resolved_netns: t.resolved_netns.clone(),
+            resolved_by: t.how.clone(),
+            looks_like: like.map(|m| m.name().to_string()),
+            path: d.clone(),
+            lab,
+            ratio: paired.map(|p| p.ratio.estimate),
+            ratio_ci95: paired.and_then(|p| p.ratio.half_width()),
+        });
+    }
+    // One timed result per path: the intervals are the schedule's (paired by round), not the
+    // repetitions' the model's own warnings and verdict speak of.
+    report.warnings = model::warnings(&report)
+        .into_iter()
+        .filter(|w| !w.message.contains("repetitions"))
+        .collect();
+    report.verdict =
+        paths
+            .iter()
+            .zip(&report.modes)
+            .filter_map(|(p, r)| {
+                let pd = p.paired.as_ref()?;
+                let v = r.vs_host.as_ref()?;
+                Some(format!(
+                "{}: {:+.2} µs ({:+.1}%) per round trip, ratio {:.3}{} over {} paired rounds, {}",
+                r.mode,
+                v.delta_us,
+                v.delta_pct,
+                pd.ratio.estimate,
+                pd.ratio
+                    .half_width()
+                    .map(|h| format!(" ± {h:.3}"))
+                    .unwrap_or_default(),
+                pd.rounds,
+                if pd.significant() { "significant" } else { "not significant" }
+            ))
+            })
+            .collect();
+    report.warnings.push(Warning {
+        message: format!(
+            "{rounds} interleaved rounds of blocks on every path (the measuring seam): ratios are paired by round with batch-means 95% intervals; latency CIs are over the rounds' block means"
+        ),
+        remedy: "raise --reps (or -l) for narrower intervals".into(),
+    });
+    if paths.iter().any(|p| p.label.starts_with(LAB_PREFIX)) {
+        report.warnings.push(Warning {
+            message: format!(
+                "rows starting with {LAB_PREFIX} are the lab's emulation, compared with {LAB_PREFIX}{BASELINE} against the lab's own remote (not with host)"
+            ),
+            remedy: "compare a target's ratio to host with its lab mode's ratio to lab/host".into(),
+        });
+    }
+    report
+}

@@ -133,7 +133,12 @@ pub fn merge(files: &[InputFile], labels: &[FileLabel]) -> Result<FleetReport, F
                 .entry((pair.node.clone(), pair.peer.clone()))
                 .or_default();
             let baseline = report.baseline.as_deref().unwrap_or(BASELINE);
-            for m in &report.modes {
+            // The A/A control (a second host connection) checks the method; it is no path.
+            for m in report
+                .modes
+                .iter()
+                .filter(|m| m.mode != crate::compare::AA_CONTROL)
+            {
                 let row = path_row(m, report, baseline, pair.peer_network, &file.name());
                 if let Some(dup) = rows.iter().find(|r| r.path == row.path) {
                     return Err(FleetError::Duplicate {

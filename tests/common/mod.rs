@@ -111,7 +111,19 @@ fn without_timers(links: &str) -> String {
                 if !std::mem::take(&mut skip) {
                     out.push(tok);
                 }
-                skip = tok.ends_with("_timer");
+                // Operational state, not configuration: docker0 loses and regains its carrier
+                // as Docker's containers come and go.
+                skip = tok.ends_with("_timer") || tok == "state";
+            }
+            let flags = out.iter().position(|t| t.starts_with('<'));
+            if let Some(i) = flags {
+                let kept: Vec<&str> = out[i]
+                    .trim_matches(|c| c == '<' || c == '>')
+                    .split(',')
+                    .filter(|f| *f != "NO-CARRIER" && *f != "LOWER_UP")
+                    .collect();
+                let f = format!("<{}>", kept.join(","));
+                return out[..i].join(" ") + " " + &f + " " + &out[i + 1..].join(" ") + "\n";
             }
             out.join(" ") + "\n"
         })

@@ -157,8 +157,10 @@ impl RootSnapshot {
         RootSnapshot {
             links: without_timers(&capture("ip", &["-o", "-d", "link", "show"])),
             addresses: capture("ip", &["-o", "addr", "show"]),
-            routes: capture("ip", &["route", "show", "table", "all"])
-                + &capture("ip", &["-6", "route", "show", "table", "all"]),
+            // `linkdown` is operational state (docker0 without containers), not a route's setting.
+            routes: (capture("ip", &["route", "show", "table", "all"])
+                + &capture("ip", &["-6", "route", "show", "table", "all"]))
+                .replace(" linkdown", ""),
             sysctls,
             // -s (stateless): the rules without their counters' values; traffic to this
             // machine's own addresses counts in Docker's nat rules without changing any rule.

@@ -109,8 +109,9 @@ pub fn exchange(from: &Path, to: IpAddr) -> Result<String, String> {
 }
 
 fn talk(to: IpAddr) -> std::io::Result<String> {
-    let mut c = TcpStream::connect_timeout(&SocketAddr::new(to, PORT), Duration::from_secs(2))?;
-    c.set_read_timeout(Some(Duration::from_secs(2)))?;
+    // 5 s: under emulation (the guest kernel's tests) neighbour discovery can cost a SYN retry.
+    let mut c = TcpStream::connect_timeout(&SocketAddr::new(to, PORT), Duration::from_secs(5))?;
+    c.set_read_timeout(Some(Duration::from_secs(5)))?;
     c.write_all(b"hello\n")?;
     let mut s = String::new();
     c.read_to_string(&mut s)?;

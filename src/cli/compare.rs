@@ -309,33 +309,14 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     let pair = pair_label(&args);
     let terminal = terminal_exporter(&args);
     let opts = CompareOptions {
-        modes: args.modes.0,
-        test: args.test,
-        request_size: args.sizes.0,
-        response_size: args.sizes.1,
-        duration: args.length,
-        warmup: args.warmup,
-        reps: args.reps,
-        cpu: args.cpu,
-        explain: args.explain,
         checks: !args.no_checks,
-        lab: args.lab,
+        lab: args.lab.clone(),
         keep_lab: args.keep_lab,
         remote,
-        schedule: args.schedule,
-        block_time: args.block_time,
-        block_transactions: args.block_transactions,
-        target_ci_points: args.target_ci,
-        measure_budget: args.budget,
-        ..CompareOptions::default()
+        ..options(&args)
     };
 
-    let mut cpus: Vec<usize> = Vec::new();
-    for placement in opts.cpu.placements() {
-        let (c, s) = CompareOptions::cpus_for(*placement);
-        cpus.extend([c, s]);
-    }
-    let lock = args.lock.acquire(&cpus)?;
+    let lock = args.lock.acquire(&pinned_cpus(&opts))?;
     if opts.remote.is_none() && crate::netns::is_root() {
         remove_stale_labs();
     }
@@ -374,6 +355,16 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// Every CPU the placements pin a client or server to: what the measurement lock holds.
+fn pinned_cpus(opts: &CompareOptions) -> Vec<usize> {
+    let mut cpus = Vec::new();
+    for placement in opts.cpu.placements() {
+        let (c, s) = CompareOptions::cpus_for(*placement);
+        cpus.extend([c, s]);
+    }
+    cpus
 }
 
 /// The first screen's table: compact and fitted to the terminal, or every column with --wide.
@@ -423,6 +414,11 @@ fn options(args: &CompareArgs) -> CompareOptions {
         cpu: args.cpu,
         explain: args.explain,
         checks: false,
+        schedule: args.schedule,
+        block_time: args.block_time,
+        block_transactions: args.block_transactions,
+        target_ci_points: args.target_ci,
+        measure_budget: args.budget,
         ..CompareOptions::default()
     }
 }
@@ -446,12 +442,7 @@ fn run_targets(args: CompareArgs) -> anyhow::Result<()> {
     };
     let opts = options(&args);
     let pair = pair_label(&args);
-    let mut cpus: Vec<usize> = Vec::new();
-    for placement in opts.cpu.placements() {
-        let (c, s) = CompareOptions::cpus_for(*placement);
-        cpus.extend([c, s]);
-    }
-    let lock = args.lock.acquire(&cpus)?;
+    let lock = args.lock.acquire(&pinned_cpus(&opts))?;
     if crate::netns::is_root() {
         remove_stale_labs();
     }

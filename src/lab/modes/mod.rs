@@ -133,6 +133,20 @@ pub fn routed_veth(
     b.nl("node")
         .create_veth(host, "eth0", Some(std::os::fd::AsFd::as_fd(&fd)))?;
     b.step()?;
+    route_pair(b, ns, host, node_ip, ctr_ip)
+}
+
+/// Addresses and routes of a point-to-point pair whose host end `host` is in the node and whose
+/// other end is the container's `eth0` (a veth or netkit pair): `node_ip/32` on the host end,
+/// `ctr_ip/32` in the container, host routes both ways, the container's default route via
+/// `node_ip` onlink. Returns (host index, container index).
+pub fn route_pair(
+    b: &mut Builder,
+    ns: &str,
+    host: &str,
+    node_ip: Ipv4Addr,
+    ctr_ip: Ipv4Addr,
+) -> Result<(u32, u32), LabError> {
     let hi = b.nl("node").link_index(host)?;
     b.addr("node", hi, node_ip, 32, 128)?;
     b.nl("node").set_up(hi, true)?;

@@ -13,9 +13,9 @@ use std::os::fd::AsFd;
 use super::super::build::Builder;
 use super::super::plan::{self, v6, ModePlan};
 use super::super::{LabError, ModeInfo};
-use super::{remote_route_via_node, Backlog, CheckName, ModeDriver, Traits};
+use super::{remote_route_via_node, route_pair, Backlog, CheckName, ModeDriver, Traits};
 use crate::bpf::netkit::{self as programs, NetkitRedirect};
-use crate::netlink::{NetkitPair, NetkitPolicy, NetlinkError, Route};
+use crate::netlink::{NetkitPair, NetkitPolicy, NetlinkError};
 
 /// The netkit subnet 198.18.6.0/24 (/32s with host routes, like ptp): the node's side of both
 /// pairs, then one container address per mode.
@@ -144,15 +144,6 @@ fn routed_netkit(
         peer_policy: NetkitPolicy::Forward,
     })?;
     b.step()?;
-    let hi = b.nl("node").link_index(primary)?;
-    b.addr("node", hi, node_ip, 32, 128)?;
-    b.nl("node").set_up(hi, true)?;
-    b.route("node", Route::dev(ctr_ip.into(), 32, hi))?;
-    let ci = b.container_eth0(ns, ctr_ip, 32, 128)?;
-    b.route(ns, Route::dev(node_ip.into(), 32, ci))?;
-    b.route(
-        ns,
-        Route::onlink(Ipv4Addr::UNSPECIFIED.into(), 0, node_ip.into(), ci),
-    )?;
+    let (hi, _) = route_pair(b, ns, primary, node_ip, ctr_ip)?;
     Ok(hi)
 }

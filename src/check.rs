@@ -433,10 +433,32 @@ impl Drop for RuleCleanup<'_> {
 }
 
 /// The matrix as JSON for `compare`'s report (`null` with the reason when checks cannot run).
-pub fn matrix_json(lab: &Lab, modes: &[Mode]) -> serde_json::Value {
+/// What a comparison's feature checks gave: the matrix, or why they could not run. In JSON the
+/// matrix itself, or `{"error": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ChecksOutcome {
+    Failed { error: String },
+    Matrix(CheckMatrix),
+}
+
+impl ChecksOutcome {
+    /// The matrix, when the checks ran.
+    pub fn matrix(&self) -> Option<&CheckMatrix> {
+        match self {
+            ChecksOutcome::Matrix(m) => Some(m),
+            ChecksOutcome::Failed { .. } => None,
+        }
+    }
+}
+
+/// Runs the checks for a comparison's report: a failure is kept as its reason, not an error.
+pub fn outcome(lab: &Lab, modes: &[Mode]) -> ChecksOutcome {
     match run(lab, modes) {
-        Ok(m) => serde_json::to_value(m).unwrap_or(serde_json::Value::Null),
-        Err(e) => serde_json::json!({ "error": e.to_string() }),
+        Ok(m) => ChecksOutcome::Matrix(m),
+        Err(e) => ChecksOutcome::Failed {
+            error: crate::lab::error_chain(&e),
+        },
     }
 }
 

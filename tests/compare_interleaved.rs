@@ -60,18 +60,41 @@ fn interleaved_compare_finds_the_costs_and_passes_its_aa_control() {
     let dir = tempfile::tempdir().unwrap();
     let lab = common::unique("ilv");
     let mut report = compare(&lab, &dir.path().join("a.json"));
-    // A 95% interval misses the truth one time in twenty by design: a second, independent
-    // compare decides (both missing: one in four hundred on a sound method).
-    if report["aa_control"]["within_ci"] != true {
-        eprintln!("A/A control outside its CI once: {}", report["aa_control"]);
+    // Two connections of one path can differ by a few tenths of a percent for the whole run
+    // (where their sockets and threads landed), which an interval of this run's noise need not
+    // cover: the control must be within the tolerance of 1, and where its interval excludes 1
+    // the report must say so. A 95% result misses by chance now and then: a second,
+    // independent compare decides.
+    if report["aa_control"]["within_tolerance"] != true {
+        eprintln!(
+            "A/A control outside its tolerance once: {}",
+            report["aa_control"]
+        );
         report = compare(&lab, &dir.path().join("b.json"));
     }
     assert_eq!(report["schedule"], "interleaved");
     assert!(report["block_transactions"].as_u64().unwrap_or(0) >= 1);
     let aa = &report["aa_control"];
-    assert_eq!(aa["within_ci"], true, "A/A control outside its CI: {aa}");
     let r = aa["ratio"].as_f64().unwrap();
-    assert!((r - 1.0).abs() < 0.02, "A/A ratio {r} is not 1");
+    assert_eq!(
+        aa["within_tolerance"],
+        true,
+        "A/A ratio {r} is not 1 within {}: {aa}",
+        nslat::compare::AA_TOLERANCE
+    );
+    let warned = report["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|w| w["message"].as_str().unwrap_or("").contains("A/A control"));
+    assert_eq!(
+        warned,
+        aa["within_ci"] != true,
+        "the A/A warning must appear exactly when its interval excludes 1: {aa}"
+    );
+    if aa["within_ci"] != true {
+        eprintln!("A/A control within tolerance, outside its CI (reported): {aa}");
+    }
 
     for slower in ["bridge", "ptp"] {
         let (lo, hi) = ratio_ci(&report, slower);

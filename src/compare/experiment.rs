@@ -296,7 +296,7 @@ fn measure_all(
         }
         if opts.checks {
             let modes = opts.measured_modes();
-            report.checks = Some(crate::check::matrix_json(lab, &modes));
+            report.checks = Some(crate::check::outcome(lab, &modes));
         }
         reports.push(report);
     }

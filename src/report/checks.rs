@@ -100,25 +100,13 @@ pub fn render(matrix: &CheckMatrix) -> String {
     out
 }
 
-/// `compare`'s `checks` value as a matrix: `Ok(None)` when checks were not run, `Err(reason)`
-/// when they could not run.
-pub fn from_value(v: &serde_json::Value) -> Result<Option<CheckMatrix>, String> {
-    if v.is_null() {
-        return Ok(None);
-    }
-    if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
-        return Err(e.to_string());
-    }
-    serde_json::from_value::<CheckMatrix>(v.clone())
-        .map(Some)
-        .map_err(|e| format!("unreadable check matrix: {e}"))
-}
-
-/// Renders `compare`'s `checks` value: the matrix, or the reason it is missing.
-pub fn render_value(v: &serde_json::Value) -> Option<String> {
-    match from_value(v) {
-        Ok(m) => m.map(|m| render(&m)),
-        Err(e) => Some(format!("Feature checks not run: {e}\n")),
+/// Renders `compare`'s check outcome: the matrix, or the reason it is missing.
+pub fn render_outcome(o: &crate::check::ChecksOutcome) -> String {
+    match o {
+        crate::check::ChecksOutcome::Matrix(m) => render(m),
+        crate::check::ChecksOutcome::Failed { error } => {
+            format!("Feature checks not run: {error}\n")
+        }
     }
 }
 
@@ -161,11 +149,20 @@ mod tests {
             text.contains("ipvlan-l2: not available: kernel has no ipvlan support"),
             "{text}"
         );
-        let v = serde_json::to_value(&m).unwrap();
-        assert_eq!(render_value(&v).unwrap(), text);
-        assert!(render_value(&serde_json::Value::Null).is_none());
-        assert!(render_value(&serde_json::json!({"error": "not root"}))
-            .unwrap()
-            .contains("not root"));
+        // The outcome keeps the JSON shape of earlier reports: the matrix itself, or
+        // {"error": ...}; both round-trip.
+        use crate::check::ChecksOutcome;
+        let v = serde_json::to_value(ChecksOutcome::Matrix(m.clone())).unwrap();
+        assert_eq!(v, serde_json::to_value(&m).unwrap());
+        let back: ChecksOutcome = serde_json::from_value(v).unwrap();
+        assert_eq!(back.matrix(), Some(&m));
+        assert_eq!(render_outcome(&back), text);
+        let failed: ChecksOutcome =
+            serde_json::from_value(serde_json::json!({"error": "not root"})).unwrap();
+        assert!(failed.matrix().is_none());
+        assert_eq!(
+            render_outcome(&failed),
+            "Feature checks not run: not root\n"
+        );
     }
 }

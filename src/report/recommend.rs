@@ -73,10 +73,7 @@ pub fn lines(r: &CompareReport) -> Vec<String> {
     else {
         return Vec::new();
     };
-    let checks = r
-        .checks
-        .as_ref()
-        .and_then(|v| super::checks::from_value(v).ok().flatten());
+    let checks = r.checks.as_ref().and_then(|c| c.matrix());
     let Some(checks) = checks else {
         return vec![
             format!("fastest: {} at {}", fastest.mode, cost(fastest)),
@@ -207,7 +204,7 @@ pub fn why_lines(r: &CompareReport) -> Vec<String> {
 mod tests {
     use super::*;
 
-    fn checks(rows: &[(&str, bool)]) -> serde_json::Value {
+    fn checks(rows: &[(&str, bool)]) -> crate::check::ChecksOutcome {
         let modes: Vec<serde_json::Value> = rows
             .iter()
             .map(|(m, keeps)| {
@@ -219,7 +216,8 @@ mod tests {
                 })
             })
             .collect();
-        serde_json::json!({"lab": "t", "host_shim": false, "modes": modes})
+        serde_json::from_value(serde_json::json!({"lab": "t", "host_shim": false, "modes": modes}))
+            .unwrap()
     }
 
     #[test]

@@ -312,25 +312,25 @@ pub fn compare_with(r: &CompareReport, detail: Detail) -> View {
             blocks,
         ));
     }
-    match r.checks.as_ref().map(super::checks::from_value) {
-        Some(Ok(Some(m))) => {
-            let (header, rows) = super::checks::table_rows(&m);
+    match r.checks.as_ref() {
+        Some(crate::check::ChecksOutcome::Matrix(m)) => {
+            let (header, rows) = super::checks::table_rows(m);
             let mut blocks = vec![Block::Table(TableView {
                 header,
                 rows,
                 align: Align::Center,
             })];
-            let notes = super::checks::notes(&m);
+            let notes = super::checks::notes(m);
             if !notes.is_empty() {
                 blocks.push(Block::Bullets(notes));
             }
-            sections.push(Section::new(Some(super::checks::title(&m)), blocks));
+            sections.push(Section::new(Some(super::checks::title(m)), blocks));
         }
-        Some(Err(e)) => sections.push(Section::new(
+        Some(crate::check::ChecksOutcome::Failed { error }) => sections.push(Section::new(
             None,
-            vec![Block::Text(format!("Feature checks not run: {e}"))],
+            vec![Block::Text(format!("Feature checks not run: {error}"))],
         )),
-        _ => {}
+        None => {}
     }
     sections.push(Section::new(
         Some(if r.flags.is_empty() {

@@ -2,27 +2,32 @@
 # Precision of `nslat compare` on this machine (issue #10): on one lab, back to back, the default
 # (interleaved) compare 5 times and `--schedule runs` 5 times; for each schedule the wall time, every
 # mode's ratio to host with its 95% CI half-width, and the spread (max - min) of each ratio over the
-# 5 runs; the A/A control; then what B=1 and B=10 give. Run as root, under the shared lock:
+# 5 runs; the A/A control; then what B=1 and B=10 give (KEEP=DIR keeps the JSON). Run as root:
 #   sudo flock /tmp/nslat-bench.lock benches/precision.sh [path/to/nslat]
 set -euo pipefail
 NSLAT=${1:-target/release/nslat}
 MODES=host,bridge,ptp,macvlan
 LAB=prec$$
 OUT=$(mktemp -d)
-trap '"$NSLAT" lab down --name "$LAB" >/dev/null 2>&1 || true; rm -rf "$OUT"' EXIT
+trap '"$NSLAT" lab down --name "$LAB" >/dev/null 2>&1 || true; [ -n "${KEEP:-}" ] && cp -r "$OUT" "$KEEP"; rm -rf "$OUT"' EXIT
 "$NSLAT" lab up --name "$LAB" --modes "$MODES" >/dev/null
-run() { # name, extra args...
+run() { # name, extra args... (the default compare builds and removes its own lab: its wall time
+  # includes the lab build, checks, tracepoint runs and teardown; `--lab "$LAB"` reuses the one lab)
   local name=$1; shift
   local t0 t1
   t0=$(date +%s.%N)
-  "$NSLAT" compare --lab "$LAB" --modes "$MODES" --json "$OUT/$name.json" "$@" >/dev/null 2>&1
+  "$NSLAT" compare --modes "$MODES" --lock-wait 600 --json "$OUT/$name.json" "$@" >"$OUT/$name.out" 2>&1 ||
+    { cat "$OUT/$name.out" >&2; exit 1; }
   t1=$(date +%s.%N)
   echo "$t0 $t1" >"$OUT/$name.wall"
 }
-for i in 1 2 3 4 5; do run "interleaved-$i"; done
-for i in 1 2 3 4 5; do run "runs-$i" --schedule runs; done
-run b1 --block-transactions 1 --reps 2
-run b10 --block-transactions 10 --reps 2
+# Alternated, so each interleaved run has a steady-runs run of the same minute beside it.
+for i in 1 2 3 4 5; do
+  run "interleaved-$i"
+  run "runs-$i" --schedule runs --lab "$LAB"
+done
+run b1 --block-transactions 1 --lab "$LAB"
+run b10 --block-transactions 10 --lab "$LAB"
 python3 - "$OUT" <<'PY'
 import json, sys, glob, os
 out = sys.argv[1]
@@ -31,7 +36,9 @@ def load(name):
     t0, t1 = map(float, open(f"{out}/{name}.wall").read().split())
     return r, t1 - t0
 for sched in ("interleaved", "runs"):
-    print(f"== {sched} (5 runs, one lab; the lab is reused, so wall time excludes its build)")
+    how = ("each builds, checks and removes its own lab: wall time is all of it" if sched == "interleaved"
+           else "on one kept lab: wall time excludes the lab build")
+    print(f"== {sched} (5 runs; {how})")
     ratios = {}
     for i in range(1, 6):
         r, wall = load(f"{sched}-{i}")
@@ -44,7 +51,8 @@ for sched in ("interleaved", "runs"):
             ratios.setdefault(m["mode"], []).append(v["ratio"])
             row.append(f"{m['mode']} {v['ratio']:.4f} ±{half:.2f}pt")
         aa = r.get("aa_control")
-        aa_s = f" A/A within CI: {aa['within_ci']}" if aa else ""
+        aa_s = (f" A/A {aa['ratio']:.4f} within CI: {aa['within_ci']}, within tolerance: "
+                f"{aa.get('within_tolerance')}") if aa else ""
         b = r.get("block_transactions")
         print(f"  run {i}: {wall:5.1f} s wall, B={b}, rounds/reps={r['reps']}: " + "; ".join(row) + aa_s)
     for mode, xs in ratios.items():

@@ -90,6 +90,8 @@ fn t_interval(estimate: f64, batch_values: &[f64]) -> Ci {
 
 /// Mean of one path's block means with its batch-means interval.
 pub fn mean_ci(xs: &[f64]) -> Option<Ci> {
+    let kept: Vec<f64> = xs.iter().copied().filter(|x| x.is_finite()).collect();
+    let xs = &kept[..];
     let (mean, _) = mean_sd(xs)?;
     let k = batches_for(xs.len());
     let batch: Vec<f64> = batch_ranges(xs.len(), k)
@@ -99,13 +101,20 @@ pub fn mean_ci(xs: &[f64]) -> Option<Ci> {
 }
 
 /// `sample` against `baseline`, round by round (both indexed by round; the shorter length is
-/// used). `None` with no rounds or a zero baseline.
+/// used). A round where either value is not a number (a block left with nothing but stalls) is
+/// left out of both. `None` with no rounds or a zero baseline.
 pub fn paired(sample: &[f64], baseline: &[f64]) -> Option<Paired> {
-    let n = sample.len().min(baseline.len());
+    let (s, b): (Vec<f64>, Vec<f64>) = sample
+        .iter()
+        .zip(baseline)
+        .filter(|(x, y)| x.is_finite() && y.is_finite())
+        .map(|(x, y)| (*x, *y))
+        .unzip();
+    let n = s.len();
     if n == 0 {
         return None;
     }
-    let (s, b) = (&sample[..n], &baseline[..n]);
+    let (s, b) = (&s[..], &b[..]);
     let sum_b: f64 = b.iter().sum();
     if sum_b == 0.0 {
         return None;
@@ -157,6 +166,12 @@ fn p_of_one(ratio: f64, batch_ratios: &[f64]) -> Option<f64> {
         return Some(if ratio == 1.0 { 1.0 } else { 0.0 });
     }
     let t = (ratio - 1.0) / se;
+    if t.is_nan() {
+        return None;
+    }
+    if t.is_infinite() {
+        return Some(0.0);
+    }
     StudentsT::new(0.0, 1.0, (k - 1) as f64)
         .ok()
         .map(|d| (2.0 * d.sf(t.abs())).clamp(0.0, 1.0))
@@ -217,6 +232,14 @@ mod tests {
         assert!(paired(&[], &[]).is_none());
         assert!(paired(&[1.0], &[0.0]).is_none());
         assert!(mean_ci(&[1.0, 2.0]).unwrap().ci95.is_none());
+        // A round with a block of nothing but stalls (NaN) is left out of the pair, not a
+        // NaN estimate or a panic in the t distribution.
+        let mut s: Vec<f64> = (0..41).map(|i| 10.0 + (i % 3) as f64).collect();
+        s[5] = f64::NAN;
+        let p = paired(&s, &[10.0; 41]).unwrap();
+        assert_eq!(p.rounds, 40);
+        assert!(p.ratio.estimate.is_finite() && p.p_value.is_some());
+        assert!(mean_ci(&s).unwrap().estimate.is_finite());
         let c = mean_ci(&[3.0; 50]).unwrap();
         assert_eq!(c.estimate, 3.0);
         assert_eq!(c.half_width(), Some(0.0));

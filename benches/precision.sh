@@ -47,9 +47,9 @@ for sched in ("interleaved", "runs"):
             v = m.get("vs_host")
             if not v: continue
             ci = v.get("ratio_ci95")
-            half = (ci[1] - ci[0]) / 2 * 100 if ci else float("nan")
+            half = f"±{(ci[1] - ci[0]) / 2 * 100:.2f}pt" if ci else "(no ratio CI)"
             ratios.setdefault(m["mode"], []).append(v["ratio"])
-            row.append(f"{m['mode']} {v['ratio']:.4f} ±{half:.2f}pt")
+            row.append(f"{m['mode']} {v['ratio']:.4f} {half}")
         aa = r.get("aa_control")
         aa_s = (f" A/A {aa['ratio']:.4f} within CI: {aa['within_ci']}, within tolerance: "
                 f"{aa.get('within_tolerance')}") if aa else ""
@@ -63,10 +63,15 @@ for name in ("b1", "b10"):
     print(f"== B={r.get('block_transactions')}: " + "; ".join(
         f"{m['mode']} {m['latency_us']['mean']:.2f} µs" + (f" ratio {m['vs_host']['ratio']:.4f}" if m.get('vs_host') else "")
         for m in r["modes"] if m.get("latency_us")))
-# per-mode mean latency: interleaved (blocks) vs steady runs of the same mode, same lab
+# per-mode latency: interleaved (blocks) vs steady runs of the same mode, each pair in the same
+# minute. The mean of steady runs keeps the client's preemptions (stalls), which the interleaved
+# block means leave out: on a loaded machine compare the medians too.
+print("== interleaved vs steady runs, per mode (5 pairs, same minute)")
 for mode in ("host", "bridge", "ptp", "macvlan"):
-    il = [m["latency_us"]["mean"] for i in range(1, 6) for m in load(f"interleaved-{i}")[0]["modes"] if m["mode"] == mode]
-    ru = [m["latency_us"]["mean"] for i in range(1, 6) for m in load(f"runs-{i}")[0]["modes"] if m["mode"] == mode]
-    a, b = sum(il) / len(il), sum(ru) / len(ru)
-    print(f"  {mode}: interleaved {a:.3f} µs vs steady runs {b:.3f} µs ({(a / b - 1) * 100:+.2f}%)")
+    for key in ("mean", "p50"):
+        il = [m["latency_us"][key] for i in range(1, 6) for m in load(f"interleaved-{i}")[0]["modes"] if m["mode"] == mode]
+        ru = [m["latency_us"][key] for i in range(1, 6) for m in load(f"runs-{i}")[0]["modes"] if m["mode"] == mode]
+        a, b = sum(il) / len(il), sum(ru) / len(ru)
+        print(f"  {mode} {key}: interleaved {a:.3f} µs vs steady runs {b:.3f} µs ({(a / b - 1) * 100:+.2f}%)")
+print(f"== load average at the end: {open('/proc/loadavg').read().split()[0]}")
 PY

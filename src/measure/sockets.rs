@@ -297,6 +297,31 @@ pub struct Finished {
     pub errors: Vec<(usize, ClientError)>,
 }
 
+/// B transactions of `tx`, each timed with one clock read (the loop every test shares but
+/// UDP_RR, whose lost requests are not transactions).
+#[inline(always)]
+fn timed_block(
+    n: u64,
+    bytes_per_tx: usize,
+    hist: &mut Histogram<u64>,
+    spec: BlockSpec,
+    mut tx: impl FnMut() -> io::Result<()>,
+) -> io::Result<Block> {
+    let mut b = Block::default();
+    let start = now_ns();
+    let mut t0 = start;
+    for _ in 0..n {
+        tx()?;
+        let t1 = now_ns();
+        record(&mut b, hist, spec, t1 - t0);
+        t0 = t1;
+    }
+    b.transactions = n;
+    b.elapsed_ns = t0 - start;
+    b.bytes = n * bytes_per_tx as u64;
+    Ok(b)
+}
+
 /// B request/response transactions on a connected TCP socket.
 #[inline]
 fn tcp_rr_block(
@@ -307,20 +332,11 @@ fn tcp_rr_block(
     hist: &mut Histogram<u64>,
     spec: BlockSpec,
 ) -> io::Result<Block> {
-    let mut b = Block::default();
-    let start = now_ns();
-    let mut t0 = start;
-    for _ in 0..n {
+    let bytes = req.len() + resp.len();
+    timed_block(n, bytes, hist, spec, || {
         send_all(fd, req)?;
-        recv_exact(fd, resp)?;
-        let t1 = now_ns();
-        record(&mut b, hist, spec, t1 - t0);
-        t0 = t1;
-    }
-    b.transactions = n;
-    b.elapsed_ns = t0 - start;
-    b.bytes = n * (req.len() + resp.len()) as u64;
-    Ok(b)
+        recv_exact(fd, resp)
+    })
 }
 
 /// Times one completed transaction: into the histogram when timed, into the stalls when slow.
@@ -403,23 +419,13 @@ fn crr_block(
     hist: &mut Histogram<u64>,
     spec: BlockSpec,
 ) -> io::Result<Block> {
-    let mut b = Block::default();
-    let start = now_ns();
-    let mut t0 = start;
-    for _ in 0..n {
+    let bytes = req.len() + resp.len();
+    timed_block(n, bytes, hist, spec, || {
         let mut s = TcpStream::connect(addr)?;
         s.set_nodelay(true)?;
         s.write_all(req)?;
-        s.read_exact(resp)?;
-        drop(s);
-        let t1 = now_ns();
-        record(&mut b, hist, spec, t1 - t0);
-        t0 = t1;
-    }
-    b.transactions = n;
-    b.elapsed_ns = t0 - start;
-    b.bytes = n * (req.len() + resp.len()) as u64;
-    Ok(b)
+        s.read_exact(resp)
+    })
 }
 
 /// A time slice of a stream: send (TCP_STREAM) or receive (TCP_MAERTS) calls until `slice_ns`

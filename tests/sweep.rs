@@ -222,9 +222,17 @@ fn sweep_load_neighbours_stream_through_the_node() {
     for p in [k0, k2] {
         let q = p.queueing.expect("queueing on the victim's CPU");
         assert_eq!(q.cpu, 0);
-        assert!(q.pkts_per_tx >= 4.9, "{} packets per transaction", q.pkts_per_tx);
+        assert!(
+            q.pkts_per_tx >= 4.9,
+            "{} packets per transaction",
+            q.pkts_per_tx
+        );
         assert!(q.net_rx_per_tx > 0.0 && (0.0..=1.0).contains(&q.softirq_share));
-        assert!(q.backlog_samples.samples >= 200, "{} samples in 1 s", q.backlog_samples.samples);
+        assert!(
+            q.backlog_samples.samples >= 200,
+            "{} samples in 1 s",
+            q.backlog_samples.samples
+        );
         assert!(q.backlog_busy_share.is_some() && q.backlog_len_mean.is_some());
     }
     assert!(
@@ -289,9 +297,15 @@ fn load_modes_without_neighbours_are_refused_with_the_reason() {
         let out = common::nslat(&["sweep", "load", "--modes", mode, "--lab", &name]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{mode}: {stderr}");
-        assert_eq!(stderr.trim().lines().count(), 1, "{mode}: one line: {stderr}");
+        assert_eq!(
+            stderr.trim().lines().count(),
+            1,
+            "{mode}: one line: {stderr}"
+        );
         assert!(
-            stderr.contains(mode) && stderr.contains(why) && stderr.contains("host, bridge, ptp and macvlan"),
+            stderr.contains(mode)
+                && stderr.contains(why)
+                && stderr.contains("host, bridge, ptp and macvlan"),
             "{stderr}"
         );
         assert!(lab_namespaces(&name).is_empty(), "{mode}: nothing built");

@@ -157,6 +157,9 @@ fn p_of_one(ratio: f64, batch_ratios: &[f64]) -> Option<f64> {
         return Some(if ratio == 1.0 { 1.0 } else { 0.0 });
     }
     let t = (ratio - 1.0) / se;
+    if !t.is_finite() {
+        return None;
+    }
     StudentsT::new(0.0, 1.0, (k - 1) as f64)
         .ok()
         .map(|d| (2.0 * d.sf(t.abs())).clamp(0.0, 1.0))
@@ -207,6 +210,15 @@ mod tests {
         assert!((p.ratio.half_width().unwrap() - h).abs() < 1e-9);
         assert!((p.delta.estimate - 2.0).abs() < 1e-12);
         assert!((p.delta.half_width().unwrap() - 10.0 * h).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_value_that_is_not_a_number_gives_no_p_value_and_no_panic() {
+        let b = vec![10.0; 40];
+        let mut s = vec![11.0; 40];
+        s[7] = f64::NAN;
+        let p = paired(&s, &b).unwrap();
+        assert_eq!(p.p_value, None);
     }
 
     #[test]

@@ -112,6 +112,9 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         let got = s.stop().unwrap();
         assert!(got.samples >= 5, "{got:?}");
-        assert!(got.nonzero <= got.samples && got.sum >= u64::from(got.max), "{got:?}");
+        assert!(
+            got.nonzero <= got.samples && got.sum >= u64::from(got.max),
+            "{got:?}"
+        );
     }
 }

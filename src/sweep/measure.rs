@@ -207,6 +207,9 @@ mod tests {
         c.leave_out_stalls = false;
         assert_eq!(c.schedule().stall_factor, None);
         let t = c.template();
-        assert_eq!((t.client_cpu, t.server_cpu, t.test), (Some(0), Some(0), TestKind::TcpCrr));
+        assert_eq!(
+            (t.client_cpu, t.server_cpu, t.test),
+            (Some(0), Some(0), TestKind::TcpCrr)
+        );
     }
 }

@@ -513,10 +513,7 @@ pub fn load(opts: &LoadOptions, progress: &dyn Progress) -> Result<SweepReport, 
                             time_squeeze: d.time_squeeze,
                             elapsed_s: d.elapsed_s,
                         };
-                        (
-                            Some(backlog),
-                            queueing(&b, a, v.all_transactions, samples),
-                        )
+                        (Some(backlog), queueing(&b, a, v.all_transactions, samples))
                     }
                     _ => (None, None),
                 };

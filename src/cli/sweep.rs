@@ -204,6 +204,7 @@ pub fn run(cmd: SweepCommand) -> anyhow::Result<()> {
                 duration: a.length,
                 lab: a.out.lab.clone(),
             };
+            sweep::validate_services(&opts).context("sweep services")?;
             let _lock = a.out.lock.acquire(&[0])?;
             let r = sweep::services_sweep(&opts, &Lines).context("sweep services")?;
             finish(&r, &a.out)
@@ -219,6 +220,7 @@ pub fn run(cmd: SweepCommand) -> anyhow::Result<()> {
                 lab: a.out.lab.clone(),
             };
             // The victim's CPU and the other one (neighbours, the backlog sampler).
+            sweep::validate_load(&opts).context("sweep load")?;
             let _lock = a.out.lock.acquire(&[0, 1])?;
             let r = sweep::load(&opts, &Lines).context("sweep load")?;
             finish(&r, &a.out)

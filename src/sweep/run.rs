@@ -391,7 +391,8 @@ pub fn services(
     })
 }
 
-fn validate_services(opts: &ServicesOptions) -> Result<(), SweepError> {
+/// Checks `opts` before anything is built or locked (bad input: one clear line).
+pub fn validate_services(opts: &ServicesOptions) -> Result<(), SweepError> {
     if opts.counts.is_empty() || opts.styles.is_empty() || opts.tests.is_empty() {
         return Err(SweepError::Invalid(
             "nothing to sweep: give at least one count, style and test".into(),
@@ -583,7 +584,8 @@ pub fn load(opts: &LoadOptions, progress: &dyn Progress) -> Result<SweepReport, 
     })
 }
 
-fn validate_load(opts: &LoadOptions) -> Result<(), SweepError> {
+/// Checks `opts` before anything is built or locked (bad input: one clear line).
+pub fn validate_load(opts: &LoadOptions) -> Result<(), SweepError> {
     if opts.neighbours.is_empty() || opts.modes.is_empty() || opts.placements.is_empty() {
         return Err(SweepError::Invalid(
             "nothing to sweep: give at least one neighbour count, mode and placement".into(),

@@ -151,6 +151,11 @@ fn sweep_services_measures_every_point_and_leaves_nothing() {
     assert!(r.unavailable.is_empty(), "{:?}", r.unavailable);
     assert_eq!(r.points.len(), 2 * 2 * 2, "styles × counts × tests");
     for p in &r.points {
+        // Measured on the interleaved seam: many short blocks, and an interval from them.
+        assert!(p.rounds >= 20, "{} rounds", p.rounds);
+        assert!(p.latency_us.ci95.is_some(), "{:?}", p.latency_us);
+        let v = p.vs_direct.unwrap();
+        assert!(v.ratio > 0.0 && v.ratio_ci95.is_some());
         assert!(p.style.is_some());
         assert!(p.latency_us.p50 > 0.0 && p.latency_us.p99 >= p.latency_us.p50);
         assert!(p.transactions > 0 && p.rounds >= 4);
@@ -211,6 +216,25 @@ fn sweep_load_neighbours_stream_through_the_node() {
         "the node's eth0 sent {w2} Gbit/s with two neighbours, {w0} without"
     );
     assert!(k0.backlog.is_some() && k2.backlog.is_some());
+    // Queueing on the victim's CPU: the victim's own packets are received there (bridge: the
+    // container's veth, docker0 and the wire on the way out and back: at least 5 device passes
+    // per transaction, whatever else the machine runs), and its backlog was sampled throughout.
+    for p in [k0, k2] {
+        let q = p.queueing.expect("queueing on the victim's CPU");
+        assert_eq!(q.cpu, 0);
+        assert!(
+            q.pkts_per_tx >= 4.9,
+            "{} packets per transaction",
+            q.pkts_per_tx
+        );
+        assert!(q.net_rx_per_tx > 0.0 && (0.0..=1.0).contains(&q.softirq_share));
+        assert!(
+            q.backlog_samples.samples >= 200,
+            "{} samples in 1 s",
+            q.backlog_samples.samples
+        );
+        assert!(q.backlog_busy_share.is_some() && q.backlog_len_mean.is_some());
+    }
     assert!(
         lab_namespaces(&name).is_empty(),
         "neighbours removed with the lab"
@@ -258,5 +282,33 @@ fn an_interrupted_sweep_removes_its_lab_and_rules() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
     assert!(lab_namespaces(&name).is_empty(), "lab removed: {stderr}");
+    root.assert_unchanged();
+}
+
+#[test]
+fn load_modes_without_neighbours_are_refused_with_the_reason() {
+    if !common::need_root("sweep_load_modes") {
+        return;
+    }
+    let root = common::RootSnapshot::take();
+    for (mode, why) in [("vxlan", "pod subnet"), ("veth-bpf", "tc programs")] {
+        let name = common::unique("swm");
+        let _guard = LabGuard(name.clone());
+        let out = common::nslat(&["sweep", "load", "--modes", mode, "--lab", &name]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{mode}: {stderr}");
+        assert_eq!(
+            stderr.trim().lines().count(),
+            1,
+            "{mode}: one line: {stderr}"
+        );
+        assert!(
+            stderr.contains(mode)
+                && stderr.contains(why)
+                && stderr.contains("host, bridge, ptp and macvlan"),
+            "{stderr}"
+        );
+        assert!(lab_namespaces(&name).is_empty(), "{mode}: nothing built");
+    }
     root.assert_unchanged();
 }

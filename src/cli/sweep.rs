@@ -33,6 +33,8 @@ pub struct Outputs {
     /// The sweep lab's name (default swp<pid>; it must not exist, and is removed at the end).
     #[arg(long, value_name = "NAME")]
     lab: Option<String>,
+    #[command(flatten)]
+    lock: super::run::LockArgs,
 }
 
 /// Latency through one ClusterIP against the number of Services, per kube-proxy style.
@@ -71,9 +73,12 @@ pub struct ServicesArgs {
 #[command(
     long_about = "A victim container's request/response percentiles while K neighbour containers of \
     the same mode on the same node run TCP_STREAM to the remote, per mode, with the neighbours on \
-    the victim's CPU (same) or the other one (other). Reports p50/p99/p99.9 per K and the backlog \
-    counters (drops, time squeeze) of /proc/net/softnet_stat. The streams are bounded: each ends \
-    after its duration.\n\n\
+    the victim's CPU (same) or the other one (other). Reports p50/p99/p99.9 per K, the backlog \
+    counters (drops, time squeeze) of /proc/net/softnet_stat, and what explains a gap without \
+    drops: queueing on the victim's CPU (packets received there and NET_RX softirqs per victim \
+    transaction, its softirq time, its backlog length sampled every millisecond). The streams are \
+    bounded: each ends after its duration. veth-bpf and vxlan victims have no neighbour builder \
+    yet and are refused with the reason.\n\n\
     Examples:\n  \
     nslat sweep load\n  \
     nslat sweep load --modes bridge,macvlan --neighbours 0,4 --placements same --html load/"
@@ -82,7 +87,8 @@ pub struct LoadArgs {
     /// Neighbour counts, comma-separated (at most 8).
     #[arg(long, value_name = "LIST", default_value = "0,1,2,4", value_parser = parse_counts)]
     neighbours: Counts,
-    /// Modes, comma-separated (host, bridge, ptp, macvlan).
+    /// Modes, comma-separated: host, bridge, ptp, macvlan (neighbours are built for these; veth-bpf,
+    /// vxlan, ipvlan and netkit are refused with the reason).
     #[arg(long, value_name = "LIST", default_value = "host,bridge,ptp,macvlan", value_parser = parse_modes)]
     modes: Modes,
     /// Where the neighbours' clients run: same (the victim's CPU), other, or both.
@@ -198,6 +204,8 @@ pub fn run(cmd: SweepCommand) -> anyhow::Result<()> {
                 duration: a.length,
                 lab: a.out.lab.clone(),
             };
+            sweep::validate_services(&opts).context("sweep services")?;
+            let _lock = a.out.lock.acquire(&[0])?;
             let r = sweep::services_sweep(&opts, &Lines).context("sweep services")?;
             finish(&r, &a.out)
         }
@@ -211,6 +219,9 @@ pub fn run(cmd: SweepCommand) -> anyhow::Result<()> {
                 duration: a.length,
                 lab: a.out.lab.clone(),
             };
+            // The victim's CPU and the other one (neighbours, the backlog sampler).
+            sweep::validate_load(&opts).context("sweep load")?;
+            let _lock = a.out.lock.acquire(&[0, 1])?;
             let r = sweep::load(&opts, &Lines).context("sweep load")?;
             finish(&r, &a.out)
         }

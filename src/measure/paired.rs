@@ -225,6 +225,15 @@ mod tests {
     }
 
     #[test]
+    fn a_value_that_is_not_a_number_gives_no_p_value_and_no_panic() {
+        let b = vec![10.0; 40];
+        let mut s = vec![11.0; 40];
+        s[7] = f64::NAN;
+        let p = paired(&s, &b).unwrap();
+        assert_eq!(p.p_value, None);
+    }
+
+    #[test]
     fn too_few_rounds_give_no_interval() {
         let p = paired(&[2.0, 2.0], &[1.0, 1.0]).unwrap();
         assert_eq!(p.ratio.estimate, 2.0);

@@ -65,13 +65,18 @@ impl Block {
         (self.bytes > 0).then(|| self.elapsed_ns as f64 * 1e6 / self.bytes as f64)
     }
 
-    /// What a block contributes to its round: time per attempt (stalls left out), or for
-    /// time-sliced stream blocks, time per megabyte.
+    /// What a block contributes to its round: time per attempt (stalls left out; a block whose
+    /// every attempt was a stall, as a short block of slow TCP_CRR connections can be, gives its
+    /// whole time per attempt rather than nothing), or for time-sliced stream blocks, time per
+    /// megabyte.
     pub fn round_value(&self, time_sliced: bool) -> Option<f64> {
         if time_sliced {
             self.ns_per_mb()
         } else {
-            self.mean_ns()
+            self.mean_ns().or_else(|| {
+                let n = self.attempts();
+                (n > 0).then(|| self.elapsed_ns as f64 / n as f64)
+            })
         }
     }
 
@@ -429,4 +434,29 @@ pub fn run<S: PathSet>(
         failures,
         baseline: cfg.baseline,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_block_of_stalls_only_still_has_a_round_value() {
+        let all_stalls = Block {
+            transactions: 2,
+            elapsed_ns: 3_000_000,
+            stalls: 2,
+            stall_ns: 3_000_000,
+            ..Block::default()
+        };
+        assert_eq!(all_stalls.mean_ns(), None);
+        assert_eq!(all_stalls.round_value(false), Some(1_500_000.0));
+        let one_stall = Block {
+            stalls: 1,
+            stall_ns: 2_000_000,
+            ..all_stalls
+        };
+        assert_eq!(one_stall.round_value(false), Some(1_000_000.0));
+        assert_eq!(Block::default().round_value(false), None);
+    }
 }

@@ -23,6 +23,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+pub mod backlog;
 pub mod cpu;
 pub mod softirqs;
 pub mod softnet;

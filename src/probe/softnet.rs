@@ -4,9 +4,11 @@
 //! 1 `processed` (incremented in `__netif_receive_skb_core` once per packet *per pass*: a packet
 //! that crosses veth and then a bridge is counted on each device it is received on, which is what
 //! makes it a measure of path length), 2 `dropped` (backlog full), 3 `time_squeeze`, 4–9 unused,
-//! 10 `received_rps`, 11 `flow_limit_count`, 12 backlog length, 13 CPU id (since 5.10),
-//! 14–15 input/process queue lengths (since 6.x). Older kernels print fewer columns; then the CPU
-//! id is the line's position.
+//! 10 `received_rps`, 11 `flow_limit_count`, 12 backlog length (`softnet_backlog_len`: input +
+//! process queue, packets waiting in this CPU's backlog at the moment of reading), 13 CPU id
+//! (since 5.10), 14–15 input/process queue lengths (since 6.x; kernel 6.18 prints all 15).
+//! Older kernels print fewer columns; then the CPU id is the line's position and a missing
+//! queue length reads 0.
 //!
 //! The file sits under the per-network-namespace `/proc/net`, but the data is the global
 //! per-CPU `softnet_data`: every namespace reads the same numbers (checked by `tests/probe.rs`).
@@ -27,6 +29,8 @@ pub struct SoftnetCpu {
     pub dropped: u32,
     /// Times the NET_RX softirq ran out of budget with work left.
     pub time_squeeze: u32,
+    /// Packets in the backlog right now (column 12: input + process queue; 0 when absent).
+    pub backlog_len: u32,
 }
 
 /// Parses the whole file.
@@ -58,6 +62,7 @@ pub fn parse(text: &str) -> Result<Vec<SoftnetCpu>, ProbeError> {
             processed: cols[0],
             dropped: cols[1],
             time_squeeze: cols[2],
+            backlog_len: cols.get(11).copied().unwrap_or(0),
         });
     }
     if out.is_empty() {
@@ -97,10 +102,27 @@ mod tests {
                 cpu: 2,
                 processed: 255,
                 dropped: 0,
-                time_squeeze: 3
+                time_squeeze: 3,
+                backlog_len: 0,
             }
         );
         assert_eq!(v[0].dropped, 1);
+    }
+
+    #[test]
+    fn backlog_length_is_the_twelfth_column() {
+        // Kernel 6.18 (net/core/net-procfs.c): ... received_rps, flow_limit_count,
+        // input_qlen + process_qlen, cpu, input_qlen, process_qlen.
+        let text = "00000100 00000000 00000002 00000000 00000000 00000000 00000000 00000000 00000000 00000007 00000008 00000005 00000000 00000003 00000002\n\
+                    00000200 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 0000001a 00000001 00000010 0000000a\n";
+        let v = parse(text).unwrap();
+        assert_eq!((v[0].cpu, v[0].backlog_len), (0, 5));
+        assert_eq!((v[1].cpu, v[1].backlog_len), (1, 26));
+        let fixture = parse(include_str!("../../tests/fixtures/softnet_stat.6_18")).unwrap();
+        assert!(fixture.iter().all(|c| c.backlog_len == 0));
+        // Eleven columns (before the backlog length was printed): 0.
+        let old = parse("0000000a 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000009\n").unwrap();
+        assert_eq!(old[0].backlog_len, 0);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::view::{Block, Curve, CurvePlot, CurvePoint, Plot, Section, TableView, View};
 use super::{opt, ReportError, DASH};
-use crate::sweep::model::{Axis, Backlog, Latency, Point, SweepReport, VsReference};
+use crate::sweep::model::{Axis, Backlog, Latency, Point, Queueing, SweepReport, VsReference};
 
 fn lat_cell(l: &Latency) -> String {
     match l.ci95 {
@@ -26,18 +26,27 @@ fn ratio_cell(v: Option<&VsReference>) -> String {
     }
 }
 
-fn backlog_cells(b: Option<&Backlog>) -> [String; 3] {
+fn backlog_cell(b: Option<&Backlog>) -> String {
     match b {
-        Some(b) => [
-            b.dropped.to_string(),
-            b.time_squeeze.to_string(),
-            if b.elapsed_s > 0.0 {
-                format!("{:.0}", b.processed as f64 / b.elapsed_s)
-            } else {
-                DASH.into()
-            },
+        Some(b) => format!("{} / {}", b.dropped, b.time_squeeze),
+        None => DASH.into(),
+    }
+}
+
+fn percent(v: Option<f64>) -> String {
+    opt(v.map(|x| x * 100.0), 1)
+}
+
+fn queueing_cells(q: Option<&Queueing>) -> [String; 5] {
+    match q {
+        Some(q) => [
+            format!("{:.2}", q.pkts_per_tx),
+            format!("{:.3}", q.net_rx_per_tx),
+            percent(Some(q.softirq_share)),
+            percent(q.backlog_busy_share),
+            opt(q.backlog_len_mean, 3),
         ],
-        None => [DASH.into(), DASH.into(), DASH.into()],
+        None => std::array::from_fn(|_| DASH.to_string()),
     }
 }
 
@@ -63,10 +72,12 @@ fn headers(axis: Axis) -> Vec<String> {
             "p99 µs",
             "p99.9 µs",
             "neighbours Gbit/s",
-            "wire Gbit/s",
-            "backlog drops",
-            "time squeeze",
-            "backlog pkts/s",
+            "drops / squeeze",
+            "victim CPU pkts/tx",
+            "NET_RX/tx",
+            "softirq %",
+            "backlog busy %",
+            "backlog len",
         ],
     };
     v.iter().map(|s| s.to_string()).collect()
@@ -91,8 +102,8 @@ fn row(axis: Axis, p: &Point) -> Vec<String> {
         }
         Axis::Load => {
             r.push(opt(p.neighbours_gbps, 2));
-            r.push(opt(p.wire_gbps, 2));
-            r.extend(backlog_cells(p.backlog.as_ref()));
+            r.push(backlog_cell(p.backlog.as_ref()));
+            r.extend(queueing_cells(p.queueing.as_ref()));
         }
     }
     r
@@ -135,6 +146,7 @@ fn curves(
                         hi: y + h,
                     }
                 })
+                .filter(|c| c.y.is_finite())
                 .collect(),
         })
         .collect();
@@ -190,6 +202,15 @@ pub fn view(r: &SweepReport) -> View {
             &format!("{label} latency (µs)"),
             pick,
         ))));
+        if r.axis == Axis::Load && r.points.iter().any(|p| p.queueing.is_some()) {
+            blocks.push(Block::Plot(Plot::Curves(curves(
+                r,
+                t,
+                format!("{t}: packets received on the victim's CPU per victim transaction"),
+                "packets per transaction",
+                |p| (p.queueing.map_or(f64::NAN, |q| q.pkts_per_tx), None),
+            ))));
+        }
         sections.push(Section::new(Some(t.clone()), blocks));
     }
     if !r.notes.is_empty() {
@@ -219,7 +240,7 @@ pub fn view(r: &SweepReport) -> View {
     }
 }
 
-const CSV_HEADER: [&str; 25] = [
+const CSV_HEADER: [&str; 32] = [
     "axis",
     "style",
     "mode",
@@ -245,6 +266,13 @@ const CSV_HEADER: [&str; 25] = [
     "backlog_time_squeeze",
     "neighbours_gbps",
     "wire_gbps",
+    "victim_cpu",
+    "victim_cpu_pkts_per_tx",
+    "victim_cpu_net_rx_per_tx",
+    "victim_cpu_softirq_share",
+    "victim_backlog_len_mean",
+    "victim_backlog_busy_share",
+    "victim_backlog_samples",
 ];
 
 fn num(v: Option<f64>) -> String {
@@ -261,6 +289,7 @@ pub fn write_csv(r: &SweepReport, out: &mut dyn Write) -> Result<(), ReportError
         let l = &p.latency_us;
         let v = p.vs_direct.as_ref();
         let b = p.backlog.as_ref();
+        let q = p.queueing.as_ref();
         w.write_record([
             r.axis.name().to_string(),
             p.style.map(|s| s.name().to_string()).unwrap_or_default(),
@@ -287,6 +316,14 @@ pub fn write_csv(r: &SweepReport, out: &mut dyn Write) -> Result<(), ReportError
             b.map(|b| b.time_squeeze.to_string()).unwrap_or_default(),
             num(p.neighbours_gbps),
             num(p.wire_gbps),
+            q.map(|q| q.cpu.to_string()).unwrap_or_default(),
+            num(q.map(|q| q.pkts_per_tx)),
+            num(q.map(|q| q.net_rx_per_tx)),
+            num(q.map(|q| q.softirq_share)),
+            num(q.and_then(|q| q.backlog_len_mean)),
+            num(q.and_then(|q| q.backlog_busy_share)),
+            q.map(|q| q.backlog_samples.samples.to_string())
+                .unwrap_or_default(),
         ])?;
     }
     w.flush()?;
@@ -374,6 +411,7 @@ pub fn sample_services() -> SweepReport {
                 backlog: None,
                 wire_gbps: None,
                 neighbours_gbps: None,
+                queueing: None,
             });
         }
     }
@@ -416,6 +454,20 @@ pub fn sample_load() -> SweepReport {
                 }),
                 wire_gbps: Some(0.05 + 5.0 * k as f64),
                 neighbours_gbps: (k > 0).then_some(5.0 * k as f64),
+                queueing: Some(Queueing {
+                    cpu: 0,
+                    pkts_per_tx: 4.0 + slope * k as f64,
+                    net_rx_per_tx: 0.5,
+                    softirq_share: 0.1 * k as f64,
+                    backlog_len_mean: Some(0.01 * slope * k as f64),
+                    backlog_busy_share: Some(0.01 * slope * k as f64),
+                    backlog_samples: crate::sweep::model::BacklogSamples {
+                        samples: 3000,
+                        nonzero: (30.0 * slope * k as f64) as u64,
+                        sum: (30.0 * slope * k as f64) as u64,
+                        max: k as u32,
+                    },
+                }),
             });
         }
     }
@@ -475,6 +527,8 @@ mod tests {
         assert_eq!(&rows[3][col("n")], "4");
         assert_eq!(&rows[3][col("backlog_time_squeeze")], "40");
         assert_eq!(&rows[0][col("load_s")], "");
+        assert_eq!(&rows[3][col("victim_cpu_pkts_per_tx")], "40");
+        assert_eq!(&rows[3][col("victim_backlog_samples")], "3000");
     }
 
     #[test]
@@ -487,6 +541,10 @@ mod tests {
         let mut buf = Vec::new();
         super::super::html::render(&view(&sample_load()), &mut buf).unwrap();
         let html = String::from_utf8(buf).unwrap();
-        assert_eq!(html.matches("<svg").count(), 2);
+        assert_eq!(
+            html.matches("<svg").count(),
+            3,
+            "mean, p99 and the victim CPU's packets per transaction"
+        );
     }
 }

@@ -15,8 +15,9 @@ pub mod services;
 
 pub use model::{Axis, SweepReport};
 pub use run::{
-    load, measured_service, service_plan, services as services_sweep, LoadOptions, Placement,
-    Progress, ServicesOptions, Silent, CLUSTER_IP, CONTROL_PORT, DATA_PORTS,
+    load, measured_service, service_plan, services as services_sweep, validate_load,
+    validate_services, LoadOptions, Placement, Progress, ServicesOptions, Silent, CLUSTER_IP,
+    CONTROL_PORT, DATA_PORTS,
 };
 pub use services::Style;
 

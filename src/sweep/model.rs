@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::services::Style;
+pub use crate::probe::backlog::BacklogSamples;
 
 /// What a sweep varies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,8 +25,9 @@ impl Axis {
     }
 }
 
-/// Latency of one path at one point, µs. `ci95` is the half-width of the mean's 95 % interval
-/// (over the interleaved rounds' means), `None` with too few rounds.
+/// Latency of one path at one point, µs. `mean` is the mean of the schedule's block means and
+/// `ci95` the half-width of its 95 % interval (batch means over the interleaved rounds), `None`
+/// with too few rounds; the percentiles come from every timed transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Latency {
     pub mean: f64,
@@ -59,6 +61,30 @@ pub struct Backlog {
     pub time_squeeze: u64,
     /// Seconds the counters span.
     pub elapsed_s: f64,
+}
+
+/// Load axis: queueing on the victim's CPU while the victim was measured, the explanation of a
+/// latency gap that drops and time squeeze do not show. Counters of that CPU alone (the victim's
+/// client and server run there); other traffic on the machine that lands on it counts too.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Queueing {
+    /// The victim's CPU.
+    pub cpu: usize,
+    /// Packets the stack received on that CPU (`/proc/net/softnet_stat` `processed`, one per
+    /// device pass) per victim transaction: the victim's own passes plus the neighbours'
+    /// packets processed between its transactions.
+    pub pkts_per_tx: f64,
+    /// NET_RX softirqs raised on that CPU per victim transaction (`/proc/softirqs`).
+    pub net_rx_per_tx: f64,
+    /// Share (0..1) of that CPU's time spent in softirq (`/proc/stat`, 10 ms ticks).
+    pub softirq_share: f64,
+    /// Mean packets waiting in that CPU's backlog, sampled from the other CPU every
+    /// millisecond (`softnet_stat`'s backlog length column); `None` without samples.
+    pub backlog_len_mean: Option<f64>,
+    /// Share (0..1) of those samples that found packets waiting.
+    pub backlog_busy_share: Option<f64>,
+    /// The samples themselves (count, non-empty count, sum, max).
+    pub backlog_samples: BacklogSamples,
 }
 
 /// One measured point.
@@ -100,6 +126,9 @@ pub struct Point {
     /// Load axis: the neighbours' summed throughput, Gbit/s.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub neighbours_gbps: Option<f64>,
+    /// Load axis: queueing on the victim's CPU (per victim transaction, sampled backlog).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub queueing: Option<Queueing>,
 }
 
 /// A whole sweep.

@@ -48,6 +48,24 @@ pub fn supported(mode: Mode) -> bool {
     [Mode::Host, Mode::Bridge, Mode::Ptp, Mode::Macvlan].contains(&mode)
 }
 
+/// Why `mode` has no neighbours, in one line (for a mode [`supported`] accepts: empty).
+pub fn why_unsupported(mode: Mode) -> String {
+    let why = if supported(mode) {
+        return String::new();
+    } else if mode == Mode::VethBpf {
+        "veth-bpf neighbours are not built: the mode's tc programs redirect for the one container \
+         the lab configured them with, so a neighbour's veth would need programs of its own"
+    } else if mode == Mode::Vxlan {
+        "vxlan neighbours are not built: they would need addresses in the node's pod subnet and \
+         the server at the remote's pod address (the lab's vxlan server address)"
+    } else if mode.needs_ipvlan() {
+        "ipvlan neighbours are not built (and this kernel may lack ipvlan: see `nslat lab up`)"
+    } else {
+        "neighbours are not built for this mode"
+    };
+    format!("{why}; the load sweep's modes are host, bridge, ptp and macvlan")
+}
+
 /// The address of neighbour `i` of `mode` (host neighbours are the node itself).
 pub fn address(mode: Mode, i: usize) -> Option<Ipv4Addr> {
     let host = 20 + i as u8;
@@ -283,6 +301,11 @@ eth0: 1234567    8901    0    0    0     0          0         0 98765432   10111
         }
         assert!(address(Mode::IpvlanL2, 0).is_none());
         assert!(!supported(Mode::IpvlanL3));
+        assert!(why_unsupported(Mode::Bridge).is_empty());
+        for m in [Mode::VethBpf, Mode::Vxlan, Mode::Netkit, Mode::IpvlanL2] {
+            let w = why_unsupported(m);
+            assert!(w.contains("host, bridge, ptp and macvlan"), "{w}");
+        }
     }
 
     #[test]

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::measure::{self, MeasureError, PathSpec};
-use super::model::{Axis, Backlog, Point, SweepReport};
+use super::measure::{self, MeasureError, PathSpec, PointConfig};
+use super::model::{Axis, Backlog, Point, Queueing, SweepReport};
 use super::neighbours;
 use super::services::{self, Service, ServicePlan, ServicePort, Style};
 use super::SweepError;
@@ -19,6 +19,7 @@ use crate::bench::TestKind;
 use crate::lab::{self, plan, Lab, LabSpec, Mode};
 use crate::netlink::sysctl;
 use crate::netns;
+use crate::probe::backlog::Sampler;
 use crate::probe::{ProbeConfig, Snapshot};
 
 /// Progress lines (a no-op by default).
@@ -113,6 +114,40 @@ const CLIENT_CPU: usize = 0;
 const SERVER_CPU: usize = 0;
 /// The other CPU (the load sweep's `other` placement).
 const OTHER_CPU: usize = 1;
+
+/// How often the victim CPU's backlog length is sampled.
+const BACKLOG_SAMPLE_EVERY: Duration = Duration::from_millis(1);
+
+/// The victim CPU's queueing over a point: `before` and `after` read every CPU; the
+/// per-transaction figures divide by `transactions` (every victim transaction the counters
+/// span).
+fn queueing(
+    before: &Snapshot,
+    mut after: Snapshot,
+    transactions: u64,
+    samples: Option<crate::probe::backlog::BacklogSamples>,
+) -> Option<Queueing> {
+    after.cpus = Some(vec![CLIENT_CPU]);
+    let d = Snapshot::delta(before, &after);
+    if d.cpus_counted == 0 || transactions == 0 {
+        return None;
+    }
+    let per = d.per_tx(transactions);
+    let samples = samples.unwrap_or_default();
+    Some(Queueing {
+        cpu: CLIENT_CPU,
+        pkts_per_tx: per.backlog_pkts,
+        net_rx_per_tx: per.net_rx,
+        softirq_share: if d.elapsed_s > 0.0 {
+            (d.cpu_softirq_us / (d.elapsed_s * 1e6)).clamp(0.0, 1.0)
+        } else {
+            0.0
+        },
+        backlog_len_mean: samples.mean(),
+        backlog_busy_share: samples.busy_share(),
+        backlog_samples: samples,
+    })
+}
 
 /// The measured Service: its ClusterIP, the port the control connection uses, and the data
 /// ports (the remote's ephemeral range is narrowed to them, so the server's data listeners
@@ -291,13 +326,13 @@ pub fn services(
             ));
             for &test in &opts.tests {
                 bench.check_stop()?;
-                match measure::measure(
-                    &paths,
+                let point = PointConfig {
                     test,
-                    opts.duration,
-                    (CLIENT_CPU, SERVER_CPU),
-                    &bench.stop,
-                ) {
+                    duration: opts.duration,
+                    cpus: (CLIENT_CPU, SERVER_CPU),
+                    leave_out_stalls: true,
+                };
+                match measure::measure(&paths, &point, &bench.stop) {
                     Ok(m) => {
                         let through = &m.paths[1];
                         progress.note(&format!(
@@ -321,6 +356,7 @@ pub fn services(
                             backlog: None,
                             wire_gbps: None,
                             neighbours_gbps: None,
+                            queueing: None,
                         });
                     }
                     Err(MeasureError::Interrupted) => return Err(SweepError::Interrupted),
@@ -339,6 +375,7 @@ pub fn services(
         points,
         notes: vec![
             "From the bridge container through one ClusterIP (its endpoint: the remote's server), paired round by round with the same container straight to the endpoint.".into(),
+            "Measured on the interleaved seam: blocks of about 2 ms on each path in turn (TCP_CRR: blocks of connections), the order shuffled every round, 300 ms of warm-up dropped; mean ± 95% CI and the ratio's interval by batch means over the rounds; percentiles from every timed transaction. Transactions slower than ten times the warm-up's mean (preemption on a shared machine) stay in the percentiles but are left out of the block means.".into(),
             format!(
                 "The N Services are loaded in bulk ({} for iptables, nft -f for nftables) in the lab's node namespace; load s is the loader's wall time.",
                 Style::Iptables.loader()
@@ -354,7 +391,8 @@ pub fn services(
     })
 }
 
-fn validate_services(opts: &ServicesOptions) -> Result<(), SweepError> {
+/// Checks `opts` before anything is built or locked (bad input: one clear line).
+pub fn validate_services(opts: &ServicesOptions) -> Result<(), SweepError> {
     if opts.counts.is_empty() || opts.styles.is_empty() || opts.tests.is_empty() {
         return Err(SweepError::Invalid(
             "nothing to sweep: give at least one count, style and test".into(),
@@ -409,6 +447,12 @@ pub fn load(opts: &LoadOptions, progress: &dyn Progress) -> Result<SweepReport, 
                 continue;
             }
         };
+        let point = PointConfig {
+            test: opts.test,
+            duration: opts.duration,
+            cpus: (CLIENT_CPU, SERVER_CPU),
+            leave_out_stalls: false,
+        };
         let path = [PathSpec {
             label: format!("{mode} victim"),
             netns: victim,
@@ -439,13 +483,9 @@ pub fn load(opts: &LoadOptions, progress: &dyn Progress) -> Result<SweepReport, 
                 }
                 let wire_before = neighbours::wire_tx_bytes(bench.lab.node_netns());
                 let before = Snapshot::take(&probes).ok();
-                let m = measure::measure(
-                    &path,
-                    opts.test,
-                    opts.duration,
-                    (CLIENT_CPU, SERVER_CPU),
-                    &bench.stop,
-                );
+                let sampler = Sampler::start(CLIENT_CPU, OTHER_CPU, BACKLOG_SAMPLE_EVERY);
+                let m = measure::measure(&path, &point, &bench.stop);
+                let samples = sampler.stop().ok();
                 let after = Snapshot::take(&probes).ok();
                 let wire_after = neighbours::wire_tx_bytes(bench.lab.node_netns());
                 let (gbps, errors) = streams.join();
@@ -464,23 +504,33 @@ pub fn load(opts: &LoadOptions, progress: &dyn Progress) -> Result<SweepReport, 
                     ));
                     continue;
                 }
-                let backlog = match (before, after) {
+                let v = &m.paths[0];
+                let (backlog, queueing) = match (before, after) {
                     (Some(b), Some(a)) => {
                         let d = Snapshot::delta(&b, &a);
-                        Some(Backlog {
+                        let backlog = Backlog {
                             processed: d.backlog_pkts,
                             dropped: d.dropped,
                             time_squeeze: d.time_squeeze,
                             elapsed_s: d.elapsed_s,
-                        })
+                        };
+                        (Some(backlog), queueing(&b, a, v.all_transactions, samples))
                     }
-                    _ => None,
+                    _ => (None, None),
                 };
-                let v = &m.paths[0];
                 progress.note(&format!(
-                    "{mode} K={k} ({} CPU): p99 {:.1} µs, neighbours {gbps:.2} Gbit/s",
+                    "{mode} K={k} ({} CPU): p99 {:.1} µs, neighbours {gbps:.2} Gbit/s{}",
                     placement.name(),
-                    v.latency.p99
+                    v.latency.p99,
+                    match &queueing {
+                        Some(q) => format!(
+                            ", victim CPU: {:.1} packets and {:.2} NET_RX per transaction, backlog busy {:.1}% of samples",
+                            q.pkts_per_tx,
+                            q.net_rx_per_tx,
+                            q.backlog_busy_share.unwrap_or(0.0) * 100.0
+                        ),
+                        None => String::new(),
+                    }
                 ));
                 points.push(Point {
                     style: None,
@@ -502,6 +552,7 @@ pub fn load(opts: &LoadOptions, progress: &dyn Progress) -> Result<SweepReport, 
                     },
                     backlog,
                     neighbours_gbps: (k > 0).then_some(gbps),
+                    queueing,
                 });
             }
         }
@@ -522,13 +573,19 @@ pub fn load(opts: &LoadOptions, progress: &dyn Progress) -> Result<SweepReport, 
                 opts.test.name()
             ),
             "Backlog counters come from /proc/net/softnet_stat over the victim's measurement, all CPUs; the file is machine-wide, so other traffic on the machine counts too.".into(),
+            format!(
+                "Queueing is the victim's CPU {CLIENT_CPU} alone: packets received there and NET_RX softirqs per victim transaction (warm-up included), its softirq time share, and its backlog length sampled every {} ms from CPU {OTHER_CPU} (softnet_stat column 12).",
+                BACKLOG_SAMPLE_EVERY.as_millis()
+            ),
+            "The victim's mean keeps every transaction (preemption by same-CPU neighbours is the effect measured); mean ± CI is over the schedule's block means.".into(),
             "K = 0 is measured once per mode (no neighbours to place).".into(),
         ],
         unavailable,
     })
 }
 
-fn validate_load(opts: &LoadOptions) -> Result<(), SweepError> {
+/// Checks `opts` before anything is built or locked (bad input: one clear line).
+pub fn validate_load(opts: &LoadOptions) -> Result<(), SweepError> {
     if opts.neighbours.is_empty() || opts.modes.is_empty() || opts.placements.is_empty() {
         return Err(SweepError::Invalid(
             "nothing to sweep: give at least one neighbour count, mode and placement".into(),
@@ -546,7 +603,8 @@ fn validate_load(opts: &LoadOptions) -> Result<(), SweepError> {
     }
     if let Some(m) = opts.modes.iter().find(|m| !neighbours::supported(**m)) {
         return Err(SweepError::Invalid(format!(
-            "--modes {m}: neighbours can be built for host, bridge, ptp and macvlan"
+            "--modes {m}: {}",
+            neighbours::why_unsupported(*m)
         )));
     }
     if !opts.test.is_request_response() {

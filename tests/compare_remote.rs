@@ -128,8 +128,18 @@ fn compare_against_a_real_remote_attaches_modes_to_the_nic() {
         .as_str()
         .unwrap()
         .contains("--remote"));
+    // One measuring loop: the attached mode in the same interleaved rounds as the host, with
+    // the A/A control and a paired ratio.
+    assert_eq!(report["schedule"], "interleaved", "{report}");
+    let aa = mode("host (A/A)");
+    assert_eq!(aa["available"], true, "{aa}");
+    let mv = mode("macvlan");
+    assert!(mv["vs_host"]["ratio_ci95"].is_array(), "{mv}");
+    assert!(mv["vs_host"]["rounds"].as_u64().unwrap() > 10, "{mv}");
     assert!(
-        report["warnings"].to_string().contains("not interleaved"),
+        report["warnings"]
+            .to_string()
+            .contains("temporary namespaces"),
         "{}",
         report["warnings"]
     );

@@ -982,7 +982,7 @@ fn compare_target_bad_input() {
     ];
     // --attach beside the targets: checked before anything is attached or built.
     let attach = |extra: &[&str], keywords: &[&'static str]| {
-        let mut args = base("pid:1");
+        let mut args = base("netns:/proc/self/ns/net");
         args.extend(extra.iter().map(|s| s.to_string()));
         Case {
             args,
@@ -994,17 +994,34 @@ fn compare_target_bad_input() {
     cases.extend([
         attach(&["--attach", "bridge"], &["bridge", "--target"]),
         attach(&["--attach", "macvlan,sideways"], &["unknown attach mode"]),
-        attach(&["--attach", "macvlan"], &["--attach", "--parent", "--addr"]),
+        attach(
+            &["--attach", "macvlan"],
+            &["--attach", "--parent", "--addr"],
+        ),
         attach(
             &["--parent", "lo", "--addr", "198.18.0.50/24"],
             &["--attach"],
         ),
         attach(
-            &["--attach", "macvlan", "--parent", "nosuch7f3a", "--addr", "198.18.0.50/24"],
+            &[
+                "--attach",
+                "macvlan",
+                "--parent",
+                "nosuch7f3a",
+                "--addr",
+                "198.18.0.50/24",
+            ],
             &["nosuch7f3a", "not found"],
         ),
         attach(
-            &["--attach", "macvlan,ipvlan-l2", "--parent", "lo", "--addr", "198.18.0.254/24"],
+            &[
+                "--attach",
+                "macvlan,ipvlan-l2",
+                "--parent",
+                "lo",
+                "--addr",
+                "198.18.0.254/24",
+            ],
             &["--addr", "leave its network"],
         ),
     ]);

@@ -33,11 +33,16 @@ struct Fixture {
     wire: String,
     containers: Vec<String>,
     networks: Vec<String>,
+    /// Containers `nslat attach --docker` attached to (detached first: no record is left).
+    attached: Vec<String>,
     server: Option<Child>,
 }
 
 impl Drop for Fixture {
     fn drop(&mut self) {
+        for c in &self.attached {
+            let _ = common::nslat(&["detach", "--docker", c]);
+        }
         for c in &self.containers {
             let _ = docker(&["rm", "-f", c]);
         }
@@ -184,6 +189,7 @@ fn real_docker_containers_are_described_and_measured_beside_the_host_and_the_lab
     }
     // --network none + nslat attach --docker: a macvlan on the fixture wire.
     let attach_addr = format!("198.18.{net}.40/24");
+    fx.attached.push(name("none"));
     common::nslat_ok(&[
         "attach",
         "--docker",

@@ -35,7 +35,9 @@ use crate::target::TargetSpec;
     nslat compare                                   # every mode, TCP_RR 1,1, about a minute\n  \
     nslat compare --modes host,bridge,macvlan --explain\n  \
     nslat compare -t UDP_RR -r 64,1024 --reps 8 --json out.json --html report/\n  \
-    nslat compare --cpu both                        # same-CPU and split-CPU tables"
+    nslat compare --cpu both                        # same-CPU and split-CPU tables\n  \
+    nslat compare --remote 192.0.2.7 --parent eth0 --addr 192.0.2.50/24   # modes on a real NIC\n  \
+    nslat compare --remote 192.0.2.7 --target web=docker:web --attach macvlan --parent eth0 --addr 192.0.2.50/24"
 )]
 pub struct CompareArgs {
     /// Modes to measure, comma-separated (host is always measured: it is the baseline).

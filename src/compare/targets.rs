@@ -138,6 +138,10 @@ fn run_with(
 ) -> Result<TargetOutcome, CompareError> {
     target::check_unique(&plan.targets)?;
     let resolved = target::resolve_all(&plan.targets)?;
+    // The NIC and the attached modes' addresses, before anything is said or built.
+    if let Some(a) = &plan.attach {
+        check_nic(&a.nic, a.modes.len()).map_err(|e| CompareError::Invalid(error_chain(&e)))?;
+    }
     let host_path = plan
         .host_netns
         .clone()
@@ -170,10 +174,6 @@ fn run_with(
             t.how,
             d.summary()
         ));
-    }
-
-    if let Some(a) = &plan.attach {
-        check_nic(&a.nic, a.modes.len()).map_err(|e| CompareError::Invalid(error_chain(&e)))?;
     }
 
     // The lab's emulation of the modes the targets look like (and of the attached modes),

@@ -6,7 +6,9 @@
 //! - `ip nslat`: Docker-like NAT (postrouting MASQUERADE of a subnet out of an interface), with
 //!   [`NatLevel`]s for the ablation;
 //! - `ip nslat-svc`: Service-like DNAT (a ClusterIP:port to a backend), as kube-proxy installs it;
-//! - `ip nslat-policy`: a drop rule for a source address in forward and input (a NetworkPolicy).
+//! - `ip nslat-policy`: a drop rule for a source address in forward and input (a NetworkPolicy);
+//! - `ip nslat-docker`: Docker's FORWARD chains for a bridge (DOCKER-USER, the two isolation
+//!   stages, the conntrack accept), as Docker's iptables-nft rules load them on a real host.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -23,6 +25,8 @@ pub const NAT_TABLE: &str = "nslat";
 pub const SERVICE_TABLE: &str = "nslat-svc";
 /// The policy (filter) table's name.
 pub const POLICY_TABLE: &str = "nslat-policy";
+/// The Docker-shaped FORWARD chains' table.
+pub const DOCKER_TABLE: &str = "nslat-docker";
 /// An interface name no lab has: the conntrack-only MASQUERADE rule matches it, so never.
 const NO_SUCH_IFACE: &str = "nslat-none";
 
@@ -241,6 +245,15 @@ impl Firewall {
         self.apply(cmds)
     }
 
+    /// Installs Docker's FORWARD chains for `bridge` (what Docker 20.10 loads through
+    /// iptables-nft, one counter per rule as iptables-nft adds): the forward hook jumps to
+    /// DOCKER-USER and DOCKER-ISOLATION-STAGE-1/2, accepts replies to the bridge by conntrack
+    /// state and the bridge's own traffic out. The hook's policy stays accept (Docker's is drop;
+    /// here the lab's other modes forward through the same node). Replaces table `ip nslat-docker`.
+    pub fn set_docker_forward(&self, bridge: &str) -> Result<()> {
+        self.apply(docker_forward(bridge))
+    }
+
     /// Removes table `ip NAME` if present.
     pub fn remove_table(&self, name: &str) -> Result<()> {
         self.apply(vec![
@@ -263,6 +276,68 @@ impl Firewall {
             })
         })
     }
+}
+
+/// The commands of [`Firewall::set_docker_forward`].
+fn docker_forward(bridge: &str) -> Vec<Value> {
+    let t = DOCKER_TABLE;
+    let iif = |op: &str| json!({"match": {"op": op, "left": {"meta": {"key": "iifname"}}, "right": bridge}});
+    let oif = |op: &str| json!({"match": {"op": op, "left": {"meta": {"key": "oifname"}}, "right": bridge}});
+    let counter = || json!({"counter": null});
+    let jump = |to: &str| json!({"jump": {"target": to}});
+    let mut cmds = fresh_table(t);
+    cmds.push(base_chain(t, "forward", "filter", "forward", 0));
+    for chain in [
+        "docker-user",
+        "docker-isolation-stage-1",
+        "docker-isolation-stage-2",
+        "docker",
+    ] {
+        cmds.push(json!({"add": {"chain": {"family": "ip", "table": t, "name": chain}}}));
+    }
+    let established = json!({"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": ["established", "related"]}});
+    for (chain, expr) in [
+        ("forward", vec![counter(), jump("docker-user")]),
+        ("forward", vec![counter(), jump("docker-isolation-stage-1")]),
+        (
+            "forward",
+            vec![oif("=="), established, counter(), json!({"accept": null})],
+        ),
+        ("forward", vec![oif("=="), counter(), jump("docker")]),
+        (
+            "forward",
+            vec![iif("=="), oif("!="), counter(), json!({"accept": null})],
+        ),
+        (
+            "forward",
+            vec![iif("=="), oif("=="), counter(), json!({"accept": null})],
+        ),
+        ("docker-user", vec![counter(), json!({"return": null})]),
+        (
+            "docker-isolation-stage-1",
+            vec![
+                iif("=="),
+                oif("!="),
+                counter(),
+                jump("docker-isolation-stage-2"),
+            ],
+        ),
+        (
+            "docker-isolation-stage-1",
+            vec![counter(), json!({"return": null})],
+        ),
+        (
+            "docker-isolation-stage-2",
+            vec![oif("=="), counter(), json!({"drop": null})],
+        ),
+        (
+            "docker-isolation-stage-2",
+            vec![counter(), json!({"return": null})],
+        ),
+    ] {
+        cmds.push(rule(t, chain, expr));
+    }
+    cmds
 }
 
 #[cfg(test)]
@@ -302,5 +377,9 @@ mod tests {
         ));
         let doc: Nftables = serde_json::from_value(json!({ "nftables": all })).unwrap();
         assert_eq!(doc.objects.len(), 6);
+        // Docker's chains: 3 table commands, the base chain, 4 chains, 11 rules.
+        let docker: Nftables =
+            serde_json::from_value(json!({ "nftables": docker_forward("docker0") })).unwrap();
+        assert_eq!(docker.objects.len(), 19);
     }
 }

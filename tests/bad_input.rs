@@ -980,6 +980,51 @@ fn compare_target_bad_input() {
             tokens: vec![u.clone()],
         },
     ];
+    // --attach beside the targets: checked before anything is attached or built.
+    let attach = |extra: &[&str], keywords: &[&'static str]| {
+        let mut args = base("netns:/proc/self/ns/net");
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Case {
+            args,
+            keywords: keywords.to_vec(),
+            as_nobody: None,
+            tokens: vec![u.clone()],
+        }
+    };
+    cases.extend([
+        attach(&["--attach", "bridge"], &["bridge", "--target"]),
+        attach(&["--attach", "macvlan,sideways"], &["unknown attach mode"]),
+        attach(
+            &["--attach", "macvlan"],
+            &["--attach", "--parent", "--addr"],
+        ),
+        attach(
+            &["--parent", "lo", "--addr", "198.18.0.50/24"],
+            &["--attach"],
+        ),
+        attach(
+            &[
+                "--attach",
+                "macvlan",
+                "--parent",
+                "nosuch7f3a",
+                "--addr",
+                "198.18.0.50/24",
+            ],
+            &["nosuch7f3a", "not found"],
+        ),
+        attach(
+            &[
+                "--attach",
+                "macvlan,ipvlan-l2",
+                "--parent",
+                "lo",
+                "--addr",
+                "198.18.0.254/24",
+            ],
+            &["--addr", "leave its network"],
+        ),
+    ]);
     // A stopped container (created, never started), when Docker is here.
     let docker = Command::new("docker")
         .arg("info")

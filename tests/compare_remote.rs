@@ -94,7 +94,7 @@ fn compare_against_a_real_remote_attaches_modes_to_the_nic() {
             "--machine-netns",
             &node_ns,
             "--modes",
-            "host,macvlan,bridge",
+            "host,macvlan,bridge,ipvlan-l2",
             "--reps",
             "2",
             "-l",
@@ -128,8 +128,39 @@ fn compare_against_a_real_remote_attaches_modes_to_the_nic() {
         .as_str()
         .unwrap()
         .contains("--remote"));
+    // One measuring loop: the attached mode in the same interleaved rounds as the host, with
+    // the A/A control and a paired ratio.
+    assert_eq!(report["schedule"], "interleaved", "{report}");
+    let aa = mode("host (A/A)");
+    assert_eq!(aa["available"], true, "{aa}");
+    let mv = mode("macvlan");
+    assert!(mv["vs_host"]["ratio_ci95"].is_array(), "{mv}");
+    assert!(mv["vs_host"]["rounds"].as_u64().unwrap() > 10, "{mv}");
+    // ipvlan cannot share the parent with macvlan: its own group (its own host baseline), or one
+    // line why where the kernel has no ipvlan.
+    let ipv = mode("ipvlan-l2");
+    if ipv["available"] == true {
+        assert!(ipv["vs_host"]["ratio_ci95"].is_array(), "{ipv}");
+        assert!(
+            report["warnings"]
+                .to_string()
+                .contains("schedule of its own"),
+            "{}",
+            report["warnings"]
+        );
+    } else {
+        assert!(
+            ipv["reason"]
+                .as_str()
+                .unwrap()
+                .contains("attaching it to eth0"),
+            "{ipv}"
+        );
+    }
     assert!(
-        report["warnings"].to_string().contains("not interleaved"),
+        report["warnings"]
+            .to_string()
+            .contains("temporary namespaces"),
         "{}",
         report["warnings"]
     );

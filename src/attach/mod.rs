@@ -17,6 +17,9 @@ use serde::{Deserialize, Serialize};
 use crate::netlink::{sysctl, IpvlanMode, Netlink, NetlinkError, Route};
 use crate::netns::{self, NetnsError};
 
+pub mod temp;
+pub use temp::{attach_temp, NicSpec, TempAttached};
+
 /// Where attach records live.
 pub const ATTACH_DIR: &str = "/run/nslat/attach";
 
@@ -29,6 +32,12 @@ pub enum AttachError {
     UnknownMode(String),
     #[error("bad address '{0}': give an address with a prefix length, like 198.18.0.50/24")]
     BadCidr(String),
+    #[error("--addr {addr}/{prefix}: {count} attached modes take {count} addresses counting up from it, and they leave its network: give a lower first address")]
+    AddrRange {
+        addr: IpAddr,
+        prefix: u8,
+        count: usize,
+    },
     #[error("bad gateway '{0}': give an IP address of the same family as --addr")]
     BadGateway(String),
     #[error("process {0} not found (is the container running? `docker inspect -f '{{{{.State.Pid}}}}' NAME`)")]

@@ -8,7 +8,9 @@ use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::run::{parse_host, parse_positive_secs, parse_rr_sizes, parse_secs, Family, LockArgs};
+use crate::attach::{AttachMode, NicSpec};
 use crate::bench::TestKind;
+use crate::compare::AttachPlan;
 use crate::compare::{
     self, CompareOptions, CompareReport, CpuChoice, Progress, RemoteTarget, RepsChoice,
     ScheduleChoice, TargetPlan,
@@ -33,7 +35,9 @@ use crate::target::TargetSpec;
     nslat compare                                   # every mode, TCP_RR 1,1, about a minute\n  \
     nslat compare --modes host,bridge,macvlan --explain\n  \
     nslat compare -t UDP_RR -r 64,1024 --reps 8 --json out.json --html report/\n  \
-    nslat compare --cpu both                        # same-CPU and split-CPU tables"
+    nslat compare --cpu both                        # same-CPU and split-CPU tables\n  \
+    nslat compare --remote 192.0.2.7 --parent eth0 --addr 192.0.2.50/24   # modes on a real NIC\n  \
+    nslat compare --remote 192.0.2.7 --target web=docker:web --attach macvlan --parent eth0 --addr 192.0.2.50/24"
 )]
 pub struct CompareArgs {
     /// Modes to measure, comma-separated (host is always measured: it is the baseline).
@@ -104,10 +108,20 @@ pub struct CompareArgs {
     /// With --target: do not build the lab to put its figure for each target's mode beside it.
     #[arg(long, requires = "targets")]
     no_lab: bool,
+    /// With --target: also attach these modes (macvlan, ipvlan-l2, ipvlan-l3) to --parent, each
+    /// in a temporary namespace, and measure them in the same interleaved rounds as the targets
+    /// (detached afterwards). ipvlan cannot share a parent with macvlan children.
+    #[arg(long, value_name = "LIST", requires = "targets", value_parser = parse_attach)]
+    attach: Option<AttachList>,
+    /// With --target: give the lab's bridge Docker's FORWARD chains (DOCKER-USER, the isolation
+    /// stages, the conntrack accept), so lab/bridge compares with a real Docker host's bridge.
+    #[arg(long, requires = "targets")]
+    lab_docker_forward: bool,
     /// With --remote: this machine's NIC on the remote's network; modes attach to it.
     #[arg(long, value_name = "IFACE", requires = "remote")]
     parent: Option<String>,
-    /// With --remote: a free address on the NIC's network for the attached modes, e.g. 192.0.2.50/24.
+    /// With --remote: the first of the free addresses on the NIC's network for the attached
+    /// modes, e.g. 192.0.2.50/24; the n-th attached mode gets this address plus n (.50, .51, ...).
     #[arg(long, value_name = "CIDR", requires = "remote")]
     addr: Option<String>,
     /// With --remote: the attached modes' default gateway.
@@ -157,6 +171,26 @@ pub struct CompareArgs {
 /// A comma-separated mode list as one clap value.
 #[derive(Debug, Clone)]
 struct ModeList(Vec<Mode>);
+
+/// `--attach`: attach modes, comma-separated, each once.
+#[derive(Debug, Clone)]
+struct AttachList(Vec<AttachMode>);
+
+fn parse_attach(s: &str) -> Result<AttachList, String> {
+    let mut out: Vec<AttachMode> = Vec::new();
+    for part in s.split(',') {
+        let m: AttachMode = part
+            .parse()
+            .map_err(|e: crate::attach::AttachError| e.to_string())?;
+        if m == AttachMode::Bridge {
+            return Err("bridge is not attached to a NIC: measure a container on a bridge with --target NAME=docker:CONTAINER".into());
+        }
+        if !out.contains(&m) {
+            out.push(m);
+        }
+    }
+    Ok(AttachList(out))
+}
 
 fn parse_modes(s: &str) -> Result<ModeList, String> {
     mode::parse_list(s).map(ModeList).map_err(|e| e.to_string())
@@ -433,12 +467,34 @@ fn run_targets(args: CompareArgs) -> anyhow::Result<()> {
         Some(ns) => Some(crate::netns::resolve(ns).context("--host-netns")?),
         None => None,
     };
+    let attach = match (&args.attach, &args.parent, &args.addr) {
+        (None, None, None) => None,
+        (None, _, _) => bail!("--parent and --addr with --target go with --attach MODES (the modes to attach to the NIC beside the targets)"),
+        (Some(_), None, _) | (Some(_), _, None) => {
+            bail!("--attach needs --parent IFACE and --addr CIDR: the NIC the modes attach to and the first free address on its network")
+        }
+        (Some(modes), Some(parent), Some(cidr)) => {
+            let (addr, prefix) = crate::attach::parse_cidr(cidr)?;
+            Some(AttachPlan {
+                nic: NicSpec {
+                    parent: parent.clone(),
+                    parent_netns: host_netns.clone(),
+                    addr,
+                    prefix,
+                    gateway: args.gateway,
+                },
+                modes: modes.0.clone(),
+            })
+        }
+    };
     let plan = TargetPlan {
         targets: args.targets.clone(),
         server,
         token: args.token.clone(),
         host_netns,
         lab_figures: !args.no_lab,
+        attach,
+        lab_docker_forward: args.lab_docker_forward,
     };
     let opts = options(&args);
     let pair = pair_label(&args);

@@ -328,6 +328,33 @@ pub(super) fn trace_config(placement: CpuPlacement) -> ProbeConfig {
     )
 }
 
+/// One short run of a path alone, with `probes` read around it (never inside the interleaved
+/// blocks): the probe figures of a path measured outside the lab (a target, an attached mode).
+/// `None` when the run fails (the path's row then has no counters).
+pub(super) fn probe_run(
+    opts: &CompareOptions,
+    placement: CpuPlacement,
+    path: &crate::measure::sockets::PathSpec,
+    probes: &ProbeConfig,
+) -> Option<RepInput> {
+    let mut spec = super::interleave::template(opts, placement);
+    spec.server = path.server;
+    spec.netns = path.netns.clone();
+    spec.token = path.token.clone();
+    spec.duration = PROBE_RUN;
+    spec.warmup = PROBE_RUN / 4;
+    let before = Snapshot::take(probes).ok();
+    let run = client::run(&spec).ok()?;
+    let after = Snapshot::take(probes).ok();
+    Some(RepInput {
+        run,
+        probes: before.zip(after).map(|(b, a)| Snapshot::delta(&b, &a)),
+    })
+}
+
+/// Length of [`probe_run`]'s run.
+const PROBE_RUN: Duration = Duration::from_millis(400);
+
 /// Every measured mode with its namespace, or unavailable with the reason.
 fn mode_inputs(
     bench: &Bench,

@@ -2,6 +2,7 @@
 //! engine results and probe deltas, and turn them into a [`CompareReport`].
 
 mod ablation;
+mod attached;
 mod experiment;
 mod interleave;
 mod model;
@@ -14,4 +15,4 @@ pub use experiment::{run, CompareError, Progress, SilentProgress};
 pub use model::*;
 pub use options::{CompareOptions, CpuChoice, CpuPlacement, RepsChoice, ScheduleChoice};
 pub use remote::RemoteTarget;
-pub use targets::{run as run_targets, TargetOutcome, TargetPlan, LAB_PREFIX};
+pub use targets::{run as run_targets, AttachPlan, TargetOutcome, TargetPlan, LAB_PREFIX};

@@ -1,23 +1,27 @@
 //! `compare --remote`: the real two-machine case. The remote is a machine running `nslat serve`;
-//! the node is this machine (or the namespace given as the machine), and each mode is attached
-//! to the real NIC in a temporary namespace, measured, and detached again.
+//! the node is this machine (or the namespace given as the machine). Each mode is attached to
+//! the real NIC in a temporary namespace ([`super::attached`]), measured in the one measuring
+//! loop ([`super::interleave`]) beside the host and the A/A control, and detached again.
 //!
-//! macvlan and ipvlan children cannot share a parent, so modes are measured one block after
-//! another (not interleaved); the report says so.
+//! Modes that cannot be children of one parent at once (macvlan and each ipvlan mode, see
+//! [`crate::attach::temp::parent_groups`]) are measured in groups, one after another: each group
+//! is its own interleaved schedule with its own host baseline, and a mode's ratio is to the host
+//! of its group's rounds (the report says so). The host row and the A/A control are the first
+//! group's.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
-use super::experiment::{CompareError, Progress};
+use super::attached::{self, Attached};
+use super::experiment::{probe_run, trace_config, CompareError, Progress};
 use super::model::{self, build_report, CompareReport, ModeInput, ReportMeta, Warning};
-use super::options::{CompareOptions, CpuPlacement, RepsChoice};
-use crate::attach::{self, AttachMode, AttachSpec, Target};
-use crate::bench::{client, RunSpec};
-use crate::lab::Mode;
-use crate::netlink::{sysctl, Netlink};
-use crate::netns;
-use crate::probe::Snapshot;
+use super::options::{CompareOptions, CpuPlacement};
+use crate::attach::temp::{check_nic, parent_groups};
+use crate::attach::{AttachMode, NicSpec};
+use crate::lab::{error_chain, Mode};
+use crate::measure::sockets::PathSpec;
 
 /// Where the remote is and how to attach the modes to the real NIC.
 #[derive(Debug, Clone)]
@@ -26,7 +30,8 @@ pub struct RemoteTarget {
     pub server: SocketAddr,
     /// The NIC the modes attach to (`--parent`).
     pub parent: String,
-    /// The address each attached mode's interface gets, on the NIC's network (`--addr`).
+    /// The first attached mode's address, on the NIC's network (`--addr`); the `n`-th attached
+    /// mode gets this plus `n`.
     pub addr: IpAddr,
     pub prefix: u8,
     pub gateway: Option<IpAddr>,
@@ -35,197 +40,193 @@ pub struct RemoteTarget {
     pub token: Option<String>,
 }
 
-/// A namespace made for one attached mode; detached and removed when dropped.
-struct TempContainer {
-    name: String,
-    path: PathBuf,
-}
+impl RemoteTarget {
+    /// The NIC and addresses the attached modes take.
+    pub fn nic(&self) -> NicSpec {
+        NicSpec {
+            parent: self.parent.clone(),
+            parent_netns: self.machine_netns.clone(),
+            addr: self.addr,
+            prefix: self.prefix,
+            gateway: self.gateway,
+        }
+    }
 
-impl TempContainer {
-    fn create(name: String) -> Result<TempContainer, CompareError> {
-        let path = netns::create(&name)?;
-        Ok(TempContainer { name, path })
+    fn path(&self, label: &str, netns: Option<PathBuf>) -> PathSpec {
+        PathSpec {
+            label: label.to_string(),
+            netns,
+            server: self.server,
+            token: self.token.clone(),
+        }
     }
 }
 
-impl Drop for TempContainer {
-    fn drop(&mut self) {
-        let _ = attach::detach(&Target::Netns(self.path.display().to_string()), None);
-        let _ = netns::delete(&self.name);
+fn input(label: &str, unavailable: Option<String>) -> ModeInput {
+    ModeInput {
+        mode: label.to_string(),
+        unavailable,
+        reps: Vec::new(),
+        trace_run: None,
+        paired: None,
     }
-}
-
-/// Checks the parent NIC exists before anything is attached.
-fn check_parent(target: &RemoteTarget) -> Result<(), CompareError> {
-    let mut nl = match &target.machine_netns {
-        Some(ns) => Netlink::open_in(ns),
-        None => Netlink::open(),
-    }
-    .map_err(|e| CompareError::Invalid(format!("opening netlink: {e}")))?;
-    nl.link_index(&target.parent).map(|_| ()).map_err(|_| {
-        CompareError::Invalid(format!(
-            "--parent {}: no such interface on this machine (see `ip link`)",
-            target.parent
-        ))
-    })
 }
 
 /// Runs the comparison against a real remote and returns one report per CPU placement.
 pub(super) fn run(
     opts: &CompareOptions,
     target: &RemoteTarget,
-    stop: &AtomicBool,
+    stop: &Arc<AtomicBool>,
     progress: &dyn Progress,
 ) -> Result<Vec<CompareReport>, CompareError> {
-    check_parent(target)?;
-    let reps = match opts.reps {
-        RepsChoice::Fixed(n) => n,
-        RepsChoice::Auto => RepsChoice::AUTO_MIN,
-    };
+    let nic = target.nic();
+    let mut attach: Vec<AttachMode> = Vec::new();
+    let mut inputs: Vec<ModeInput> = Vec::new();
+    for mode in opts.measured_modes() {
+        match mode.traits().attach {
+            _ if !mode.traits().own_namespace => {}
+            Some(am) => attach.push(am),
+            None => inputs.push(input(
+                mode.name(),
+                Some(format!(
+                    "not measured with --remote: attach supports macvlan, ipvlan-l2 and ipvlan-l3 on a real NIC ({mode} needs the lab)"
+                )),
+            )),
+        }
+    }
+    check_nic(&nic, attach.len()).map_err(|e| CompareError::Invalid(error_chain(&e)))?;
+    let groups = parent_groups(&attach);
     let mut reports = Vec::new();
     for &placement in opts.cpu.placements() {
-        let probes = super::experiment::probe_config(placement);
-        let modes = opts.measured_modes();
-        progress.placement(placement.name(), modes.len() * reps, opts.seconds_per_run());
-        let mut inputs = Vec::new();
-        for mode in modes {
-            let mut input = ModeInput {
-                trace_run: None,
-                paired: None,
-                mode: mode.name().to_string(),
-                unavailable: None,
-                reps: Vec::new(),
-            };
-            let container = match mode {
-                m if !m.traits().own_namespace => None,
-                m => match m.traits().attach {
-                    None => {
-                        input.unavailable = Some(format!(
-                            "not measured with --remote: attach supports macvlan, ipvlan-l2 and ipvlan-l3 on a real NIC ({m} needs the lab)"
-                        ));
-                        inputs.push(input);
-                        continue;
-                    }
-                    Some(am) => match attach_container(target, m, am) {
-                        Ok(c) => Some(c),
-                        Err(why) => {
-                            progress.note(&format!("{m}: unavailable: {why}"));
-                            input.unavailable = Some(why);
-                            inputs.push(input);
-                            continue;
-                        }
-                    },
-                },
-            };
-            let netns = container
-                .as_ref()
-                .map(|c| c.path.clone())
-                .or_else(|| target.machine_netns.clone());
-            for rep in 0..reps {
-                if stop.load(Ordering::SeqCst) {
-                    return Err(CompareError::Interrupted(
-                        "the mode attached for the run was detached",
-                    ));
-                }
-                progress.run_started(placement.name(), &input.mode, rep + 1, reps);
-                let spec = spec(opts, target, placement, netns.as_deref());
-                let before = Snapshot::take(&probes).ok();
-                let run = client::run(&spec).map_err(|e| {
-                    CompareError::Invalid(format!(
-                        "{mode} against the remote {}: {e}",
-                        target.server
-                    ))
-                });
-                let after = Snapshot::take(&probes).ok();
-                let run = match run {
-                    Ok(r) => r,
-                    Err(e) if mode == Mode::Host => return Err(e),
-                    Err(e) => {
-                        input.unavailable = Some(e.to_string());
-                        input.reps.clear();
-                        break;
-                    }
-                };
-                progress.run_finished(&input.mode, run.latency_us.mean);
-                let probes = before.zip(after).map(|(b, a)| Snapshot::delta(&b, &a));
-                input.reps.push(super::model::RepInput { run, probes });
+        let report = measure_placement(
+            opts, target, &nic, &groups, &inputs, placement, stop, progress,
+        )
+        .map_err(|e| match e {
+            CompareError::Interrupted(_) => {
+                CompareError::Interrupted("the modes it attached were detached")
             }
-            drop(container);
-            inputs.push(input);
-        }
-        let meta = ReportMeta {
-            test: opts.test,
-            request_size: opts.request_size,
-            response_size: opts.response_size,
-            reps,
-            duration_s: opts.duration.as_secs_f64(),
-            cpu_placement: placement.name().to_string(),
-            kernel: model::kernel_release(),
-            host_name: model::host_name(),
-            schedule: model::ScheduleKind::Runs,
-            block_transactions: None,
-            ci_method: None,
-        };
-        let mut report = build_report(&meta, &inputs);
-        report.warnings.push(Warning {
-            message: format!(
-                "remote {}: modes were measured one after another, not interleaved (macvlan and ipvlan cannot share the parent {})",
-                target.server, target.parent
-            ),
-            remedy: "repeat the comparison, or raise --reps, to see whether drift moved the figures".into(),
-        });
+            e => e,
+        })?;
         reports.push(report);
     }
     Ok(reports)
 }
 
-fn spec(
+/// One placement: every group in turn, each interleaved beside the host.
+#[allow(clippy::too_many_arguments)]
+fn measure_placement(
     opts: &CompareOptions,
     target: &RemoteTarget,
+    nic: &NicSpec,
+    groups: &[Vec<AttachMode>],
+    not_attachable: &[ModeInput],
     placement: CpuPlacement,
-    netns: Option<&Path>,
-) -> RunSpec {
-    let (client_cpu, server_cpu) = CompareOptions::cpus_for(placement);
-    let mut spec = RunSpec::new(target.server, opts.test, opts.duration);
-    spec.warmup = opts.warmup;
-    spec.request_size = opts.request_size;
-    spec.response_size = opts.response_size;
-    spec.client_cpu = Some(client_cpu);
-    spec.server_cpu = Some(server_cpu);
-    spec.netns = netns.map(Path::to_path_buf);
-    spec.token = target.token.clone();
-    spec
-}
-
-/// Makes a temporary namespace and attaches `mode` to the parent NIC in it.
-fn attach_container(
-    target: &RemoteTarget,
-    mode: Mode,
-    am: AttachMode,
-) -> Result<TempContainer, String> {
-    let name = format!("nslat-r{}-{}", std::process::id(), mode.name());
-    let container = TempContainer::create(name).map_err(|e| e.to_string())?;
-    // Announce the address when the interface comes up (the same address moves between modes,
-    // and the remote must not keep sending to the previous mode's MAC).
-    let _ = sysctl::write_in(
-        &container.path,
-        &[("net.ipv4.conf.default.arp_notify", "1")],
-    );
-    let spec = AttachSpec {
-        target: Target::Netns(container.path.display().to_string()),
-        mode: am,
-        parent: target.parent.clone(),
-        parent_netns: target
-            .machine_netns
-            .as_ref()
-            .map(|p| p.display().to_string()),
-        addr: target.addr,
-        prefix: target.prefix,
-        gateway: target.gateway,
-        ifname: "eth0".into(),
-        host_shim: None,
-        service_cidr: None,
+    stop: &Arc<AtomicBool>,
+    progress: &dyn Progress,
+) -> Result<CompareReport, CompareError> {
+    let traced = trace_config(placement);
+    let mut host = None;
+    let mut control = None;
+    let mut measured: Vec<ModeInput> = Vec::new();
+    let mut first = None;
+    let mut warnings = Vec::new();
+    let mut next_addr = 0;
+    // With no attachable mode, the host and its A/A control are still measured.
+    let none: [Vec<AttachMode>; 1] = [Vec::new()];
+    let groups: &[Vec<AttachMode>] = if groups.is_empty() { &none } else { groups };
+    for (g, group) in groups.iter().enumerate() {
+        let Attached {
+            paths: held,
+            unavailable,
+        } = attached::attach_all(
+            nic,
+            group,
+            next_addr,
+            target.server,
+            target.token.as_deref(),
+            progress,
+        );
+        next_addr += group.len();
+        measured.extend(
+            unavailable
+                .into_iter()
+                .map(|(label, why)| input(&label, Some(why))),
+        );
+        if g > 0 && held.is_empty() {
+            continue;
+        }
+        let mut paths = vec![target.path(model::BASELINE, target.machine_netns.clone())];
+        if g == 0 {
+            paths.push(target.path(model::AA_CONTROL, target.machine_netns.clone()));
+        }
+        paths.extend(held.iter().map(|a| a.path.clone()));
+        progress.placement(placement.name(), paths.len(), opts.seconds_per_run());
+        let m = super::interleave::measure(opts, &paths, placement, stop, progress)?;
+        let mut got = m.inputs.into_iter();
+        let mut base = got.next().expect("the baseline's input");
+        if g == 0 {
+            base.trace_run = probe_run(opts, placement, &paths[0], &traced);
+            host = Some(base);
+            control = got.next();
+        }
+        for (a, mut i) in held.iter().zip(got) {
+            if i.unavailable.is_none() {
+                i.trace_run = probe_run(opts, placement, &a.path, &traced);
+            }
+            measured.push(i);
+        }
+        warnings.extend(m.warnings);
+        if g > 0 {
+            warnings.push(Warning {
+                message: format!(
+                    "{}: measured in a schedule of its own ({} rounds) beside its own host baseline: {} cannot share the parent {} with {}; its ratio is to that schedule's host",
+                    held.iter().map(|a| a.label.as_str()).collect::<Vec<_>>().join(", "),
+                    m.rounds,
+                    held[0].mode,
+                    nic.parent,
+                    groups[0].iter().map(|m| m.name()).collect::<Vec<_>>().join(", "),
+                ),
+                remedy: "give each ipvlan mode a parent of its own (a second NIC) to measure it in the same rounds".into(),
+            });
+        }
+        if first.is_none() {
+            first = Some((m.rounds, m.block_s, m.block_transactions, m.ci_method));
+        }
+        // Detached and removed here, before the next group attaches.
+        drop(held);
+    }
+    let (rounds, block_s, block_transactions, ci_method) =
+        first.expect("the first group is always measured");
+    // Report order: the host, the modes as the lab orders them, the A/A control last.
+    measured.extend(not_attachable.iter().cloned());
+    measured.sort_by_key(|i| {
+        Mode::ALL
+            .iter()
+            .position(|m| m.name() == i.mode)
+            .unwrap_or(usize::MAX)
+    });
+    let inputs: Vec<ModeInput> = host.into_iter().chain(measured).chain(control).collect();
+    let meta = ReportMeta {
+        test: opts.test,
+        request_size: opts.request_size,
+        response_size: opts.response_size,
+        reps: rounds,
+        duration_s: block_s,
+        cpu_placement: placement.name().to_string(),
+        kernel: model::kernel_release(),
+        host_name: model::host_name(),
+        schedule: model::ScheduleKind::Interleaved,
+        block_transactions,
+        ci_method: Some(ci_method),
     };
-    attach::attach(&spec).map_err(|e| format!("attach failed: {e}"))?;
-    Ok(container)
+    let mut report = build_report(&meta, &inputs);
+    report.warnings.extend(warnings);
+    report.warnings.push(Warning {
+        message: format!(
+            "remote {}: the modes were attached to {} in temporary namespaces (addresses from {} up) and measured interleaved beside this machine's own namespace",
+            target.server, nic.parent, nic.addr
+        ),
+        remedy: "the remote's own path is in every figure: compare ratios, not µs, across machines".into(),
+    });
+    Ok(report)
 }

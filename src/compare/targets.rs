@@ -12,21 +12,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::experiment::{probe_config, CompareError, Progress};
+use super::attached::{self, Attached};
+use super::experiment::{probe_config, probe_run, CompareError, Progress};
 use super::model::{
     self, build_mode, build_report, CompareReport, ModeInput, ModeResult, RepInput, ReportMeta,
     VsHost,
 };
-use super::options::{CompareOptions, CpuPlacement, RepsChoice};
+use super::options::{CompareOptions, CpuPlacement};
 use super::{Warning, BASELINE};
-use crate::bench::client;
+use crate::attach::temp::check_nic;
+use crate::attach::{AttachMode, NicSpec};
 use crate::bench::server::{Server, ServerConfig, ServerHandle};
 use crate::bench::RunSpec;
-use crate::lab::{self, Lab, LabSpec, Mode};
-use crate::measure::sockets::{self, MeasureError, PathSpec};
-use crate::measure::{paired, Paired, ScheduleConfig, StopRule};
+use crate::lab::{self, error_chain, Lab, LabSpec, Mode};
+use crate::measure::sockets::{self, MeasureError, PathCut, PathSpec};
+use crate::measure::{paired, Paired};
 use crate::netns;
-use crate::probe::Snapshot;
 use crate::target::{
     self, HostView, LabFigure, NsId, PathDescription, ResolvedTarget, TargetError, TargetReport,
     TargetSpec,
@@ -43,6 +44,19 @@ pub struct TargetPlan {
     pub host_netns: Option<PathBuf>,
     /// Also measure the lab's emulation of each target's mode (`--no-lab` turns it off).
     pub lab_figures: bool,
+    /// `--attach`: modes attached to this machine's NIC, measured in the same rounds.
+    pub attach: Option<AttachPlan>,
+    /// `--lab-docker-forward`: the lab's bridge gets Docker's FORWARD chains
+    /// ([`crate::firewall::Firewall::set_docker_forward`]), as a Docker host has them.
+    pub lab_docker_forward: bool,
+}
+
+/// `--attach MODES --parent IFACE --addr CIDR`: NIC-attached modes measured beside the targets
+/// (each in a temporary namespace, detached afterwards; the `n`-th gets `--addr` plus `n`).
+#[derive(Debug, Clone)]
+pub struct AttachPlan {
+    pub nic: NicSpec,
+    pub modes: Vec<AttachMode>,
 }
 
 /// The reports, and the targets that failed during the run (partial success when not empty).
@@ -124,6 +138,10 @@ fn run_with(
 ) -> Result<TargetOutcome, CompareError> {
     target::check_unique(&plan.targets)?;
     let resolved = target::resolve_all(&plan.targets)?;
+    // The NIC and the attached modes' addresses, before anything is said or built.
+    if let Some(a) = &plan.attach {
+        check_nic(&a.nic, a.modes.len()).map_err(|e| CompareError::Invalid(error_chain(&e)))?;
+    }
     let host_path = plan
         .host_netns
         .clone()
@@ -158,10 +176,13 @@ fn run_with(
         ));
     }
 
-    // The lab's emulation of the modes the targets look like, against the lab's own remote.
+    // The lab's emulation of the modes the targets look like (and of the attached modes),
+    // against the lab's own remote.
+    let attach_modes = plan.attach.iter().flat_map(|a| a.modes.iter().copied());
     let mut lab_modes: Vec<Mode> = descriptions
         .iter()
         .filter_map(target::looks_like)
+        .chain(attach_modes.filter_map(attached::mode_of))
         .filter(|m| *m != Mode::Host)
         .collect();
     lab_modes.sort();
@@ -190,6 +211,49 @@ fn run_with(
             active: true,
         });
     }
+    // NIC-attached modes: just more paths, detached when `held` is dropped.
+    let held = plan.attach.as_ref().map(|a| {
+        attached::attach_all(
+            &a.nic,
+            &a.modes,
+            0,
+            plan.server,
+            plan.token.as_deref(),
+            progress,
+        )
+    });
+    if let Some(Attached {
+        paths: ap,
+        unavailable,
+    }) = &held
+    {
+        for a in ap {
+            paths.push(Measured {
+                label: a.label.clone(),
+                netns: a.held.path.clone(),
+                server: plan.server,
+                token: plan.token.clone(),
+                target: None,
+                input: input(&a.label),
+                paired: None,
+                active: true,
+            });
+        }
+        for (label, why) in unavailable {
+            let mut p = Measured {
+                label: label.clone(),
+                netns: PathBuf::new(),
+                server: plan.server,
+                token: None,
+                target: None,
+                input: input(label),
+                paired: None,
+                active: false,
+            };
+            p.input.unavailable = Some(why.clone());
+            paths.push(p);
+        }
+    }
     if plan.lab_figures && !lab_modes.is_empty() {
         // Named like a compare's own lab, so a later compare removes it if this one is killed.
         let name = lab::inventory::compare_lab_name(std::process::id());
@@ -203,6 +267,17 @@ fn run_with(
             name: name.clone(),
             server: None,
         };
+        if plan.lab_docker_forward && lab_modes.contains(&Mode::Bridge) {
+            crate::firewall::Firewall::new(built.node_netns())
+                .set_docker_forward("docker0")
+                .map_err(|e| {
+                    CompareError::Invalid(format!(
+                        "loading Docker's FORWARD chains in the lab: {}",
+                        error_chain(&e)
+                    ))
+                })?;
+            progress.note("lab/bridge: Docker's FORWARD chains loaded in the lab's node (--lab-docker-forward)");
+        }
         let listen = SocketAddr::new(built.remote_addr().into(), 0);
         let server = netns::run_in(Some(built.remote_netns()), move || {
             Server::bind(ServerConfig::new(listen)).map_err(CompareError::from)
@@ -275,25 +350,8 @@ fn run_with(
         ));
     }
     drop(guard);
+    drop(held);
     Ok(TargetOutcome { reports, failed })
-}
-
-/// The schedule's settings from the options: `--reps N` becomes N runs' worth of time per path,
-/// `auto` a precision stop (every ratio within 0.5 points) inside the time budget.
-fn schedule_config(opts: &CompareOptions, paths: usize) -> ScheduleConfig {
-    let stop = match opts.reps {
-        RepsChoice::Fixed(n) => StopRule::Time(opts.duration.saturating_mul((n * paths) as u32)),
-        RepsChoice::Auto => StopRule::Precision {
-            half_width: 0.005,
-            budget: opts.budget,
-        },
-    };
-    ScheduleConfig {
-        warmup: opts.warmup,
-        stop,
-        time_sliced: !opts.test.is_request_response(),
-        ..ScheduleConfig::default()
-    }
 }
 
 fn template(opts: &CompareOptions, server: SocketAddr, placement: CpuPlacement) -> RunSpec {
@@ -306,10 +364,6 @@ fn template(opts: &CompareOptions, server: SocketAddr, placement: CpuPlacement) 
     spec.server_cpu = Some(server_cpu);
     spec
 }
-
-/// Length of the short probe run per path (backlog packets per transaction): probes are read
-/// around a run of one path, never inside the interleaved blocks.
-const PROBE_RUN: Duration = Duration::from_millis(400);
 
 /// Every active path in one interleaved, paired schedule (the measuring seam), then one short
 /// probe run per path; returns the timed rounds.
@@ -341,19 +395,31 @@ fn measure_paths(
             token: paths[i].token.clone(),
         })
         .collect();
-    let cfg = schedule_config(opts, specs.len());
+    let cfg = opts.schedule_config(specs.len());
     progress.placement(
         placement.name(),
         1,
         opts.seconds_per_run() * specs.len() as f64,
     );
     progress.run_started(placement.name(), "all paths, interleaved", 1, 1);
-    let m = sockets::measure(
-        &specs,
-        &template(opts, paths[0].server, placement),
-        &cfg,
-        stop,
-    )
+    // A target whose container exits while the schedule runs is cut out at once (its sockets
+    // would wait for the watchdog, and every other path with them).
+    let watched: Vec<(usize, &ResolvedTarget)> = active
+        .iter()
+        .enumerate()
+        .filter_map(|(k, &i)| paths[i].target.map(|t| (k, &resolved[t])))
+        .collect();
+    let cut = PathCut::new();
+    let done = AtomicBool::new(false);
+    let template = template(opts, paths[0].server, placement);
+    let m = std::thread::scope(|s| {
+        if !watched.is_empty() {
+            s.spawn(|| cut_exited(&watched, &cut, &done));
+        }
+        let m = sockets::measure_cuttable(&specs, &template, &cfg, stop, cut.clone());
+        done.store(true, Ordering::SeqCst);
+        m
+    })
     .map_err(|e| match e {
         MeasureError::Baseline { error, .. } => CompareError::Baseline(error),
         e => CompareError::Invalid(e.to_string()),
@@ -371,11 +437,11 @@ fn measure_paths(
         if let Some(err) = m.rounds.failed(k) {
             let why = match target {
                 Some(t) if !t.alive() => format!(
-                    "{} (after {} of {rounds} rounds)",
+                    "{} (after {} timed transactions; the others went on for {rounds} rounds)",
                     TargetError::Exited {
                         spec: t.spec.spec()
                     },
-                    m.rounds.means_ns[k].len()
+                    m.rounds.totals[k].transactions
                 ),
                 _ => format!("{}: failed during the run: {err}", p.label),
             };
@@ -404,22 +470,28 @@ fn measure_paths(
                 continue;
             }
         }
-        let mut spec = template(opts, p.server, placement);
-        spec.netns = Some(p.netns.clone());
-        spec.token = p.token.clone();
-        spec.duration = PROBE_RUN;
-        spec.warmup = PROBE_RUN / 4;
-        let before = Snapshot::take(&probes).ok();
-        let run = client::run(&spec);
-        let after = Snapshot::take(&probes).ok();
-        if let Ok(run) = run {
-            p.input.trace_run = Some(RepInput {
-                run,
-                probes: before.zip(after).map(|(b, a)| Snapshot::delta(&b, &a)),
-            });
-        }
+        let spec = PathSpec {
+            label: p.label.clone(),
+            netns: Some(p.netns.clone()),
+            server: p.server,
+            token: p.token.clone(),
+        };
+        p.input.trace_run = probe_run(opts, placement, &spec, &probes);
     }
     Ok(rounds)
+}
+
+/// Watches the targets' processes while the schedule runs and cuts the path of one that exits.
+fn cut_exited(watched: &[(usize, &ResolvedTarget)], cut: &PathCut, done: &AtomicBool) {
+    const EVERY: Duration = Duration::from_millis(50);
+    while !done.load(Ordering::SeqCst) {
+        for (k, t) in watched {
+            if !t.alive() {
+                cut.cut(*k);
+            }
+        }
+        std::thread::sleep(EVERY);
+    }
 }
 
 fn leave_out(p: &mut Measured, why: &str, progress: &dyn Progress, failed: &mut Vec<String>) {

@@ -7,10 +7,10 @@
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -38,6 +38,61 @@ pub struct PathSpec {
     /// The `nslat serve` control address this path reaches.
     pub server: SocketAddr,
     pub token: Option<String>,
+}
+
+/// Cuts paths out of a running schedule from another thread (e.g. when a container exits
+/// mid-run: its sockets would otherwise wait for the watchdog, and every other path with them).
+/// A cut shuts the path's data socket down: its blocked receive returns, its block fails, the
+/// schedule goes on without it, and its session is not ended over the control connection
+/// (which may lead nowhere now). Nothing is checked per transaction.
+#[derive(Debug, Default)]
+pub struct PathCut {
+    /// Per path: a duplicate of its data socket (set when opened), and whether it was cut.
+    fds: Mutex<Vec<(Option<OwnedFd>, bool)>>,
+}
+
+impl PathCut {
+    pub fn new() -> Arc<PathCut> {
+        Arc::new(PathCut::default())
+    }
+
+    fn register(&self, path: usize, fd: Option<OwnedFd>) {
+        let mut fds = self.fds.lock().unwrap_or_else(|e| e.into_inner());
+        if fds.len() <= path {
+            fds.resize_with(path + 1, || (None, false));
+        }
+        if fds[path].1 {
+            // Cut before it was opened.
+            if let Some(fd) = &fd {
+                let _ =
+                    nix::sys::socket::shutdown(fd.as_raw_fd(), nix::sys::socket::Shutdown::Both);
+            }
+        }
+        fds[path].0 = fd;
+    }
+
+    /// Cuts `path` (an index into the measured paths); true if it was not cut before.
+    pub fn cut(&self, path: usize) -> bool {
+        let mut fds = self.fds.lock().unwrap_or_else(|e| e.into_inner());
+        if fds.len() <= path {
+            fds.resize_with(path + 1, || (None, false));
+        }
+        let (fd, cut) = &mut fds[path];
+        if *cut {
+            return false;
+        }
+        *cut = true;
+        if let Some(fd) = fd {
+            let _ = nix::sys::socket::shutdown(fd.as_raw_fd(), nix::sys::socket::Shutdown::Both);
+        }
+        true
+    }
+
+    /// Whether `path` was cut.
+    pub fn was_cut(&self, path: usize) -> bool {
+        let fds = self.fds.lock().unwrap_or_else(|e| e.into_inner());
+        fds.get(path).is_some_and(|(_, c)| *c)
+    }
 }
 
 /// Errors that stop an interleaved measurement (one path failing does not: see
@@ -112,6 +167,8 @@ pub struct SocketPaths {
     home: File,
     /// Which namespace the thread is in now (index into `paths`; `None`: home).
     current_ns: Option<usize>,
+    /// Paths another thread may cut out (see [`PathCut`]).
+    cut: Arc<PathCut>,
 }
 
 fn io_err(label: &str, what: &str) -> impl FnOnce(io::Error) -> ClientError {
@@ -137,6 +194,16 @@ impl SocketPaths {
         template: &RunSpec,
         session: Duration,
     ) -> Result<SocketPaths, MeasureError> {
+        Self::open_cuttable(paths, template, session, PathCut::new())
+    }
+
+    /// [`SocketPaths::open`], with paths `cut` may cut out from another thread.
+    pub fn open_cuttable(
+        paths: &[PathSpec],
+        template: &RunSpec,
+        session: Duration,
+        cut: Arc<PathCut>,
+    ) -> Result<SocketPaths, MeasureError> {
         let home = File::open("/proc/thread-self/ns/net")
             .map_err(|e| MeasureError::Thread(format!("opening its namespace: {e}")))?;
         let mut set = SocketPaths {
@@ -144,6 +211,7 @@ impl SocketPaths {
             paths: Vec::with_capacity(paths.len()),
             home,
             current_ns: None,
+            cut,
         };
         for (i, p) in paths.iter().enumerate() {
             let path = set.open_one(i, p, template, session);
@@ -217,6 +285,7 @@ impl SocketPaths {
                         .and_then(|s| s.connect(data).map(|_| s))
                         .and_then(|s| s.set_read_timeout(Some(UDP_TIMEOUT)).map(|_| s))
                         .map_err(io_err(&p.label, "opening a UDP socket"))?;
+                    self.cut.register(i, s.as_fd().try_clone_to_owned().ok());
                     Conn::Udp(s)
                 }
                 TestKind::TcpCrr => {
@@ -226,6 +295,7 @@ impl SocketPaths {
                 _ => {
                     let s = client::connect_data(data)?;
                     path.watchdog = Some(Watchdog::arm(limit, s.as_fd().try_clone_to_owned().ok()));
+                    self.cut.register(i, s.as_fd().try_clone_to_owned().ok());
                     Conn::Tcp(s)
                 }
             };
@@ -243,7 +313,7 @@ impl SocketPaths {
         let mut done = Vec::with_capacity(self.paths.len());
         let mut errors = Vec::new();
         for (i, p) in self.paths.iter_mut().enumerate() {
-            let failed = matches!(p.conn, Conn::Failed(_));
+            let failed = matches!(p.conn, Conn::Failed(_)) || self.cut.was_cut(i);
             p.conn = Conn::Closed;
             if p.watchdog.take().is_some_and(Watchdog::disarm) {
                 errors.push((
@@ -553,6 +623,18 @@ pub fn measure(
     cfg: &ScheduleConfig,
     stop: &Arc<AtomicBool>,
 ) -> Result<Measured, MeasureError> {
+    measure_cuttable(paths, template, cfg, stop, PathCut::new())
+}
+
+/// [`measure`], with paths `cut` may cut out from another thread while the schedule runs (a
+/// cut path fails like a path whose connection broke; the others go on).
+pub fn measure_cuttable(
+    paths: &[PathSpec],
+    template: &RunSpec,
+    cfg: &ScheduleConfig,
+    stop: &Arc<AtomicBool>,
+    cut: Arc<PathCut>,
+) -> Result<Measured, MeasureError> {
     let mut check = template.clone();
     check.duration = Duration::from_secs(1);
     client::validate(&check).map_err(|e| MeasureError::Invalid(e.to_string()))?;
@@ -569,7 +651,7 @@ pub fn measure(
     let (paths, template, cfg, stop) = (paths.to_vec(), template.clone(), *cfg, stop.clone());
     std::thread::Builder::new()
         .name("nslat-interleave".into())
-        .spawn(move || measure_here(&paths, &template, &cfg, &stop))
+        .spawn(move || measure_here(&paths, &template, &cfg, &stop, cut))
         .map_err(|e| MeasureError::Thread(format!("spawning: {e}")))?
         .join()
         .map_err(|_| MeasureError::Thread("panicked".into()))?
@@ -580,11 +662,12 @@ fn measure_here(
     template: &RunSpec,
     cfg: &ScheduleConfig,
     stop: &AtomicBool,
+    cut: Arc<PathCut>,
 ) -> Result<Measured, MeasureError> {
     if let Some(cpu) = template.client_cpu {
         pin_to(cpu).map_err(|e| MeasureError::Thread(format!("pinning to CPU {cpu}: {e}")))?;
     }
-    let mut set = SocketPaths::open(paths, template, session_length(cfg))?;
+    let mut set = SocketPaths::open_cuttable(paths, template, session_length(cfg), cut)?;
     let rounds = schedule::run(&mut set, cfg, stop);
     let Finished {
         server: done,

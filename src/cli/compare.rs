@@ -80,7 +80,10 @@ pub struct CompareArgs {
     /// CPU placement: `same` (client and server on one CPU), `split` (different CPUs), or `both`.
     #[arg(long, value_name = "same|split|both", default_value = "same", value_parser = parse_cpu)]
     cpu: CpuChoice,
-    /// Also attribute the bridge mode's overhead to veth, bridge, conntrack and MASQUERADE.
+    /// Also attribute the bridge mode's overhead to veth, bridge, conntrack and MASQUERADE:
+    /// six variants (host and containers at three NAT levels, one node namespace per level,
+    /// built beside the lab and removed after) measured interleaved against "host, no NAT
+    /// table"; needs the interleaved schedule.
     #[arg(long)]
     explain: bool,
     /// Skip the feature checks (Service, node access, policy) shown beside the latency table.

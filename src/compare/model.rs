@@ -912,42 +912,6 @@ pub fn verdict(report: &CompareReport) -> Vec<String> {
     out
 }
 
-/// Builds the `--explain` breakdown from the baseline's latency and cumulative variants
-/// (`(what it adds, latency CI)` in order, the last being the complete target mode).
-pub fn explain_from_steps(target: &str, baseline_us: f64, steps: &[(String, MeanCi)]) -> Explain {
-    let target_us = steps.last().map(|(_, c)| c.mean).unwrap_or(baseline_us);
-    let gap_us = target_us - baseline_us;
-    let mut prev = baseline_us;
-    let parts = steps
-        .iter()
-        .map(|(name, c)| {
-            let adds_us = c.mean - prev;
-            prev = c.mean;
-            ExplainPart {
-                name: name.clone(),
-                latency_us: c.mean,
-                ci95: c.ci95,
-                adds_us,
-                adds_ci95: None,
-                ratio: None,
-                share: if gap_us != 0.0 { adds_us / gap_us } else { 0.0 },
-            }
-        })
-        .collect();
-    Explain {
-        target: target.to_string(),
-        baseline: BASELINE.to_string(),
-        baseline_us,
-        baseline_ci95: None,
-        rounds: None,
-        ci_method: None,
-        target_us,
-        gap_us,
-        parts,
-        notes: Vec::new(),
-    }
-}
-
 /// Builds the `--explain` breakdown from variants measured in the same interleaved rounds as
 /// the baseline `baseline` (its latency `baseline_us`): each step adds its paired delta to the
 /// previous step, each ratio is to the one baseline; shares are of the paired gap of the last
@@ -1241,28 +1205,6 @@ mod tests {
             "{}",
             r.verdict[0]
         );
-    }
-
-    #[test]
-    fn explain_shares_add_up() {
-        let c = |m: f64| MeanCi {
-            n: 3,
-            mean: m,
-            stddev: 0.0,
-            ci95: Some(0.01),
-        };
-        let e = explain_from_steps(
-            "bridge",
-            5.0,
-            &[
-                ("veth (ptp)".into(), c(6.0)),
-                ("+ bridge".into(), c(6.5)),
-                ("+ MASQUERADE".into(), c(7.0)),
-            ],
-        );
-        assert_eq!(e.gap_us, 2.0);
-        let shares: Vec<f64> = e.parts.iter().map(|p| p.share).collect();
-        assert_eq!(shares, vec![0.5, 0.25, 0.25]);
     }
 
     #[test]

@@ -318,6 +318,10 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         remote,
         ..options(&args)
     };
+    // Bad options fail at once, not after waiting for another measurement's CPUs.
+    opts.validate()
+        .map_err(anyhow::Error::msg)
+        .context("compare")?;
 
     let lock = args.lock.acquire(&pinned_cpus(&opts))?;
     if opts.remote.is_none() && crate::netns::is_root() {

@@ -818,6 +818,10 @@ fn compare_bad_input() {
         c(&["--cpu", "diagonal"], &["cpu placement", "same"]),
         c(&["-t", "FOO"], &["unknown test"]),
         c(
+            &["--explain", "--schedule", "runs"],
+            &["--schedule runs", "interleaved"],
+        ),
+        c(
             &["--json", &s(&missing_json)],
             &["does not exist", "create it"],
         ),

@@ -84,7 +84,10 @@ pub struct CompareArgs {
     /// CPU placement: `same` (client and server on one CPU), `split` (different CPUs), or `both`.
     #[arg(long, value_name = "same|split|both", default_value = "same", value_parser = parse_cpu)]
     cpu: CpuChoice,
-    /// Also attribute the bridge mode's overhead to veth, bridge, conntrack and MASQUERADE.
+    /// Also attribute the bridge mode's overhead to veth, bridge, conntrack and MASQUERADE:
+    /// six variants (host and containers at three NAT levels, one node namespace per level,
+    /// built beside the lab and removed after) measured interleaved against "host, no NAT
+    /// table"; needs the interleaved schedule.
     #[arg(long)]
     explain: bool,
     /// Skip the feature checks (Service, node access, policy) shown beside the latency table.
@@ -349,6 +352,10 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         remote,
         ..options(&args)
     };
+    // Bad options fail at once, not after waiting for another measurement's CPUs.
+    opts.validate()
+        .map_err(anyhow::Error::msg)
+        .context("compare")?;
 
     let lock = args.lock.acquire(&pinned_cpus(&opts))?;
     if opts.remote.is_none() && crate::netns::is_root() {

@@ -83,9 +83,12 @@ pub(super) struct Bench<'a> {
 
 impl Bench<'_> {
     fn spec(&self, netns: &Path, placement: CpuPlacement) -> RunSpec {
-        let (client_cpu, server_cpu) = CompareOptions::cpus_for(placement);
         let ip = self.targets.get(netns).copied().unwrap_or(self.server.ip());
-        let server = SocketAddr::new(ip, self.server.port());
+        self.spec_to(netns, SocketAddr::new(ip, self.server.port()), placement)
+    }
+
+    fn spec_to(&self, netns: &Path, server: SocketAddr, placement: CpuPlacement) -> RunSpec {
+        let (client_cpu, server_cpu) = CompareOptions::cpus_for(placement);
         let mut spec = RunSpec::new(server, self.opts.test, self.opts.duration);
         spec.warmup = self.opts.warmup;
         spec.request_size = self.opts.request_size;
@@ -94,22 +97,6 @@ impl Bench<'_> {
         spec.server_cpu = Some(server_cpu);
         spec.netns = Some(netns.to_path_buf());
         spec
-    }
-
-    /// One run of `mode` in `lab` (for the ablation, which needs the mode to exist).
-    pub(super) fn measure_mode(
-        &self,
-        lab: &Lab,
-        mode: Mode,
-        placement: CpuPlacement,
-        probes: &ProbeConfig,
-    ) -> Result<RepInput, CompareError> {
-        let ns = mode_netns(lab, mode).map_err(|why| {
-            CompareError::Invalid(format!(
-                "--explain needs the {mode} mode, which is unavailable: {why}"
-            ))
-        })?;
-        self.measure(&ns, placement, probes)
     }
 
     /// One timed run with probes around it (taken before the warm-up; the model divides by all
@@ -131,6 +118,21 @@ impl Bench<'_> {
         probes: &ProbeConfig,
     ) -> Result<RepInput, CompareError> {
         let mut spec = self.spec(netns, placement);
+        spec.duration = spec.duration.min(TRACE_RUN);
+        spec.warmup = spec.warmup.min(TRACE_RUN / 5);
+        self.run_probed(spec, probes)
+    }
+
+    /// A short probed run (as long as the tracepoint run) from `netns` to `server`, outside any
+    /// timed block (`--explain`'s per-variant counters).
+    pub(super) fn probe_run(
+        &self,
+        netns: &Path,
+        server: SocketAddr,
+        placement: CpuPlacement,
+        probes: &ProbeConfig,
+    ) -> Result<RepInput, CompareError> {
+        let mut spec = self.spec_to(netns, server, placement);
         spec.duration = spec.duration.min(TRACE_RUN);
         spec.warmup = spec.warmup.min(TRACE_RUN / 5);
         self.run_probed(spec, probes)
@@ -180,7 +182,7 @@ pub fn run(
         return super::remote::run(opts, target, &stop, progress);
     }
 
-    let (mut lab, teardown) = open_or_build_lab(opts, progress)?;
+    let (lab, teardown) = open_or_build_lab(opts, progress)?;
     let interrupted = if teardown.armed {
         "the lab it built was removed"
     } else {
@@ -207,7 +209,7 @@ pub fn run(
         stop: stop.clone(),
     };
     let handle = server.spawn();
-    let result = measure_all(&bench, &mut lab, progress);
+    let result = measure_all(&bench, &lab, progress);
     handle.stop();
     result.map_err(|e| match e {
         CompareError::Interrupted(_) => CompareError::Interrupted(interrupted),
@@ -269,19 +271,10 @@ fn mode_netns(lab: &Lab, mode: Mode) -> Result<PathBuf, String> {
 
 fn measure_all(
     bench: &Bench,
-    lab: &mut Lab,
+    lab: &Lab,
     progress: &dyn Progress,
 ) -> Result<Vec<CompareReport>, CompareError> {
     let opts = bench.opts;
-    if opts.explain {
-        for mode in [Mode::Ptp, Mode::Bridge] {
-            mode_netns(lab, mode).map_err(|why| {
-                CompareError::Invalid(format!(
-                    "--explain needs the {mode} mode, which is unavailable: {why}"
-                ))
-            })?;
-        }
-    }
     let mut reports = Vec::new();
     for &placement in opts.cpu.placements() {
         let mut report = match opts.schedule {
@@ -291,8 +284,7 @@ fn measure_all(
             ScheduleChoice::Runs => measure_placement(bench, lab, placement, progress)?,
         };
         if opts.explain && placement == CpuPlacement::Same {
-            let probes = probe_config(placement);
-            report.explain = Some(ablation::run(bench, lab, placement, &probes, progress)?);
+            report.explain = Some(ablation::run(bench, lab, placement, progress)?);
         }
         if opts.checks {
             let modes = opts.measured_modes();

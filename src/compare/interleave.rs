@@ -27,6 +27,10 @@ pub(super) struct Measurement {
     pub ci_method: String,
     /// Sessions that did not end cleanly (kept, never dropped), and a precision target missed.
     pub warnings: Vec<Warning>,
+    /// Each path's block means by round, ns (for pairs other than against the baseline).
+    pub means_ns: Vec<Vec<f64>>,
+    /// Measured time, seconds.
+    pub measured_s: f64,
 }
 
 fn scale(c: Ci, k: f64) -> Ci {
@@ -185,5 +189,7 @@ pub(super) fn measure(
             )
         },
         warnings,
+        means_ns: m.rounds.means_ns,
+        measured_s: m.rounds.measured_ns as f64 / 1e9,
     })
 }

@@ -10,7 +10,6 @@ mod options;
 mod remote;
 mod targets;
 
-pub use ablation::{explain_variants, ExplainVariant};
 pub use experiment::{run, CompareError, Progress, SilentProgress};
 pub use model::*;
 pub use options::{CompareOptions, CpuChoice, CpuPlacement, RepsChoice, ScheduleChoice};

@@ -274,7 +274,19 @@ pub struct ModeResult {
 pub struct Explain {
     /// The mode being explained, e.g. `bridge`.
     pub target: String,
+    /// What the baseline is, e.g. "host, no NAT table": every row is against it.
+    #[serde(default = "default_explain_baseline")]
+    pub baseline: String,
     pub baseline_us: f64,
+    /// Half-width of the baseline's 95% interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_ci95: Option<f64>,
+    /// Interleaved rounds the variants were measured in (`None`: not interleaved).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rounds: Option<usize>,
+    /// How the intervals were computed (e.g. "batch means (20 batches of 12 rounds)").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci_method: Option<String>,
     /// Latency of the last (complete) variant.
     pub target_us: f64,
     /// target_us - baseline_us.
@@ -293,8 +305,31 @@ pub struct ExplainPart {
     pub ci95: Option<f64>,
     /// Latency minus the previous variant's (the first: minus the baseline).
     pub adds_us: f64,
+    /// 95% interval of `adds_us`, paired round by round with the previous variant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adds_ci95: Option<(f64, f64)>,
+    /// Latency over the baseline's, paired round by round, with its 95% interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ratio: Option<crate::measure::Ci>,
     /// adds_us / gap_us (0 when the gap is 0).
     pub share: f64,
+}
+
+fn default_explain_baseline() -> String {
+    BASELINE.to_string()
+}
+
+/// One cumulative variant measured in the same interleaved rounds as the baseline, in µs.
+#[derive(Debug, Clone)]
+pub struct ExplainStep {
+    /// What the variant adds.
+    pub name: String,
+    /// Its latency with the batch-means interval.
+    pub latency: crate::measure::Ci,
+    /// Against the baseline (for the ratio).
+    pub vs_baseline: Option<crate::measure::Paired>,
+    /// Against the previous step (the first: the baseline), for what this step adds.
+    pub vs_previous: Option<crate::measure::Paired>,
 }
 
 /// One measured repetition of a mode: the engine's result and the probe delta around it.
@@ -877,30 +912,54 @@ pub fn verdict(report: &CompareReport) -> Vec<String> {
     out
 }
 
-/// Builds the `--explain` breakdown from the baseline's latency and cumulative variants
-/// (`(what it adds, latency CI)` in order, the last being the complete target mode).
-pub fn explain_from_steps(target: &str, baseline_us: f64, steps: &[(String, MeanCi)]) -> Explain {
-    let target_us = steps.last().map(|(_, c)| c.mean).unwrap_or(baseline_us);
-    let gap_us = target_us - baseline_us;
-    let mut prev = baseline_us;
+/// Builds the `--explain` breakdown from variants measured in the same interleaved rounds as
+/// the baseline `baseline` (its latency `baseline_us`): each step adds its paired delta to the
+/// previous step, each ratio is to the one baseline; shares are of the paired gap of the last
+/// step (the complete target mode) to the baseline.
+pub fn explain_from_paired(
+    target: &str,
+    baseline: &str,
+    baseline_us: crate::measure::Ci,
+    steps: &[ExplainStep],
+) -> Explain {
+    let gap_us = steps
+        .last()
+        .map(|s| match &s.vs_baseline {
+            Some(p) => p.delta.estimate,
+            None => s.latency.estimate - baseline_us.estimate,
+        })
+        .unwrap_or(0.0);
+    let mut prev = baseline_us.estimate;
     let parts = steps
         .iter()
-        .map(|(name, c)| {
-            let adds_us = c.mean - prev;
-            prev = c.mean;
+        .map(|s| {
+            let (adds_us, adds_ci95) = match &s.vs_previous {
+                Some(p) => (p.delta.estimate, p.delta.ci95),
+                None => (s.latency.estimate - prev, None),
+            };
+            prev = s.latency.estimate;
             ExplainPart {
-                name: name.clone(),
-                latency_us: c.mean,
-                ci95: c.ci95,
+                name: s.name.clone(),
+                latency_us: s.latency.estimate,
+                ci95: s.latency.half_width(),
                 adds_us,
+                adds_ci95,
+                ratio: s.vs_baseline.map(|p| p.ratio),
                 share: if gap_us != 0.0 { adds_us / gap_us } else { 0.0 },
             }
         })
         .collect();
     Explain {
         target: target.to_string(),
-        baseline_us,
-        target_us,
+        baseline: baseline.to_string(),
+        baseline_us: baseline_us.estimate,
+        baseline_ci95: baseline_us.half_width(),
+        rounds: steps
+            .iter()
+            .filter_map(|s| s.vs_baseline.map(|p| p.rounds))
+            .max(),
+        ci_method: None,
+        target_us: baseline_us.estimate + gap_us,
         gap_us,
         parts,
         notes: Vec::new(),
@@ -1149,24 +1208,33 @@ mod tests {
     }
 
     #[test]
-    fn explain_shares_add_up() {
-        let c = |m: f64| MeanCi {
-            n: 3,
-            mean: m,
-            stddev: 0.0,
-            ci95: Some(0.01),
+    fn paired_explain_adds_paired_deltas_against_one_baseline() {
+        use crate::measure::{paired, Ci};
+        // Block means by round (µs): baseline 10 ± drift, veth +2, bridge +0.5 more.
+        let base: Vec<f64> = (0..40).map(|i| 10.0 + (i % 5) as f64 * 0.1).collect();
+        let veth: Vec<f64> = base.iter().map(|x| x + 2.0).collect();
+        let bridge: Vec<f64> = veth.iter().map(|x| x + 0.5).collect();
+        let step = |name: &str, xs: &[f64], prev: &[f64]| ExplainStep {
+            name: name.into(),
+            latency: paired::mean_ci(xs).unwrap(),
+            vs_baseline: paired::paired(xs, &base),
+            vs_previous: paired::paired(xs, prev),
         };
-        let e = explain_from_steps(
+        let e = explain_from_paired(
             "bridge",
-            5.0,
-            &[
-                ("veth (ptp)".into(), c(6.0)),
-                ("+ bridge".into(), c(6.5)),
-                ("+ MASQUERADE".into(), c(7.0)),
-            ],
+            "host, no NAT table",
+            paired::mean_ci(&base).unwrap(),
+            &[step("veth", &veth, &base), step("+ bridge", &bridge, &veth)],
         );
-        assert_eq!(e.gap_us, 2.0);
-        let shares: Vec<f64> = e.parts.iter().map(|p| p.share).collect();
-        assert_eq!(shares, vec![0.5, 0.25, 0.25]);
+        assert!((e.gap_us - 2.5).abs() < 1e-9, "{}", e.gap_us);
+        assert!((e.parts[1].adds_us - 0.5).abs() < 1e-9);
+        let (lo, hi) = e.parts[1].adds_ci95.unwrap();
+        assert!(lo > 0.0 && lo <= 0.5 && hi >= 0.5, "{lo} {hi}");
+        let shares: f64 = e.parts.iter().map(|p| p.share).sum();
+        assert!((shares - 1.0).abs() < 1e-9);
+        let r: Ci = e.parts[0].ratio.unwrap();
+        assert!(r.estimate > 1.1 && r.ci95.is_some());
+        assert_eq!(e.baseline, "host, no NAT table");
+        assert_eq!(e.rounds, Some(40));
     }
 }

@@ -153,17 +153,10 @@ impl CompareOptions {
         out
     }
 
-    /// Modes the lab must build: the measured ones, plus bridge and ptp for `--explain`.
+    /// Modes the lab must build: the measured ones (`--explain` builds its own variants beside
+    /// the lab, see [`crate::lab::explain`]).
     pub fn lab_modes(&self) -> Vec<Mode> {
-        let mut out = self.measured_modes();
-        if self.explain {
-            for m in [Mode::Ptp, Mode::Bridge] {
-                if !out.contains(&m) {
-                    out.push(m);
-                }
-            }
-        }
-        out
+        self.measured_modes()
     }
 
     /// Checks the options with the engine's own rules (sizes, CPUs), before anything is built.
@@ -188,7 +181,13 @@ impl CompareOptions {
         }
         if self.remote.is_some() && self.explain {
             return Err(
-                "--explain needs the lab's bridge and ptp modes; it cannot run with --remote"
+                "--explain builds its variants beside a lab; it cannot run with --remote".into(),
+            );
+        }
+        if self.explain && self.schedule == ScheduleChoice::Runs {
+            return Err(
+                "--explain measures its variants interleaved and paired; it cannot run with \
+                 --schedule runs (drop one of the two)"
                     .into(),
             );
         }
@@ -269,16 +268,19 @@ mod tests {
     }
 
     #[test]
-    fn explain_adds_the_modes_it_needs() {
+    fn explain_builds_its_own_variants_and_needs_the_interleaved_schedule() {
         let o = CompareOptions {
             modes: vec![Mode::Macvlan],
             explain: true,
             ..Default::default()
         };
-        assert_eq!(
-            o.lab_modes(),
-            vec![Mode::Host, Mode::Macvlan, Mode::Ptp, Mode::Bridge]
-        );
+        assert_eq!(o.lab_modes(), vec![Mode::Host, Mode::Macvlan]);
+        assert!(o.validate().is_ok());
+        let runs = CompareOptions {
+            schedule: ScheduleChoice::Runs,
+            ..o
+        };
+        assert!(runs.validate().unwrap_err().contains("--schedule runs"));
     }
 
     #[test]

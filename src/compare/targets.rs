@@ -120,7 +120,7 @@ pub fn run(
     opts.validate().map_err(CompareError::Invalid)?;
     if opts.explain {
         return Err(CompareError::Invalid(
-            "--explain needs the lab's bridge and ptp modes; it cannot run with --target".into(),
+            "--explain builds its variants beside a lab; it cannot run with --target".into(),
         ));
     }
     if !netns::is_root() {

@@ -84,6 +84,34 @@ pub(super) fn up(spec: &LabSpec) -> Result<LabState, LabError> {
     }
 }
 
+/// Builds `spec`'s remote, node, wire and modes as namespaces `PREFIX-remote`, `PREFIX-node`,
+/// ... under `prefix` instead of the lab's own (for [`super::explain`]): no state file, no lock
+/// (the caller holds the lab's). SIGINT/SIGTERM stop it after the current step with
+/// [`LabError::Interrupted`]; on any error the caller removes the namespaces under `prefix`.
+/// Returns the modes and the NAT level the bridge driver left.
+pub(super) fn topology_under(
+    spec: &LabSpec,
+    prefix: String,
+) -> Result<(Vec<(super::Mode, ModeStatus)>, NatLevel), LabError> {
+    let guard = UpGuard::enter();
+    let mut b = Builder {
+        spec,
+        prefix,
+        step: 0,
+        abort_after: None,
+        pause_after: None,
+        trace: std::env::var_os(TRACE_ENV).map(|_| std::time::Instant::now()),
+        guard: &guard,
+        fds: HashMap::new(),
+        nl: HashMap::new(),
+        node_eth0: 0,
+        nat: NatLevel::None,
+        ipvlan: None,
+    };
+    let modes = b.topology()?;
+    Ok((modes, b.nat))
+}
+
 /// Removes every namespace of lab `name` (recorded or found by name) and its state file.
 pub(super) fn teardown(name: &str) -> super::DownReport {
     let mut report = super::DownReport::default();
@@ -330,33 +358,7 @@ impl Builder<'_> {
         state.save()?;
         self.step()?;
 
-        self.namespace("remote", END_HOST)
-            .map_err(ctx("creating the remote"))?;
-        let mut forwarding = vec![("net.ipv4.ip_forward", "1")];
-        if spec.ipv6 {
-            forwarding.push(("net.ipv6.conf.all.forwarding", "1"));
-        }
-        self.namespace("node", &forwarding)
-            .map_err(ctx("creating the node"))?;
-        self.node_eth0 = self.wire().map_err(ctx("building the wire"))?;
-
-        for &mode in &spec.modes {
-            let driver = mode.driver();
-            let status: ModeStatus = match driver.unavailable(self)? {
-                Some(reason) => Err(reason),
-                None => {
-                    let suffix = plan::mode_suffix(mode).unwrap_or_default();
-                    if mode.traits().own_namespace {
-                        self.namespace(&suffix, END_HOST)
-                            .map_err(ctx(format!("building mode {mode}")))?;
-                    }
-                    Ok(driver
-                        .build(self, &suffix)
-                        .map_err(ctx(format!("building mode {mode}")))?)
-                }
-            };
-            state.modes.push((mode, status));
-        }
+        state.modes = self.topology()?;
         state.nat = self.nat;
         if spec.host_shim {
             for (mode, status) in &state.modes {
@@ -372,6 +374,40 @@ impl Builder<'_> {
         state.save()?;
         self.step()?;
         Ok(state)
+    }
+
+    /// The remote, the node, the wire and the spec's modes, under this builder's prefix.
+    fn topology(&mut self) -> Result<Vec<(super::Mode, ModeStatus)>, LabError> {
+        let spec = self.spec;
+        self.namespace("remote", END_HOST)
+            .map_err(ctx("creating the remote"))?;
+        let mut forwarding = vec![("net.ipv4.ip_forward", "1")];
+        if spec.ipv6 {
+            forwarding.push(("net.ipv6.conf.all.forwarding", "1"));
+        }
+        self.namespace("node", &forwarding)
+            .map_err(ctx("creating the node"))?;
+        self.node_eth0 = self.wire().map_err(ctx("building the wire"))?;
+
+        let mut modes = Vec::with_capacity(spec.modes.len());
+        for &mode in &spec.modes {
+            let driver = mode.driver();
+            let status: ModeStatus = match driver.unavailable(self)? {
+                Some(reason) => Err(reason),
+                None => {
+                    let suffix = plan::mode_suffix(mode).unwrap_or_default();
+                    if mode.traits().own_namespace {
+                        self.namespace(&suffix, END_HOST)
+                            .map_err(ctx(format!("building mode {mode}")))?;
+                    }
+                    Ok(driver
+                        .build(self, &suffix)
+                        .map_err(ctx(format!("building mode {mode}")))?)
+                }
+            };
+            modes.push((mode, status));
+        }
+        Ok(modes)
     }
 
     /// The wire: veth node eth0 <-> remote eth0, addresses, up, forwarding in the node.

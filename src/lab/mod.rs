@@ -11,6 +11,7 @@
 //! [`down`] removes it (idempotent, works from the state file or by name sweep after a crash).
 
 mod build;
+pub mod explain;
 pub mod inventory;
 pub mod mode;
 pub mod modes;
@@ -56,6 +57,8 @@ pub enum LabError {
     NoSuchMode(Mode),
     #[error("the lab has no bridge mode, so there is no NAT to set")]
     NoNat,
+    #[error("--explain needs the {mode} mode, which is unavailable: {reason}")]
+    ExplainUnavailable { mode: Mode, reason: String },
     #[error("state file {path} is unreadable ({reason}): remove the lab with `nslat lab down`")]
     State { path: PathBuf, reason: String },
     #[error("{what}")]

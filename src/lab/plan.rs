@@ -5,6 +5,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::Mode;
+use crate::firewall::NatLevel;
 
 /// The wire between node and remote: 198.18.0.0/24.
 pub const WIRE_PREFIX: u8 = 24;
@@ -108,15 +109,55 @@ pub fn neighbour_suffix(mode: Mode, i: usize) -> String {
     format!("nbr{i}-{}", mode.name().replace('+', "-"))
 }
 
+/// The tag of `compare --explain`'s node at NAT level `level` (`x.none`, `x.ct`, `x.masq`): its
+/// namespaces are the lab's suffixes behind `x.TAG-` (`nslat-LAB-x.ct-bridge`). Lab names have
+/// no `.`, so no other lab's namespace can look like one.
+pub fn explain_tag(level: NatLevel) -> &'static str {
+    match level {
+        NatLevel::None => "x.none",
+        NatLevel::ConntrackOnly => "x.ct",
+        NatLevel::Masquerade => "x.masq",
+    }
+}
+
+/// The namespace prefix of `compare --explain`'s node at `level` in lab `lab`.
+pub fn explain_prefix(lab: &str, level: NatLevel) -> String {
+    format!("{}{}-", prefix(lab), explain_tag(level))
+}
+
+/// The suffixes of one lab topology: remote, node and every mode's own namespace.
+fn topology_suffixes() -> Vec<String> {
+    let mut v = vec!["remote".to_string(), "node".to_string()];
+    v.extend(Mode::ALL.iter().copied().filter_map(mode_suffix));
+    v
+}
+
 /// Every namespace suffix a lab can have: `down` sweeps exactly these under the prefix, so
 /// lab `a` never removes namespaces of lab `a-b`.
 pub fn all_suffixes() -> Vec<String> {
-    let mut v = vec!["remote".to_string(), "node".to_string()];
-    v.extend(Mode::ALL.iter().copied().filter_map(mode_suffix));
+    let mut v = topology_suffixes();
     for &m in Mode::ALL.iter() {
         v.extend((0..MAX_NEIGHBOURS).map(|i| neighbour_suffix(m, i)));
     }
+    v.extend(explain_suffixes());
     v
+}
+
+/// The suffixes of `compare --explain`'s nodes (all levels).
+pub fn explain_suffixes() -> Vec<String> {
+    let levels = [
+        NatLevel::None,
+        NatLevel::ConntrackOnly,
+        NatLevel::Masquerade,
+    ];
+    levels
+        .iter()
+        .flat_map(|&l| {
+            topology_suffixes()
+                .into_iter()
+                .map(move |s| format!("{}-{s}", explain_tag(l)))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -146,5 +187,7 @@ mod tests {
         }
         assert_eq!(mode_suffix(Mode::MacvlanVeth).unwrap(), "macvlan-veth");
         assert!(mode_suffix(Mode::Host).is_none());
+        assert!(all_suffixes().contains(&"x.ct-bridge".to_string()));
+        assert_eq!(explain_prefix("a", NatLevel::Masquerade), "nslat-a-x.masq-");
     }
 }

@@ -198,6 +198,41 @@ pub(crate) fn tracepoint_names(r: &CompareReport) -> Vec<String> {
     names
 }
 
+/// The sample report's `--explain` breakdown: four steps paired with "host, no NAT table".
+fn sample_explain() -> crate::compare::Explain {
+    use crate::measure::{Ci, Paired};
+    let ci = |x: f64, h: f64| Ci {
+        estimate: x,
+        ci95: Some((x - h, x + h)),
+    };
+    let pair = |delta: f64, ratio: f64| Paired {
+        rounds: 400,
+        batches: 40,
+        ratio: ci(ratio, 0.004),
+        delta: ci(delta, 0.03),
+        p_value: Some(0.0),
+    };
+    let step = |name: &str, us: f64, prev_us: f64| crate::compare::ExplainStep {
+        name: name.into(),
+        latency: ci(us, 0.04),
+        vs_baseline: Some(pair(us - 5.1, us / 5.1)),
+        vs_previous: Some(pair(us - prev_us, us / prev_us)),
+    };
+    let mut e = crate::compare::explain_from_paired(
+        "bridge",
+        "host, no NAT table",
+        ci(5.1, 0.03),
+        &[
+            step("veth (ptp, routed)", 6.0, 5.1),
+            step("+ bridge", 6.3, 6.0),
+            step("+ conntrack (NAT table loaded)", 6.5, 6.3),
+            step("+ MASQUERADE (Docker's rule)", 6.6, 6.5),
+        ],
+    );
+    e.ci_method = Some("batch means (40 batches of 10 rounds)".into());
+    e
+}
+
 /// A fixed report for tests and examples (numbers are made up, shapes are real).
 #[doc(hidden)]
 pub fn sample_report() -> CompareReport {
@@ -299,48 +334,7 @@ pub fn sample_report() -> CompareReport {
                 target: None,
             },
         ],
-        explain: Some(explain_from_steps(
-            "bridge",
-            5.1,
-            &[
-                (
-                    "veth pair (ptp)".into(),
-                    crate::stats::MeanCi {
-                        n: 5,
-                        mean: 6.0,
-                        stddev: 0.03,
-                        ci95: Some(0.04),
-                    },
-                ),
-                (
-                    "+ bridge".into(),
-                    crate::stats::MeanCi {
-                        n: 5,
-                        mean: 6.3,
-                        stddev: 0.03,
-                        ci95: Some(0.04),
-                    },
-                ),
-                (
-                    "+ conntrack (NAT table)".into(),
-                    crate::stats::MeanCi {
-                        n: 5,
-                        mean: 6.5,
-                        stddev: 0.03,
-                        ci95: Some(0.04),
-                    },
-                ),
-                (
-                    "+ MASQUERADE".into(),
-                    crate::stats::MeanCi {
-                        n: 5,
-                        mean: 6.6,
-                        stddev: 0.03,
-                        ci95: Some(0.05),
-                    },
-                ),
-            ],
-        )),
+        explain: Some(sample_explain()),
         checks: None,
         schedule: Default::default(),
         block_transactions: None,

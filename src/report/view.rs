@@ -282,35 +282,7 @@ pub fn compare_with(r: &CompareReport, detail: Detail) -> View {
         ));
     }
     if let Some(e) = &r.explain {
-        let mut rows = vec![vec![
-            "host (baseline)".to_string(),
-            format!("{:.2}", e.baseline_us),
-            super::DASH.into(),
-            super::DASH.into(),
-        ]];
-        rows.extend(e.parts.iter().map(|p| {
-            vec![
-                p.name.clone(),
-                format!("{:.2}", p.latency_us),
-                format!("{:+.2}", p.adds_us),
-                format!("{:.0}%", p.share * 100.0),
-            ]
-        }));
-        let mut blocks = vec![Block::Table(TableView::figures(
-            ["variant", "latency µs", "adds µs", "share of gap"]
-                .map(String::from)
-                .to_vec(),
-            rows,
-        ))];
-        blocks.extend(e.notes.iter().cloned().map(Block::Text));
-        sections.push(Section::new(
-            Some(format!(
-                "Where {}'s {:+.2} µs over the host go (against the ablation's own host run in \
-                 its first row, not the main table's host)",
-                e.target, e.gap_us
-            )),
-            blocks,
-        ));
+        sections.push(explain_section(e));
     }
     match r.checks.as_ref() {
         Some(crate::check::ChecksOutcome::Matrix(m)) => {
@@ -410,6 +382,62 @@ fn main_blocks(r: &CompareReport) -> Vec<Block> {
         Block::Plot(Plot::Cdf(cdf)),
         Block::Plot(Plot::Bars(bars)),
     ]
+}
+
+/// The `--explain` breakdown: one baseline throughout, named in the title and its row.
+fn explain_section(e: &crate::compare::Explain) -> Section {
+    let pm = |c: Option<f64>| c.map(|h| format!(" ±{h:.2}")).unwrap_or_default();
+    let mut rows = vec![vec![
+        format!("{} (baseline)", e.baseline),
+        format!("{:.2}{}", e.baseline_us, pm(e.baseline_ci95)),
+        super::DASH.into(),
+        super::DASH.into(),
+        super::DASH.into(),
+    ]];
+    rows.extend(e.parts.iter().map(|p| {
+        let ratio = match p.ratio {
+            Some(r) => match r.ci95 {
+                Some((lo, hi)) => format!("{:.3} [{lo:.3}, {hi:.3}]", r.estimate),
+                None => format!("{:.3}", r.estimate),
+            },
+            None => super::DASH.into(),
+        };
+        let adds = match p.adds_ci95 {
+            Some((lo, hi)) => format!("{:+.2} [{lo:+.2}, {hi:+.2}]", p.adds_us),
+            None => format!("{:+.2}", p.adds_us),
+        };
+        vec![
+            p.name.clone(),
+            format!("{:.2}{}", p.latency_us, pm(p.ci95)),
+            ratio,
+            adds,
+            format!("{:.0}%", p.share * 100.0),
+        ]
+    }));
+    let mut blocks = vec![Block::Table(TableView::figures(
+        [
+            "variant",
+            "latency µs ±95%",
+            "× baseline [95% CI]",
+            "adds µs [95% CI]",
+            "share of gap",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows,
+    ))];
+    blocks.extend(e.notes.iter().cloned().map(Block::Text));
+    if let Some(m) = &e.ci_method {
+        blocks.push(Block::Text(format!("intervals: {m}")));
+    }
+    Section::new(
+        Some(format!(
+            "Where {}'s {:+.2} µs over the baseline go (baseline: '{}', the explain run's own, \
+             not the main table's host)",
+            e.target, e.gap_us, e.baseline
+        )),
+        blocks,
+    )
 }
 
 #[cfg(test)]

@@ -86,7 +86,7 @@ pub fn lines(r: &CompareReport) -> Vec<String> {
     let keeping = containers
         .iter()
         .copied()
-        .filter(|m| losses(&checks, &m.mode).is_some_and(|l| l.is_empty()))
+        .filter(|m| losses(checks, &m.mode).is_some_and(|l| l.is_empty()))
         .min_by(|a, b| latency(a).partial_cmp(&latency(b)).unwrap());
     match keeping {
         Some(k) => out.push(format!(
@@ -98,7 +98,7 @@ pub fn lines(r: &CompareReport) -> Vec<String> {
             "no measured mode keeps Services, node access and host policy all at once".into(),
         ),
     }
-    let lost = losses(&checks, &fastest.mode).unwrap_or_default();
+    let lost = losses(checks, &fastest.mode).unwrap_or_default();
     if keeping.is_some_and(|k| k.mode == fastest.mode) || lost.is_empty() {
         return out;
     }
@@ -113,7 +113,7 @@ pub fn lines(r: &CompareReport) -> Vec<String> {
             .modes
             .iter()
             .find(|m| m.mode == hybrid && m.available && latency(m).is_some());
-        let hybrid_keeps = losses(&checks, hybrid);
+        let hybrid_keeps = losses(checks, hybrid);
         match measured {
             Some(h) => {
                 let extra = latency(h).unwrap_or(0.0) - latency(fastest).unwrap_or(0.0);

@@ -248,7 +248,8 @@ pub fn percentiles_svg(p: &PercentilePlot) -> Result<String, ReportError> {
 }
 
 /// Latency CDF, one line per series. The x axis ends a little past `x_max` (the largest
-/// p99.9) so that rare outliers do not squash the curves (points beyond it are not drawn).
+/// p99) so that rare outliers do not squash the curves (points beyond it are not drawn; the
+/// percentile plot shows the tail).
 pub fn cdf_svg(p: &CdfPlot) -> Result<String, ReportError> {
     let x_min = p
         .series

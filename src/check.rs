@@ -39,6 +39,45 @@ pub const CHECKS: [&str; 8] = [
     "macs",
 ];
 
+/// What people call each of [`CHECKS`] (the progress bar's words).
+pub fn check_label(check: &str) -> &'static str {
+    match check {
+        "service" => "Service",
+        "node_to_container" => "node → container",
+        "container_to_node" => "container → node",
+        "container_to_remote" => "container → remote",
+        "remote_to_container" => "remote → container",
+        "policy" => "host policy",
+        "policy_service" => "host policy on Service traffic",
+        "macs" => "MACs on the wire",
+        _ => "check",
+    }
+}
+
+/// Told about the checks as they run (a progress bar; every method has a no-op default).
+pub trait CheckProgress {
+    /// The checks begin: `checks` of them are planned (at least 1 when called).
+    fn planned(&self, _checks: usize) {}
+    /// One check begins, e.g. ("bridge", "Service").
+    fn started(&self, _mode: &str, _check: &str) {}
+    /// The check that began last ended.
+    fn finished(&self) {}
+}
+
+/// Progress that shows nothing.
+pub struct NoCheckProgress;
+impl CheckProgress for NoCheckProgress {}
+
+/// The checks [`run`] makes for a mode: three without a namespace of its own (the host), else
+/// all of [`CHECKS`].
+pub fn planned_checks(mode: Mode) -> usize {
+    if mode.traits().own_namespace {
+        CHECKS.len()
+    } else {
+        3
+    }
+}
+
 /// Errors that stop the checks (a failing check is a result, not an error).
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
@@ -285,6 +324,15 @@ pub fn macs_on_wire(learned: &[String], node: &[String]) -> u32 {
 /// Runs every check for `modes` of `lab` and returns the matrix. Modes the lab does not have or
 /// could not build are rows with `available: false` and the reason.
 pub fn run(lab: &Lab, modes: &[Mode]) -> Result<CheckMatrix, CheckError> {
+    run_with(lab, modes, &NoCheckProgress)
+}
+
+/// [`run`], telling `progress` about each check.
+pub fn run_with(
+    lab: &Lab,
+    modes: &[Mode],
+    progress: &dyn CheckProgress,
+) -> Result<CheckMatrix, CheckError> {
     if !netns::is_root() {
         return Err(CheckError::NotRoot);
     }
@@ -302,6 +350,14 @@ pub fn run(lab: &Lab, modes: &[Mode]) -> Result<CheckMatrix, CheckError> {
     let cleanup = RuleCleanup { lab };
 
     let service = SocketAddr::new(CLUSTER_IP.into(), CLUSTER_PORT);
+    let planned: usize = modes
+        .iter()
+        .filter(|&&m| matches!(lab.mode(m), Some(Ok(_))))
+        .map(|&m| planned_checks(m))
+        .sum();
+    if planned > 0 {
+        progress.planned(planned);
+    }
     let mut rows = Vec::new();
     for &mode in modes {
         let mut row = ModeChecks {
@@ -334,7 +390,10 @@ pub fn run(lab: &Lab, modes: &[Mode]) -> Result<CheckMatrix, CheckError> {
         let to_remote = SocketAddr::new(target.server.into(), remote_echo.port);
         // One TCP exchange `from` → `to`, recorded as `check` (with the reason when it fails).
         let tcp = |row: &mut ModeChecks, check: &str, from: &Path, to: SocketAddr| {
-            record(row, check, attempt(from, to), shim, mode)
+            progress.started(mode.name(), check_label(check));
+            let outcome = record(row, check, attempt(from, to), shim, mode);
+            progress.finished();
+            outcome
         };
 
         row.service = tcp(&mut row, "service", &target.netns, service);
@@ -360,12 +419,14 @@ pub fn run(lab: &Lab, modes: &[Mode]) -> Result<CheckMatrix, CheckError> {
                     }
                 }
             }
-            policy_checks(&mut row, lab, &target, to_remote, service, shim)?;
+            policy_checks(&mut row, lab, &target, to_remote, service, shim, progress)?;
         }
         let mut wire_addrs = vec![node_addr, target.addr];
         wire_addrs.dedup();
+        progress.started(mode.name(), check_label("macs"));
         let learned = macs_learned(&remote, wire_addrs)?;
         row.macs = Some(macs_on_wire(&learned, &own_macs));
+        progress.finished();
         rows.push(row);
     }
     drop(cleanup);
@@ -385,16 +446,20 @@ fn policy_checks(
     to_remote: SocketAddr,
     service: SocketAddr,
     shim: bool,
+    progress: &dyn CheckProgress,
 ) -> Result<(), CheckError> {
     let firewall = lab.firewall();
+    let mode = target.mode.name();
     // Drops traffic from `source` in the node, tries `to`: blocked means the policy is enforced.
     let mut enforced =
         |check: &str, source: Ipv4Addr, to: SocketAddr| -> Result<bool, CheckError> {
+            progress.started(mode, check_label(check));
             firewall.set_policy_drop(Subnet4 {
                 addr: source,
                 len: 32,
             })?;
             let blocked = attempt(&target.netns, to).is_err();
+            progress.finished();
             if !blocked {
                 let went = format!("the connection to {to} went through");
                 row.why
@@ -411,6 +476,9 @@ fn policy_checks(
             service,
         )?)
     } else {
+        // Not tried (no Service to police), but planned: counted as done.
+        progress.started(mode, check_label("policy_service"));
+        progress.finished();
         None
     };
     row.policy = Some(policy);
@@ -453,8 +521,8 @@ impl ChecksOutcome {
 }
 
 /// Runs the checks for a comparison's report: a failure is kept as its reason, not an error.
-pub fn outcome(lab: &Lab, modes: &[Mode]) -> ChecksOutcome {
-    match run(lab, modes) {
+pub fn outcome(lab: &Lab, modes: &[Mode], progress: &dyn CheckProgress) -> ChecksOutcome {
+    match run_with(lab, modes, progress) {
         Ok(m) => ChecksOutcome::Matrix(m),
         Err(e) => ChecksOutcome::Failed {
             error: crate::lab::error_chain(&e),

@@ -80,6 +80,39 @@ pub fn cdf_points_us(h: &Histogram<u64>, points: usize) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// Ticks per halving of the distance to 100% for [`percentile_points_us`] (HdrHistogram's
+/// percentile distribution output uses 5).
+pub const PERCENTILE_TICKS: u32 = 5;
+
+/// A nanosecond histogram's percentile distribution as (quantile, latency µs) pairs, from
+/// hdrhistogram's quantile iterator (HdrHistogram's percentile output): `ticks` steps per
+/// halving of the distance to 100%, so the tail gets as many points as the body. Quantiles are
+/// the levels iterated to; the last point is (1.0, max). Values equal to the previous point's
+/// make one flat run: its first and last points are kept (the line stays true, with fewer points).
+pub fn percentile_points_us(h: &Histogram<u64>, ticks: u32) -> Vec<(f64, f64)> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    let mut out: Vec<(f64, f64)> = Vec::new();
+    for v in h.iter_quantiles(ticks.max(1)) {
+        let point = (
+            v.quantile_iterated_to(),
+            h.highest_equivalent(v.value_iterated_to()) as f64 / 1000.0,
+        );
+        let n = out.len();
+        let flat = n >= 2 && out[n - 1].1 == point.1 && out[n - 2].1 == point.1;
+        if flat || (n >= 1 && out[n - 1].0 >= point.0) {
+            out[n - 1] = point;
+        } else {
+            out.push(point);
+        }
+    }
+    if let Some(last) = out.last_mut() {
+        last.0 = 1.0;
+    }
+    out
+}
+
 /// Mean and two-sided confidence interval of repetition results.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct MeanCi {
@@ -295,5 +328,16 @@ mod tests {
             HistSummary::default()
         );
         assert!(cdf_points_us(&Histogram::<u64>::new(3).unwrap(), 50).is_empty());
+        let pts = percentile_points_us(&h, PERCENTILE_TICKS);
+        assert!(
+            pts.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1),
+            "{pts:?}"
+        );
+        assert_eq!(pts.last().unwrap().0, 1.0);
+        assert!(
+            pts.iter().any(|p| p.0 >= 0.999 && p.0 < 1.0),
+            "tail points: {pts:?}"
+        );
+        assert!(percentile_points_us(&Histogram::<u64>::new(3).unwrap(), 5).is_empty());
     }
 }

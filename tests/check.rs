@@ -25,6 +25,46 @@ fn build(tag: &str, modes: &[Mode], host_shim: bool) -> (Lab, LabGuard) {
     (lab, guard)
 }
 
+/// Records what the checks tell a progress bar.
+#[derive(Default)]
+struct Seen {
+    planned: std::cell::RefCell<Vec<usize>>,
+    started: std::cell::RefCell<Vec<String>>,
+    finished: std::cell::Cell<usize>,
+}
+
+impl check::CheckProgress for Seen {
+    fn planned(&self, checks: usize) {
+        self.planned.borrow_mut().push(checks);
+    }
+    fn started(&self, mode: &str, check: &str) {
+        assert_eq!(
+            self.started.borrow().len(),
+            self.finished.get(),
+            "a check began before the last one ended"
+        );
+        self.started.borrow_mut().push(format!("{mode}: {check}"));
+    }
+    fn finished(&self) {
+        self.finished.set(self.finished.get() + 1);
+    }
+}
+
+impl Seen {
+    /// Planned once, as many as ran, each one named and ended.
+    fn assert_counted(&self, expected: usize) {
+        assert_eq!(*self.planned.borrow(), [expected], "planned once");
+        let started = self.started.borrow();
+        assert_eq!(started.len(), expected, "{started:?}");
+        assert_eq!(self.finished.get(), expected);
+        assert!(
+            started.contains(&"bridge: Service".to_string()),
+            "{started:?}"
+        );
+        assert!(started.contains(&"host: MACs on the wire".to_string()));
+    }
+}
+
 fn row(m: &CheckMatrix, mode: Mode) -> &ModeChecks {
     m.modes.iter().find(|r| r.mode == mode.name()).expect("row")
 }
@@ -37,7 +77,9 @@ fn veth_modes_keep_features_and_macvlan_loses_them() {
     let root = common::RootSnapshot::take();
     let modes = [Mode::Host, Mode::Bridge, Mode::Ptp, Mode::Macvlan];
     let (lab, guard) = build("chk", &modes, false);
-    let m = check::run(&lab, &modes).expect("checks run");
+    let seen = Seen::default();
+    let m = check::run_with(&lab, &modes, &seen).expect("checks run");
+    seen.assert_counted(modes.iter().map(|&m| check::planned_checks(m)).sum());
 
     let host = row(&m, Mode::Host);
     assert_eq!(

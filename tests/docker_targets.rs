@@ -230,6 +230,10 @@ fn real_docker_containers_are_described_and_measured_beside_the_host_and_the_lab
         .args(["--addr", &format!("198.18.{net}.50/24")])
         .args(["--reps", "2", "-l", "0.5", "--warmup", "0.2", "--json"])
         .arg(&json)
+        .arg("--markdown")
+        .arg(dir.path().join("t.md"))
+        .arg("--html")
+        .arg(dir.path().join("html"))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -246,6 +250,24 @@ fn real_docker_containers_are_described_and_measured_beside_the_host_and_the_lab
             .clone()
     };
     let tgt = |k: &str| row(k)["target"].clone();
+
+    // One targets section, the same in the terminal, the Markdown and the HTML page.
+    let md = std::fs::read_to_string(dir.path().join("t.md")).unwrap();
+    let html = std::fs::read_to_string(dir.path().join("html/index.html")).unwrap();
+    let def_line = stdout
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("def: /proc/"))
+        .unwrap_or_else(|| panic!("no path line for def: {stdout}"));
+    assert!(def_line.contains("on bridge docker0"), "{def_line}");
+    assert!(stdout.contains("Targets (your containers):"), "{stdout}");
+    assert!(md.contains("## Targets (your containers)"), "{md}");
+    assert!(md.contains(&format!("- {def_line}")), "{md}");
+    assert!(html.contains("<h2>Targets (your containers)</h2>"));
+    assert!(html.contains(&format!(
+        "<li>{}</li>",
+        nslat::report::html::escape(def_line)
+    )));
 
     // describe(): the kernel's view of each path.
     let def = tgt("def");

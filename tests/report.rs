@@ -105,7 +105,16 @@ fn markdown_snapshot() {
 fn html_snapshot() {
     let html = render(&HtmlExporter);
     check_snapshot("report.html", &html);
-    assert_eq!(html.matches("<svg").count(), 2);
+    assert_eq!(html.matches("<svg").count(), 3);
+    for fact in [
+        "Date (UTC)",
+        "2026-12-01 20:21:25",
+        "Command",
+        "Machine",
+        "CPU placement",
+    ] {
+        assert!(html.contains(fact), "header: {fact}");
+    }
     assert!(
         !html.contains("<script") && !html.contains("http://")
             || html.contains("xmlns=\"http://www.w3.org/2000/svg\"")
@@ -150,9 +159,30 @@ fn html_renders_in_headless_chromium() {
     let dom = chromium(&["--dump-dom"]);
     assert_eq!(
         dom.matches("<svg").count(),
-        2,
-        "two inline SVG plots in the DOM"
+        3,
+        "three inline SVG plots in the DOM"
     );
+    // The percentile plot: its figure, a line per measured mode and the tail axis' ticks.
+    let start = dom
+        .find("<figure id=\"percentiles\">")
+        .expect("the percentile plot's figure");
+    let figure = &dom[start..start + dom[start..].find("</figure>").expect("figure end")];
+    let lines = figure
+        .split("<polyline")
+        .skip(1)
+        .filter(|p| {
+            p.split(" points=\"")
+                .nth(1)
+                .is_some_and(|pts| pts.split('"').next().unwrap_or("").split(' ').count() >= 20)
+        })
+        .count();
+    assert_eq!(lines, 4, "one percentile line per measured mode");
+    for tick in ["50%", "90%", "99%", "99.9%", "99.99%"] {
+        assert!(
+            figure.contains(&format!(">{tick}<")) || figure.contains(&format!("\n{tick}\n")),
+            "tail axis tick {tick}"
+        );
+    }
     assert!(
         dom.contains("<polyline") || dom.contains("<path"),
         "CDF lines"

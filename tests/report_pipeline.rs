@@ -141,13 +141,25 @@ fn real_loopback_runs_through_every_exporter() {
     let dir = tempfile::tempdir().unwrap();
     let page = report::write_html_dir(&r, &dir.path().join("html")).unwrap();
     let html = std::fs::read_to_string(page).unwrap();
-    assert_eq!(html.matches("<svg").count(), 2);
+    assert_eq!(html.matches("<svg").count(), 3);
     assert!(html.contains("<polyline"), "a CDF line was drawn");
+    assert!(
+        html.contains("<figure id=\"percentiles\">"),
+        "the percentile plot"
+    );
     let json_path = dir.path().join("r.json");
     report::export_to_path(&JsonExporter, &r, &json_path).unwrap();
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(json_path).unwrap()).unwrap();
     assert_eq!(v["modes"][0]["mode"], "host");
+    // The percentile distribution of the real histogram: increasing, ending at 100%.
+    let pts = v["modes"][0]["percentiles"]
+        .as_array()
+        .expect("percentiles");
+    assert!(pts.len() > 10, "{pts:?}");
+    let q = |p: &serde_json::Value| p[0].as_f64().unwrap();
+    assert!(pts.windows(2).all(|w| q(&w[0]) < q(&w[1])));
+    assert_eq!(q(pts.last().unwrap()), 1.0);
     assert!(
         v["modes"][0]["probes"]["backlog_pkts_per_tx"]
             .as_f64()

@@ -333,8 +333,10 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     if let Some(dir) = &args.html {
         check_output_dir(dir)?;
     }
+    // The run starts now, with the command line as typed (the page header and the JSON keep it).
+    let context = crate::compare::RunContext::now(std::env::args().collect());
     if !args.targets.is_empty() {
-        return run_targets(args);
+        return run_targets(args, context);
     }
     if args.remote.is_some() && (args.parent.is_none() || args.addr.is_none()) {
         bail!("--remote needs --parent IFACE and --addr CIDR (the NIC the modes attach to), or --target NAME=SPEC to measure your own containers");
@@ -379,7 +381,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     }
     drop(lock);
     for r in &mut reports {
-        r.pair = pair.clone();
+        finish(r, pair.clone(), &context);
     }
 
     let several = reports.len() > 1;
@@ -396,6 +398,18 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// The last of a report before it is written: its node pair, when and how it ran, and the
+/// recommendation (as every exporter renders it) for readers of the JSON.
+fn finish(
+    r: &mut CompareReport,
+    pair: Option<crate::compare::PairLabel>,
+    context: &crate::compare::RunContext,
+) {
+    r.pair = pair;
+    r.context = Some(context.clone());
+    r.recommendation = report::recommend::lines(r);
 }
 
 /// Every CPU the placements pin a client or server to: what the measurement lock holds.
@@ -465,7 +479,7 @@ fn options(args: &CompareArgs) -> CompareOptions {
 }
 
 /// `--target`: the user's containers against `--remote`, beside the host and the lab's figures.
-fn run_targets(args: CompareArgs) -> anyhow::Result<()> {
+fn run_targets(args: CompareArgs, context: crate::compare::RunContext) -> anyhow::Result<()> {
     let Some(host) = &args.remote else {
         bail!("--target needs --remote HOST: a machine running `nslat serve` that the containers reach (the lab's remote lives in a namespace no container can reach)");
     };
@@ -516,14 +530,13 @@ fn run_targets(args: CompareArgs) -> anyhow::Result<()> {
         if let Some(c) = &lock.contention {
             r.flags.insert(0, c.describe());
         }
-        r.pair = pair.clone();
+        finish(r, pair.clone(), &context);
     }
     drop(lock);
     let several = outcome.reports.len() > 1;
     let mut stdout = std::io::stdout().lock();
     for r in &outcome.reports {
         terminal_exporter(&args).export(r, &mut stdout)?;
-        report::targets::write_targets(r, &mut stdout)?;
         write_files(
             r,
             &args.json,
@@ -709,6 +722,36 @@ impl Progress for CliProgress {
         match &self.bar {
             Some(bar) => bar.println(format!("note: {message}")),
             None => eprintln!("compare: {message}"),
+        }
+    }
+
+    fn checks_planned(&self, checks: usize) {
+        match &self.bar {
+            Some(bar) => {
+                bar.set_prefix("checks");
+                bar.set_position(0);
+                bar.set_length(checks as u64);
+                bar.set_message("");
+                if bar.is_hidden() {
+                    bar.set_draw_target(ProgressDrawTarget::stderr());
+                }
+            }
+            None => eprintln!("compare: feature checks: {checks} planned"),
+        }
+    }
+
+    fn check_started(&self, mode: &str, check: &str) {
+        if let Some(bar) = &self.bar {
+            if bar.position() >= bar.length().unwrap_or(0) {
+                bar.inc_length(1);
+            }
+            bar.set_message(format!("{mode}: {check}…"));
+        }
+    }
+
+    fn check_finished(&self) {
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
         }
     }
 }

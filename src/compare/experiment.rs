@@ -51,6 +51,27 @@ pub trait Progress {
     fn run_finished(&self, _label: &str, _latency_us: f64) {}
     /// Something worth a line (lab built, mode unavailable, extra rounds).
     fn note(&self, _message: &str) {}
+    /// The feature checks begin: `checks` are planned (at least 1).
+    fn checks_planned(&self, _checks: usize) {}
+    /// One feature check begins, e.g. ("bridge", "Service").
+    fn check_started(&self, _mode: &str, _check: &str) {}
+    /// The feature check that began last ended.
+    fn check_finished(&self) {}
+}
+
+/// A comparison's progress as the checks' progress.
+struct ChecksProgress<'a>(&'a dyn Progress);
+
+impl crate::check::CheckProgress for ChecksProgress<'_> {
+    fn planned(&self, checks: usize) {
+        self.0.checks_planned(checks);
+    }
+    fn started(&self, mode: &str, check: &str) {
+        self.0.check_started(mode, check);
+    }
+    fn finished(&self) {
+        self.0.check_finished();
+    }
 }
 
 /// Progress that shows nothing.
@@ -288,7 +309,11 @@ fn measure_all(
         }
         if opts.checks {
             let modes = opts.measured_modes();
-            report.checks = Some(crate::check::outcome(lab, &modes));
+            report.checks = Some(crate::check::outcome(
+                lab,
+                &modes,
+                &ChecksProgress(progress),
+            ));
         }
         reports.push(report);
     }

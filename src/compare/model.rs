@@ -121,6 +121,100 @@ pub struct CompareReport {
     /// Which node measured which peer (`--node`/`--peer`): what `nslat report merge` groups by.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pair: Option<PairLabel>,
+    /// When, how and on what the run was made (the HTML page's header); `None` in reports
+    /// written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<RunContext>,
+    /// The recommendation as the report renders it ([`crate::report::recommend::lines`] of
+    /// this report, written when the report is finished), for readers of the JSON; the
+    /// exporters build it from the data again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recommendation: Vec<String>,
+}
+
+/// When, how and on what a comparison ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunContext {
+    /// Start of the run, UTC, e.g. `2026-12-01T20:21:25Z`.
+    pub started_utc: String,
+    /// The command line as given (argv, program name first).
+    pub command_line: Vec<String>,
+    /// Online CPUs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_count: Option<usize>,
+    /// `model name` of /proc/cpuinfo's first CPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_model: Option<String>,
+}
+
+impl RunContext {
+    /// The context of a run starting now with this command line (reads the clock and
+    /// /proc/cpuinfo).
+    pub fn now(command_line: Vec<String>) -> Self {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        RunContext {
+            started_utc: utc_timestamp(secs),
+            command_line,
+            cpu_count: std::thread::available_parallelism().ok().map(|n| n.get()),
+            cpu_model: cpu_model(&cpuinfo),
+        }
+    }
+
+    /// The command line as a shell would take it back (arguments with spaces or quotes in
+    /// single quotes).
+    pub fn command(&self) -> String {
+        self.command_line
+            .iter()
+            .map(|a| {
+                let plain = !a.is_empty()
+                    && a.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%^".contains(c));
+                if plain {
+                    a.clone()
+                } else {
+                    format!("'{}'", a.replace('\'', "'\\''"))
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// `model name` of the first CPU in /proc/cpuinfo's text (whitespace runs squeezed).
+pub fn cpu_model(cpuinfo: &str) -> Option<String> {
+    cpuinfo
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            (k.trim() == "model name").then(|| v.split_whitespace().collect::<Vec<_>>().join(" "))
+        })
+        .filter(|m| !m.is_empty())
+}
+
+/// Seconds since the epoch as an ISO 8601 UTC timestamp (proleptic Gregorian calendar).
+pub fn utc_timestamp(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// The node pair a report was measured across, as the user named it (`compare --node --peer
@@ -264,6 +358,12 @@ pub struct ModeResult {
     pub reps: Vec<RepFigures>,
     /// (latency µs, fraction of transactions ≤ it), downsampled, for the CDF plot.
     pub cdf: Vec<(f64, f64)>,
+    /// (quantile, latency µs): the merged histogram's percentile distribution (hdrhistogram's
+    /// quantile iterator, [`stats::PERCENTILE_TICKS`] per halving of the distance to 100%), for
+    /// the percentile plot. Empty in reports written before it was kept (the plot then uses
+    /// `cdf`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub percentiles: Vec<(f64, f64)>,
     /// `--target`: the container this row measured (its `mode` is the target's NAME).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<crate::target::TargetReport>,
@@ -504,6 +604,7 @@ pub fn build_mode(input: &ModeInput, baseline: Option<&[f64]>) -> ModeResult {
         probes: ProbeFigures::default(),
         reps: Vec::new(),
         cdf: Vec::new(),
+        percentiles: Vec::new(),
         target: None,
     };
     if let Some(reason) = &input.unavailable {
@@ -522,10 +623,16 @@ pub fn build_mode(input: &ModeInput, baseline: Option<&[f64]>) -> ModeResult {
     }
 
     let merged = merged_histogram(&input.reps);
-    let (p50, p99, p99_9, cdf) = match &merged {
+    let (p50, p99, p99_9, cdf, percentiles) = match &merged {
         Some(h) if !h.is_empty() => {
             let s = stats::summarize_ns(h);
-            (s.p50, s.p99, s.p99_9, stats::cdf_points_us(h, CDF_POINTS))
+            (
+                s.p50,
+                s.p99,
+                s.p99_9,
+                stats::cdf_points_us(h, CDF_POINTS),
+                stats::percentile_points_us(h, stats::PERCENTILE_TICKS),
+            )
         }
         _ => {
             let m = |f: fn(&RunResult) -> f64| {
@@ -535,6 +642,7 @@ pub fn build_mode(input: &ModeInput, baseline: Option<&[f64]>) -> ModeResult {
                 m(|r| r.latency_us.p50),
                 m(|r| r.latency_us.p99),
                 m(|r| r.latency_us.p99_9),
+                Vec::new(),
                 Vec::new(),
             )
         }
@@ -647,6 +755,7 @@ pub fn build_mode(input: &ModeInput, baseline: Option<&[f64]>) -> ModeResult {
         probes,
         reps,
         cdf,
+        percentiles,
         target: None,
     }
 }
@@ -697,6 +806,8 @@ pub fn build_report(meta: &ReportMeta, inputs: &[ModeInput]) -> CompareReport {
         aa_control: None,
         flags: Vec::new(),
         pair: None,
+        context: None,
+        recommendation: Vec::new(),
     };
     report.aa_control = report
         .modes
@@ -1036,6 +1147,28 @@ mod tests {
             block_transactions: None,
             ci_method: None,
         }
+    }
+
+    #[test]
+    fn run_context_text() {
+        assert_eq!(utc_timestamp(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc_timestamp(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(utc_timestamp(1_796_156_485), "2026-12-01T20:21:25Z");
+        let info = "processor\t: 0\nmodel name\t: AMD  EPYC 7B13\nflags\t: fpu\n";
+        assert_eq!(cpu_model(info).as_deref(), Some("AMD EPYC 7B13"));
+        assert_eq!(cpu_model("processor : 0\n"), None);
+        let c = RunContext {
+            started_utc: String::new(),
+            command_line: ["nslat", "compare", "--target", "web=docker:my web", "it's"]
+                .map(String::from)
+                .to_vec(),
+            cpu_count: None,
+            cpu_model: None,
+        };
+        assert_eq!(
+            c.command(),
+            "nslat compare --target 'web=docker:my web' 'it'\\''s'"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! `--html DIR`: a [`View`] as one self-contained page (no scripts, no external files):
-//! headline, the sections' tables and text, and the plots as inline SVG drawn by
-//! [`super::plots`].
+//! `--html DIR`: a [`View`] as one self-contained page (no scripts, no external files): a
+//! header (title, headline and the run's facts: date, command line, machine, CPU placement),
+//! the sections' tables and text in the view's order (the recommendation first), and the plots
+//! as inline SVG drawn by [`super::plots`].
 
 use std::io::Write;
 
@@ -40,7 +41,10 @@ const STYLE: &str = "body{font-family:sans-serif;margin:2em auto;max-width:1000p
 table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #bbb;padding:4px 8px}\
 td{text-align:right}td:first-child{text-align:left}th{background:#eee}\
 .warn{background:#fff4e0;border-left:4px solid #e69f00;padding:6px 10px;margin:6px 0}\
-figure{margin:1.5em 0}";
+figure{margin:1.5em 0}\
+table.facts td,table.facts th{border:none;text-align:left;padding:2px 12px 2px 0;background:none}\
+table.facts th{color:#555;font-weight:normal;white-space:nowrap;vertical-align:top}\
+code{font-size:0.95em;overflow-wrap:anywhere}";
 
 fn table(out: &mut dyn Write, t: &TableView) -> std::io::Result<()> {
     writeln!(
@@ -76,10 +80,27 @@ pub fn render(v: &View, out: &mut dyn Write) -> Result<(), ReportError> {
     )?;
     writeln!(
         out,
-        "<h1>{}</h1>\n<p>{}</p>",
+        "<header>\n<h1>{}</h1>\n<p>{}</p>",
         escape(&v.title),
         escape(&v.headline)
     )?;
+    if !v.facts.is_empty() {
+        writeln!(out, "<table class=\"facts\">")?;
+        for f in &v.facts {
+            let value = if f.label == "Command" {
+                format!("<code>{}</code>", escape(&f.value))
+            } else {
+                escape(&f.value)
+            };
+            writeln!(
+                out,
+                "<tr><th>{}</th><td>{value}</td></tr>",
+                escape(&f.label)
+            )?;
+        }
+        writeln!(out, "</table>")?;
+    }
+    writeln!(out, "</header>")?;
     for s in &v.sections {
         if let Some(t) = &s.title {
             writeln!(out, "<h2>{}</h2>", escape(t))?;

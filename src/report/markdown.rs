@@ -24,6 +24,17 @@ fn row(out: &mut dyn Write, cells: &[String]) -> std::io::Result<()> {
 pub fn render(v: &View, out: &mut dyn Write) -> Result<(), ReportError> {
     writeln!(out, "# {}\n", v.title)?;
     writeln!(out, "{}", v.headline)?;
+    if !v.facts.is_empty() {
+        writeln!(out)?;
+        for f in &v.facts {
+            let value = if f.label == "Command" {
+                format!("`{}`", f.value)
+            } else {
+                f.value.clone()
+            };
+            writeln!(out, "- {}: {value}", f.label)?;
+        }
+    }
     for s in &v.sections {
         if let Some(t) = &s.title {
             writeln!(out, "\n## {t}")?;

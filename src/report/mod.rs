@@ -148,13 +148,18 @@ pub(crate) fn display_row(m: &ModeResult) -> Vec<String> {
     ]
 }
 
+/// A CPU placement for people, e.g. "same (client and server on one CPU)".
+pub(crate) fn placement_text(placement: &str) -> String {
+    match placement {
+        "same" => "same (client and server on one CPU)".into(),
+        "split" => "split (client and server on different CPUs)".into(),
+        other => other.into(),
+    }
+}
+
 /// The one-line description of the run, e.g. "TCP_RR 1,1 · 5 reps × 2 s · CPU placement: same".
 pub(crate) fn headline(r: &CompareReport) -> String {
-    let placement = match r.cpu_placement.as_str() {
-        "same" => "same (client and server on one CPU)",
-        "split" => "split (client and server on different CPUs)",
-        other => other,
-    };
+    let placement = placement_text(&r.cpu_placement);
     let host = r
         .host_name
         .as_deref()
@@ -246,6 +251,23 @@ pub fn sample_report() -> CompareReport {
             })
             .collect()
     };
+    // A real histogram per mode (made-up values: a body 0.8 µs wide above `base`, one
+    // transaction in 1000 3 µs slower, one in 10000 20 µs slower) for the percentile plot.
+    let percentiles = |base: f64| -> Vec<(f64, f64)> {
+        let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)
+            .expect("valid bounds");
+        for i in 0..400_000u64 {
+            let mut ns = base * 1e3 + (i * 7919 % 800) as f64;
+            if i % 1000 == 999 {
+                ns += 3e3;
+            }
+            if i % 10_000 == 9999 {
+                ns += 20e3;
+            }
+            h.record(ns as u64).expect("in bounds");
+        }
+        crate::stats::percentile_points_us(&h, crate::stats::PERCENTILE_TICKS)
+    };
     let mode = |name: &str, mean: f64, ci: f64, backlog: f64, vs: Option<VsHost>| ModeResult {
         mode: name.into(),
         available: true,
@@ -284,6 +306,7 @@ pub fn sample_report() -> CompareReport {
             foreign_cpu_share: None,
         }],
         cdf: cdf(mean - 0.5),
+        percentiles: percentiles(mean - 0.5),
         target: None,
     };
     let vs = |d: f64, p: f64| VsHost {
@@ -296,7 +319,7 @@ pub fn sample_report() -> CompareReport {
         delta_us_ci95: None,
         rounds: None,
     };
-    CompareReport {
+    let mut report = CompareReport {
         test: "TCP_RR".into(),
         request_size: 1,
         response_size: 1,
@@ -331,6 +354,7 @@ pub fn sample_report() -> CompareReport {
                 probes: ProbeFigures::default(),
                 reps: vec![],
                 cdf: vec![],
+                percentiles: vec![],
                 target: None,
             },
         ],
@@ -342,5 +366,24 @@ pub fn sample_report() -> CompareReport {
         aa_control: None,
         flags: Vec::new(),
         pair: None,
-    }
+        context: Some(RunContext {
+            started_utc: "2026-12-01T20:21:25Z".into(),
+            command_line: [
+                "nslat",
+                "compare",
+                "--modes",
+                "host,bridge,ptp,macvlan,ipvlan-l2",
+                "--explain",
+                "--html",
+                "report/",
+            ]
+            .map(String::from)
+            .to_vec(),
+            cpu_count: Some(2),
+            cpu_model: Some("Example CPU @ 2.00GHz".into()),
+        }),
+        recommendation: Vec::new(),
+    };
+    report.recommendation = recommend::lines(&report);
+    report
 }

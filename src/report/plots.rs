@@ -2,10 +2,10 @@
 //! no font files are loaded). [`svg`] draws one [`Plot`] of the view model as one `<svg>`
 //! document.
 
-use plotters::coord::ranged1d::SegmentValue;
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged, SegmentValue};
 use plotters::prelude::*;
 
-use super::view::{BarPlot, CdfPlot, CurvePlot, Plot};
+use super::view::{BarPlot, CdfPlot, CurvePlot, PercentilePlot, Plot};
 use super::ReportError;
 
 /// Plot size in pixels.
@@ -35,6 +35,7 @@ fn plot_err<E: std::fmt::Display>(e: E) -> ReportError {
 /// The plot as one `<svg>` document.
 pub fn svg(p: &Plot) -> Result<String, ReportError> {
     match p {
+        Plot::Percentiles(p) => percentiles_svg(p),
         Plot::Cdf(c) => cdf_svg(c),
         Plot::Bars(b) => bars_svg(b),
         Plot::Curves(c) => curves_svg(c),
@@ -44,6 +45,7 @@ pub fn svg(p: &Plot) -> Result<String, ReportError> {
 /// A stable HTML id for the plot's figure.
 pub fn id(p: &Plot) -> String {
     match p {
+        Plot::Percentiles(_) => "percentiles".into(),
         Plot::Cdf(_) => "cdf".into(),
         Plot::Bars(_) => "bars".into(),
         Plot::Curves(c) => format!(
@@ -60,8 +62,194 @@ pub fn id(p: &Plot) -> String {
     }
 }
 
+/// Where quantile `q` (< 1) sits on the percentile plot's x axis: log10(1/(1-q)), so 90% is
+/// at 1, 99% at 2, 99.9% at 3.
+pub fn tail_x(q: f64) -> f64 {
+    -(1.0 - q).log10()
+}
+
+/// The percentile a tail-axis position names: 0 → "0%", 1 → "90%", 3 → "99.9%".
+fn tail_label(x: f64) -> String {
+    let q = 1.0 - 10f64.powf(-x);
+    let pct = q * 100.0;
+    // As many decimals as the nines need (99.99% has two), none for whole percents.
+    let decimals = (x.round() as i64 - 2).max(0) as usize;
+    let text = format!("{pct:.decimals$}");
+    format!("{text}%")
+}
+
+/// The tail axis' ticks up to `decades` nines: 0%, 50%, 90%, 99%, 99.9%, ...
+fn tail_ticks(decades: u32) -> Vec<f64> {
+    let mut ticks = vec![0.0, tail_x(0.5)];
+    ticks.extend((1..=decades).map(f64::from));
+    ticks
+}
+
+/// An axis from `lo` to `hi`, linear or logarithmic, with a tick (and a mesh line) at each of
+/// `ticks`: the percentile plot's tail axis (positions from [`tail_x`]) and its log latency
+/// axis (ticks at 1, 2 and 5 of each decade, which plotters' own log axis does not offer).
+struct Ticked {
+    lo: f64,
+    hi: f64,
+    log: bool,
+    ticks: Vec<f64>,
+}
+
+impl Ticked {
+    fn log_latency(lo: f64, hi: f64) -> Self {
+        let mut ticks = Vec::new();
+        let mut decade = 10f64.powf(lo.log10().floor());
+        while decade <= hi {
+            for m in [1.0, 2.0, 5.0] {
+                let t = decade * m;
+                if t >= lo && t <= hi {
+                    ticks.push(t);
+                }
+            }
+            decade *= 10.0;
+        }
+        Ticked {
+            lo,
+            hi,
+            log: true,
+            ticks,
+        }
+    }
+
+    fn position(&self, v: f64) -> f64 {
+        if self.log {
+            (v.max(f64::MIN_POSITIVE).ln() - self.lo.ln()) / (self.hi.ln() - self.lo.ln())
+        } else {
+            (v - self.lo) / (self.hi - self.lo)
+        }
+    }
+}
+
+impl Ranged for Ticked {
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, v: &f64, limit: (i32, i32)) -> i32 {
+        let span = f64::from(limit.1 - limit.0);
+        limit.0 + (self.position(*v) * span).round() as i32
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        if hint.weight().allow_light_points() || hint.max_num_points() == 0 {
+            Vec::new()
+        } else {
+            self.ticks.clone()
+        }
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.lo..self.hi
+    }
+}
+
+/// A latency tick's label: no decimals from 10 µs up.
+fn latency_label(us: f64) -> String {
+    if us >= 10.0 {
+        format!("{us:.0}")
+    } else {
+        format!("{us:.1}")
+    }
+}
+
+/// Latency by percentile, one line per series, as HdrHistogram's percentile distribution
+/// plots: x at 1/(1-p) on a log scale (labelled as percentiles, the nines evenly spaced), y
+/// the latency in µs (a log axis when the lines span 50× or more). The axis ends at the first
+/// decade past the highest percentile measured (at least 99.9%).
+pub fn percentiles_svg(p: &PercentilePlot) -> Result<String, ReportError> {
+    let pts = || p.series.iter().flat_map(|s| s.points.iter());
+    let x_hi = pts()
+        .map(|&(q, _)| tail_x(q))
+        .fold(0.0, f64::max)
+        .ceil()
+        .clamp(3.0, 7.0);
+    let decades = x_hi as u32;
+    let y_lo = pts().map(|q| q.1).fold(f64::INFINITY, f64::min);
+    let y_hi = pts().map(|q| q.1).fold(f64::NEG_INFINITY, f64::max);
+    let log_y = super::view::wants_log(pts().map(|q| q.1));
+    let (y0, y1) = if !y_hi.is_finite() {
+        (0.0, 1.0)
+    } else if log_y {
+        (y_lo / 1.2, y_hi * 1.2)
+    } else {
+        (0.0, y_hi.max(1e-3) * 1.08)
+    };
+    let x_range = || Ticked {
+        lo: 0.0,
+        hi: x_hi,
+        log: false,
+        ticks: tail_ticks(decades),
+    };
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err)?;
+        let mut builder = ChartBuilder::on(&root);
+        builder
+            .caption(&p.title, ("sans-serif", 22))
+            .margin(16)
+            .margin_right(32)
+            .x_label_area_size(48)
+            .y_label_area_size(64);
+        let label = |x: &f64| tail_label(*x);
+        let y_label = |y: &f64| latency_label(*y);
+        macro_rules! draw {
+            ($yr:expr) => {{
+                let mut chart = builder
+                    .build_cartesian_2d(x_range(), $yr)
+                    .map_err(plot_err)?;
+                chart
+                    .configure_mesh()
+                    .x_label_formatter(&label)
+                    .y_label_formatter(&y_label)
+                    .x_desc("percentile (log scale of 1/(1-p): each step right is one more nine)")
+                    .y_desc("latency per round trip (µs)")
+                    .axis_desc_style(("sans-serif", 16))
+                    .label_style(("sans-serif", 14))
+                    .draw()
+                    .map_err(plot_err)?;
+                for s in &p.series {
+                    let c = color(s.color);
+                    chart
+                        .draw_series(LineSeries::new(
+                            s.points.iter().map(|&(q, us)| (tail_x(q), us)),
+                            c.stroke_width(2),
+                        ))
+                        .map_err(plot_err)?
+                        .label(format!("{} ({} transactions)", s.name, s.transactions))
+                        .legend(move |(x, y)| {
+                            PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3))
+                        });
+                }
+                if !p.series.is_empty() {
+                    chart
+                        .configure_series_labels()
+                        .position(SeriesLabelPosition::UpperLeft)
+                        .background_style(WHITE.mix(0.9))
+                        .border_style(BLACK)
+                        .label_font(("sans-serif", 16))
+                        .draw()
+                        .map_err(plot_err)?;
+                }
+            }};
+        }
+        if log_y {
+            draw!(Ticked::log_latency(y0, y1))
+        } else {
+            draw!(y0..y1)
+        }
+        root.present().map_err(plot_err)?;
+    }
+    Ok(svg)
+}
+
 /// Latency CDF, one line per series. The x axis ends a little past `x_max` (the largest
-/// p99.9) so that rare outliers do not squash the curves (points beyond it are not drawn).
+/// p99) so that rare outliers do not squash the curves (points beyond it are not drawn; the
+/// percentile plot shows the tail).
 pub fn cdf_svg(p: &CdfPlot) -> Result<String, ReportError> {
     let x_min = p
         .series
@@ -341,6 +529,70 @@ mod tests {
                     .collect(),
             }],
         })
+    }
+
+    #[test]
+    fn log_latency_axis_ticks_one_two_five() {
+        let a = super::Ticked::log_latency(12.0, 6000.0);
+        assert_eq!(
+            a.ticks,
+            [20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0]
+        );
+        assert!((a.position(12.0)).abs() < 1e-12 && (a.position(6000.0) - 1.0).abs() < 1e-12);
+        assert_eq!(super::latency_label(5.0), "5.0");
+        assert_eq!(super::latency_label(200.0), "200");
+    }
+
+    #[test]
+    fn tail_axis_labels_the_nines() {
+        use super::{tail_label, tail_x};
+        assert_eq!(tail_label(0.0), "0%");
+        assert_eq!(tail_label(tail_x(0.5)), "50%");
+        assert_eq!(tail_label(1.0), "90%");
+        assert_eq!(tail_label(2.0), "99%");
+        assert_eq!(tail_label(3.0), "99.9%");
+        assert_eq!(tail_label(5.0), "99.999%");
+        assert!((tail_x(0.999) - 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn percentile_plot_draws_a_line_per_series_on_the_tail_axis() {
+        use super::super::view::{PercentilePlot, PercentileSeries};
+        let series = |name: &str, color, base: f64| PercentileSeries {
+            name: name.into(),
+            color,
+            points: (0..40)
+                .map(|i| {
+                    let q = 1.0 - 0.5f64.powf(i as f64 / 4.0);
+                    (q, base + i as f64 * 0.1)
+                })
+                .collect(),
+            transactions: 20_000,
+        };
+        let svg = super::svg(&Plot::Percentiles(PercentilePlot {
+            title: "by percentile".into(),
+            series: vec![series("host", 0, 5.0), series("bridge", 1, 6.5)],
+        }))
+        .unwrap();
+        // A series' line: a polyline in its colour through all its points (the mesh and the
+        // legend marks are polylines of two points).
+        let long_lines: Vec<&str> = svg
+            .split("<polyline")
+            .skip(1)
+            .filter(|p| {
+                p.split(" points=\"")
+                    .nth(1)
+                    .is_some_and(|pts| pts.split('"').next().unwrap_or("").split(' ').count() >= 40)
+            })
+            .collect();
+        assert_eq!(long_lines.len(), 2, "one line per series");
+        for (line, colour) in long_lines.iter().zip(["#0072B2", "#D55E00"]) {
+            assert!(line.to_uppercase().contains(colour), "{line}");
+        }
+        for label in ["50%", "90%", "99%", "99.9%"] {
+            assert!(svg.contains(&format!("\n{label}\n")), "tick {label}: {svg}");
+        }
+        assert!(svg.contains("bridge (20000 transactions)"), "legend");
     }
 
     #[test]

@@ -236,6 +236,7 @@ pub fn view(r: &SweepReport) -> View {
             "{} s of measuring per point · {} · kernel {}{}",
             r.duration_s, r.cpus, r.kernel, host
         ),
+        facts: Vec::new(),
         sections,
     }
 }

@@ -13,7 +13,18 @@ use crate::compare::CompareReport;
 pub struct View {
     pub title: String,
     pub headline: String,
+    /// The run's particulars as (label, value): date, command line, machine, CPU placement
+    /// (the HTML page's and the Markdown file's header; the terminal's headline says the same
+    /// in one line). Empty when the report does not know them.
+    pub facts: Vec<Fact>,
     pub sections: Vec<Section>,
+}
+
+/// One particular of the run, e.g. ("Date (UTC)", "2026-12-01 20:21:25").
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fact {
+    pub label: String,
+    pub value: String,
 }
 
 /// A titled (or untitled, for the opening section) run of blocks.
@@ -81,6 +92,9 @@ pub struct WarningView {
 /// A plot's data, independent of the drawing library ([`super::plots`] draws it).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Plot {
+    /// Latency by percentile per mode, on a log tail axis (HdrHistogram's percentile
+    /// distribution plot).
+    Percentiles(PercentilePlot),
     /// Latency CDF per mode.
     Cdf(CdfPlot),
     /// Mean latency per mode with 95 % CI error bars.
@@ -88,6 +102,24 @@ pub enum Plot {
     /// y against x per series (a sweep: latency against Service count or neighbours), with a
     /// CI band per series.
     Curves(CurvePlot),
+}
+
+/// One line per series: latency against percentile, the x axis at 1/(1-p) on a log scale so
+/// that 90%, 99%, 99.9%, 99.99% are evenly spaced (the tail gets as much room as the body).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PercentilePlot {
+    pub title: String,
+    pub series: Vec<PercentileSeries>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PercentileSeries {
+    pub name: String,
+    pub color: usize,
+    /// (quantile < 1, latency µs), quantiles increasing.
+    pub points: Vec<(f64, f64)>,
+    /// Transactions behind the line.
+    pub transactions: u64,
 }
 
 /// One CDF line per series; points beyond `x_max` are not drawn (rare outliers would squash
@@ -252,6 +284,9 @@ pub fn compare_with(r: &CompareReport, detail: Detail) -> View {
         }
     }
     sections.push(Section::new(None, main));
+    if let Some(targets) = super::targets::section(r) {
+        sections.push(targets);
+    }
     let why = super::recommend::why_lines(r);
     if !why.is_empty() {
         sections.push(Section::new(
@@ -332,8 +367,55 @@ pub fn compare_with(r: &CompareReport, detail: Detail) -> View {
             r.test, r.request_size, r.response_size
         ),
         headline: headline(r),
+        facts: facts(r),
         sections,
     }
+}
+
+/// The run's particulars for the page header: what the report knows of them.
+fn facts(r: &CompareReport) -> Vec<Fact> {
+    let fact = |label: &str, value: String| Fact {
+        label: label.into(),
+        value,
+    };
+    let mut out = Vec::new();
+    let ctx = r.context.as_ref();
+    if let Some(c) = ctx {
+        out.push(fact(
+            "Date (UTC)",
+            c.started_utc
+                .replace('T', " ")
+                .trim_end_matches('Z')
+                .to_string(),
+        ));
+        if !c.command_line.is_empty() {
+            out.push(fact("Command", c.command()));
+        }
+    }
+    let mut machine = vec![r.host_name.clone().unwrap_or_else(|| "unnamed host".into())];
+    if !r.kernel.is_empty() {
+        machine.push(format!("kernel {}", r.kernel));
+    }
+    if let Some(c) = ctx {
+        match (c.cpu_count, &c.cpu_model) {
+            (Some(n), Some(m)) => machine.push(format!("{n} CPUs ({m})")),
+            (Some(n), None) => machine.push(format!("{n} CPUs")),
+            (None, Some(m)) => machine.push(m.clone()),
+            (None, None) => {}
+        }
+    }
+    out.push(fact("Machine", machine.join(" · ")));
+    out.push(fact(
+        "CPU placement",
+        super::placement_text(&r.cpu_placement),
+    ));
+    if let Some(p) = &r.pair {
+        out.push(fact(
+            "Node pair",
+            format!("{} → {} ({} network)", p.node, p.peer, p.peer_network),
+        ));
+    }
+    out
 }
 
 /// The main table, its footnote and the two plots.
@@ -345,7 +427,7 @@ fn main_blocks(r: &CompareReport) -> Vec<Block> {
     let measured = || r.modes.iter().enumerate().filter(|(_, m)| m.available);
     let cdf = CdfPlot {
         title: format!(
-            "Latency CDF, {} {},{} (all transactions)",
+            "Latency CDF, {} {},{} (up to the largest p99; the tail is in the plot above)",
             r.test, r.request_size, r.response_size
         ),
         series: measured()
@@ -358,8 +440,23 @@ fn main_blocks(r: &CompareReport) -> Vec<Block> {
             .collect(),
         x_max: measured()
             .filter(|(_, m)| !m.cdf.is_empty())
-            .filter_map(|(_, m)| m.latency_us.map(|l| l.p99_9))
+            .filter_map(|(_, m)| m.latency_us.map(|l| l.p99))
             .reduce(f64::max),
+    };
+    let percentiles = PercentilePlot {
+        title: format!(
+            "Latency by percentile, {} {},{} (all transactions, log tail axis)",
+            r.test, r.request_size, r.response_size
+        ),
+        series: measured()
+            .map(|(i, m)| PercentileSeries {
+                name: m.mode.clone(),
+                color: i,
+                points: percentile_points(m),
+                transactions: m.reps.iter().map(|rep| rep.transactions).sum(),
+            })
+            .filter(|s| !s.points.is_empty())
+            .collect(),
     };
     let bars = BarPlot {
         title: "Mean latency per round trip, with 95% confidence interval".into(),
@@ -379,6 +476,7 @@ fn main_blocks(r: &CompareReport) -> Vec<Block> {
         Block::Text(
             "*: significant at p < 0.05 (Welch's t-test over the repetitions' means)".into(),
         ),
+        Block::Plot(Plot::Percentiles(percentiles)),
         Block::Plot(Plot::Cdf(cdf)),
         Block::Plot(Plot::Bars(bars)),
     ]
@@ -438,6 +536,17 @@ fn explain_section(e: &crate::compare::Explain) -> Section {
         )),
         blocks,
     )
+}
+
+/// A mode's percentile distribution below 100%: the histogram's (kept since reports carry
+/// it), else the CDF's points turned round (older reports).
+fn percentile_points(m: &crate::compare::ModeResult) -> Vec<(f64, f64)> {
+    let points: Vec<(f64, f64)> = if m.percentiles.is_empty() {
+        m.cdf.iter().map(|&(us, q)| (q, us)).collect()
+    } else {
+        m.percentiles.clone()
+    };
+    points.into_iter().filter(|(q, _)| *q < 1.0).collect()
 }
 
 #[cfg(test)]

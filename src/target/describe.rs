@@ -33,7 +33,7 @@ pub struct HostSide {
 }
 
 /// What the kernel shows about a target's path (the JSON report's `target.path`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PathDescription {
     /// The target is the host's own namespace (`pid:1`, `--network host`).
     pub host_namespace: bool,

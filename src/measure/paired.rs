@@ -226,11 +226,16 @@ mod tests {
 
     #[test]
     fn a_value_that_is_not_a_number_gives_no_p_value_and_no_panic() {
+        // The round is left out of the pair (what is left is exactly 1.1: p = 0) ...
         let b = vec![10.0; 40];
         let mut s = vec![11.0; 40];
         s[7] = f64::NAN;
         let p = paired(&s, &b).unwrap();
-        assert_eq!(p.p_value, None);
+        assert_eq!(p.rounds, 39);
+        assert_eq!(p.p_value, Some(0.0));
+        // ... and a t that is not a number gives no p-value rather than a panic in statrs.
+        assert_eq!(p_of_one(f64::NAN, &[1.0, 1.1, 1.2]), None);
+        assert_eq!(p_of_one(f64::INFINITY, &[1.0, 1.1, 1.2]), Some(0.0));
     }
 
     #[test]

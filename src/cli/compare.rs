@@ -430,31 +430,8 @@ fn terminal_exporter(args: &CompareArgs) -> TerminalExporter {
         } else {
             report::view::Detail::Compact
         },
-        width: terminal_width(),
+        width: super::terminal_width(),
     }
-}
-
-/// The terminal's width in columns when stdout is a terminal (`COLUMNS` overrides it).
-fn terminal_width() -> Option<u16> {
-    if let Some(c) = std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.parse::<u16>().ok())
-        .filter(|&c| c >= 40)
-    {
-        return Some(c);
-    }
-    if !std::io::stdout().is_terminal() {
-        return None;
-    }
-    let mut ws = libc::winsize {
-        ws_row: 0,
-        ws_col: 0,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCGWINSZ writes one winsize into the struct we pass.
-    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0;
-    (ok && ws.ws_col >= 40).then_some(ws.ws_col)
 }
 
 fn options(args: &CompareArgs) -> CompareOptions {
@@ -720,7 +697,12 @@ impl Progress for CliProgress {
 
     fn note(&self, message: &str) {
         match &self.bar {
-            Some(bar) => bar.println(format!("note: {message}")),
+            Some(bar) => {
+                // One println per line: the bar redraws below each.
+                for line in super::wrap_for_stderr(&format!("note: {message}")).lines() {
+                    bar.println(line);
+                }
+            }
             None => eprintln!("compare: {message}"),
         }
     }

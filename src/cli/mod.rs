@@ -13,6 +13,9 @@ mod report;
 mod run;
 mod serve;
 mod sweep;
+mod terminal;
+
+pub(crate) use terminal::{terminal_width, wrap_for_stderr};
 
 /// Exit status for every error: bad input, missing privileges, unreachable peers, failed runs.
 pub const EXIT_ERROR: u8 = 2;

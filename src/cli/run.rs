@@ -96,10 +96,13 @@ impl LockArgs {
             cpus,
             &measure_lock::this_command(),
             policy,
-            &mut |line: &str| eprintln!("{line}"),
+            &mut |line: &str| eprintln!("{}", super::wrap_for_stderr(line)),
         )?;
         if let Some(c) = &lock.contention {
-            eprintln!("warning: {}", c.describe());
+            eprintln!(
+                "{}",
+                super::wrap_for_stderr(&format!("warning: {}", c.describe()))
+            );
         }
         Ok(lock)
     }

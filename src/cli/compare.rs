@@ -346,7 +346,6 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         Some(host) => Some(remote_target(&args, host)?),
     };
     let pair = pair_label(&args);
-    let terminal = terminal_exporter(&args);
     let opts = CompareOptions {
         checks: !args.no_checks,
         lab: args.lab.clone(),
@@ -384,20 +383,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         finish(r, pair.clone(), &context);
     }
 
-    let several = reports.len() > 1;
-    let mut stdout = std::io::stdout().lock();
-    for r in &reports {
-        terminal.export(r, &mut stdout)?;
-        write_files(
-            r,
-            &args.json,
-            &args.csv,
-            &args.markdown,
-            &args.html,
-            several,
-        )?;
-    }
-    Ok(())
+    export_all(&args, &reports)
 }
 
 /// The last of a report before it is written: its node pair, when and how it ran, and the
@@ -510,19 +496,7 @@ fn run_targets(args: CompareArgs, context: crate::compare::RunContext) -> anyhow
         finish(r, pair.clone(), &context);
     }
     drop(lock);
-    let several = outcome.reports.len() > 1;
-    let mut stdout = std::io::stdout().lock();
-    for r in &outcome.reports {
-        terminal_exporter(&args).export(r, &mut stdout)?;
-        write_files(
-            r,
-            &args.json,
-            &args.csv,
-            &args.markdown,
-            &args.html,
-            several,
-        )?;
-    }
+    export_all(&args, &outcome.reports)?;
     if !outcome.failed.is_empty() {
         return Err(PartialSuccess(format!(
             "partial success: {} of {} targets failed during the run ({}); the rest was measured",
@@ -598,6 +572,26 @@ fn remote_target(args: &CompareArgs, host: &str) -> anyhow::Result<RemoteTarget>
         machine_netns,
         token: args.token.clone(),
     })
+}
+
+/// Each report on the terminal and into the files `--json`, `--csv`, `--markdown` and `--html`
+/// name (one set per placement when there are several).
+fn export_all(args: &CompareArgs, reports: &[CompareReport]) -> anyhow::Result<()> {
+    let terminal = terminal_exporter(args);
+    let several = reports.len() > 1;
+    let mut stdout = std::io::stdout().lock();
+    for r in reports {
+        terminal.export(r, &mut stdout)?;
+        write_files(
+            r,
+            &args.json,
+            &args.csv,
+            &args.markdown,
+            &args.html,
+            several,
+        )?;
+    }
+    Ok(())
 }
 
 fn write_files(

@@ -2,7 +2,10 @@
 # Precision of `nslat compare` on this machine (issue #10): on one lab, back to back, the default
 # (interleaved) compare 5 times and `--schedule runs` 5 times; for each schedule the wall time, every
 # mode's ratio to host with its 95% CI half-width, and the spread (max - min) of each ratio over the
-# 5 runs; the A/A control; then what B=1 and B=10 give (KEEP=DIR keeps the JSON). Run as root:
+# 5 runs; the A/A control; then what B=1 and B=10 give; then, in one process on the same lab, per-mode
+# means of interleaved 1 ms blocks against steady 50 ms blocks of the same mode, alternated 100
+# times (examples/block_size.rs: the machine's drift between separate runs is several percent, so
+# separate compares cannot show a 1% difference). KEEP=DIR keeps the JSON. Run as root:
 #   sudo flock /tmp/nslat-bench.lock benches/precision.sh [path/to/nslat]
 set -euo pipefail
 NSLAT=${1:-target/release/nslat}
@@ -28,6 +31,9 @@ for i in 1 2 3 4 5; do
 done
 run b1 --block-transactions 1 --lab "$LAB"
 run b10 --block-transactions 10 --lab "$LAB"
+BLOCK_SIZE=$(dirname "$NSLAT")/examples/block_size
+[ -x "$BLOCK_SIZE" ] || cargo build --release --quiet --example block_size
+"$BLOCK_SIZE" "$LAB" 100 1 50 >"$OUT/block_size.out"
 python3 - "$OUT" <<'PY'
 import json, sys, glob, os
 out = sys.argv[1]
@@ -66,12 +72,14 @@ for name in ("b1", "b10"):
 # per-mode latency: interleaved (blocks) vs steady runs of the same mode, each pair in the same
 # minute. The mean of steady runs keeps the client's preemptions (stalls), which the interleaved
 # block means leave out: on a loaded machine compare the medians too.
-print("== interleaved vs steady runs, per mode (5 pairs, same minute)")
+print("== interleaved vs steady runs, per mode (5 pairs of separate compares, same minute)")
 for mode in ("host", "bridge", "ptp", "macvlan"):
     for key in ("mean", "p50"):
         il = [m["latency_us"][key] for i in range(1, 6) for m in load(f"interleaved-{i}")[0]["modes"] if m["mode"] == mode]
         ru = [m["latency_us"][key] for i in range(1, 6) for m in load(f"runs-{i}")[0]["modes"] if m["mode"] == mode]
         a, b = sum(il) / len(il), sum(ru) / len(ru)
         print(f"  {mode} {key}: interleaved {a:.3f} µs vs steady runs {b:.3f} µs ({(a / b - 1) * 100:+.2f}%)")
+print("== interleaved vs steady, one process (examples/block_size.rs)")
+print(open(f"{out}/block_size.out").read().rstrip())
 print(f"== load average at the end: {open('/proc/loadavg').read().split()[0]}")
 PY

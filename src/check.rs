@@ -21,7 +21,7 @@ use crate::netns::{self, NetnsError};
 
 /// How long one connection attempt may take. Inside one machine a working path answers in
 /// well under a millisecond; a blocked one is dropped or unresolved and would wait forever.
-pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(400);
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// The virtual Service address (kube-proxy's ClusterIP) and port the `service` check uses.
 pub const CLUSTER_IP: Ipv4Addr = plan::CLUSTER_IP;

@@ -60,7 +60,9 @@ pub struct CompareArgs {
     /// Warm-up seconds before each run (not measured).
     #[arg(long, value_name = "SECS", default_value = "0.3", allow_hyphen_values = true, value_parser = parse_secs)]
     warmup: Duration,
-    /// Repetitions per mode; `auto`: at least 5, more while a 95% CI is above 1% of the mean and time allows.
+    /// Interleaved: `auto` measures until every ratio's CI is within --target-ci or --budget is
+    /// spent; N measures for about what N runs of -l would give each mode. Runs: repetitions per
+    /// mode; `auto`: at least 5, more while a 95% CI is above 1% of the mean and time allows.
     #[arg(long, value_name = "N|auto", default_value = "auto", allow_hyphen_values = true, value_parser = parse_reps)]
     reps: RepsChoice,
     /// `interleaved`: every mode at once, in blocks of transactions taken in turn, each mode
@@ -69,11 +71,15 @@ pub struct CompareArgs {
     #[arg(long, value_name = "interleaved|runs", default_value = "interleaved", value_parser = parse_schedule)]
     schedule: ScheduleChoice,
     /// Interleaved: target time of one block (B transactions are chosen to fill it).
-    #[arg(long, value_name = "SECS", default_value = "0.002", allow_hyphen_values = true, value_parser = parse_positive_secs)]
+    #[arg(long, value_name = "SECS", default_value = "0.001", allow_hyphen_values = true, value_parser = parse_positive_secs)]
     block_time: Duration,
     /// Interleaved: a fixed number of transactions per block instead of --block-time.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     block_transactions: Option<u64>,
+    /// Interleaved: untimed transactions at the start of every block (the first transaction
+    /// after switching paths pays the path's cold caches, which a steady run does not).
+    #[arg(long, value_name = "N", default_value = "1", value_parser = clap::value_parser!(u64).range(0..=1000))]
+    lead_in: u64,
     /// Interleaved with --reps auto: measure until every ratio's 95% CI half-width is at most
     /// this many percentage points...
     #[arg(long, value_name = "POINTS", default_value = "0.5", value_parser = parse_target_ci)]
@@ -435,6 +441,7 @@ fn options(args: &CompareArgs) -> CompareOptions {
         schedule: args.schedule,
         block_time: args.block_time,
         block_transactions: args.block_transactions,
+        lead_in: args.lead_in,
         target_ci_points: args.target_ci,
         measure_budget: args.budget,
         ..CompareOptions::default()

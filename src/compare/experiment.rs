@@ -321,7 +321,7 @@ fn measure_all(
 }
 
 /// Length of the extra tracepoint-counting run per mode.
-const TRACE_RUN: Duration = Duration::from_millis(500);
+const TRACE_RUN: Duration = Duration::from_millis(300);
 
 fn placement_cpus(placement: CpuPlacement) -> Vec<usize> {
     let (c, s) = CompareOptions::cpus_for(placement);

@@ -111,6 +111,8 @@ pub struct CompareOptions {
     pub block_time: Duration,
     /// `--block-transactions`: a fixed B instead.
     pub block_transactions: Option<u64>,
+    /// Untimed transactions at the start of every block.
+    pub lead_in: u64,
     /// `--target-ci`: with `--reps auto`, interleaved rounds run until every ratio's 95% CI
     /// half-width is at most this many percentage points...
     pub target_ci_points: f64,
@@ -136,8 +138,9 @@ impl Default for CompareOptions {
             budget: Duration::from_secs(50),
             remote: None,
             schedule: ScheduleChoice::Interleaved,
-            block_time: Duration::from_millis(2),
+            block_time: Duration::from_millis(1),
             block_transactions: None,
+            lead_in: crate::measure::ScheduleConfig::default().lead_in,
             target_ci_points: 0.5,
             measure_budget: Duration::from_secs(20),
         }
@@ -238,6 +241,7 @@ impl CompareOptions {
         ScheduleConfig {
             block_time: self.block_time,
             block_transactions: self.block_transactions,
+            lead_in: self.lead_in,
             time_sliced: !self.test.is_request_response(),
             warmup: self.warmup,
             stop,

@@ -45,6 +45,10 @@ pub struct BlockSpec {
     pub timed: bool,
     /// A completed transaction slower than this is a stall (`u64::MAX`: none is).
     pub stall_ns: u64,
+    /// Transactions run untimed before the block (request/response blocks): the first
+    /// transaction after switching paths pays the path's cold caches, which a steady run does
+    /// not. Not in the block, its histogram or its time.
+    pub lead_in: u64,
 }
 
 impl Block {
@@ -138,6 +142,8 @@ pub struct ScheduleConfig {
     pub baseline: usize,
     /// Seed of the per-round shuffle (fixed: runs are reproducible in their order).
     pub seed: u64,
+    /// Untimed transactions at the start of every block ([`BlockSpec::lead_in`]).
+    pub lead_in: u64,
     /// A transaction slower than this many times the warm-up's mean is a stall, left out of
     /// its block's mean (but counted, and in the histogram); `None`: no stalls (streams).
     pub stall_factor: Option<f64>,
@@ -160,6 +166,7 @@ impl Default for ScheduleConfig {
             },
             baseline: 0,
             seed: 0x6e73_6c61_7421,
+            lead_in: 1,
             stall_factor: Some(10.0),
         }
     }
@@ -348,6 +355,7 @@ pub fn run<S: PathSet>(
                 size,
                 timed: false,
                 stall_ns: u64::MAX,
+                lead_in: cfg.lead_in,
             };
             match set.block(p, spec) {
                 Ok(b) => {
@@ -377,6 +385,7 @@ pub fn run<S: PathSet>(
         size,
         timed: true,
         stall_ns,
+        lead_in: cfg.lead_in,
     };
     let mut means: Vec<Vec<f64>> = vec![Vec::with_capacity(4096); n];
     let mut measured_ns = 0u64;

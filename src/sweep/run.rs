@@ -375,7 +375,7 @@ pub fn services(
         points,
         notes: vec![
             "From the bridge container through one ClusterIP (its endpoint: the remote's server), paired round by round with the same container straight to the endpoint.".into(),
-            "Measured on the interleaved seam: blocks of about 2 ms on each path in turn (TCP_CRR: blocks of connections), the order shuffled every round, 300 ms of warm-up dropped; mean ± 95% CI and the ratio's interval by batch means over the rounds; percentiles from every timed transaction. Transactions slower than ten times the warm-up's mean (preemption on a shared machine) stay in the percentiles but are left out of the block means.".into(),
+            "Measured on the interleaved seam: blocks of about 2 ms on each path in turn (TCP_CRR: blocks of connections), each after one untimed transaction (the first after a switch pays the path's cold caches), the order shuffled every round, 300 ms of warm-up dropped; mean ± 95% CI and the ratio's interval by batch means over the rounds; percentiles from every timed transaction. Transactions slower than ten times the warm-up's mean (preemption on a shared machine) stay in the percentiles but are left out of the block means.".into(),
             format!(
                 "The N Services are loaded in bulk ({} for iptables, nft -f for nftables) in the lab's node namespace; load s is the loader's wall time.",
                 Style::Iptables.loader()

@@ -194,6 +194,11 @@ fn the_job_for_a_node_pair_is_valid_and_measures_the_pair() {
         assert_eq!(arg("--node"), "ip-10-0-1-7.ec2.internal");
         assert_eq!(arg("--peer"), "worker-2");
         assert_eq!(arg("--peer-network"), network);
+        // The node is measured as it is: no checks, no lab built beside it.
+        assert!(
+            words.contains(&"--no-checks") && words.contains(&"--no-lab"),
+            "{line}"
+        );
         assert!(
             arg("--json").ends_with(&format!(".{network}.json")),
             "{line}"

@@ -130,6 +130,8 @@ impl PairJob {
             "--reps".into(),
             self.reps.to_string(),
             "--no-checks".into(),
+            // On a cluster's node: measure what is there, build no lab beside it.
+            "--no-lab".into(),
         ];
         a.extend([
             "--node".into(),
@@ -318,7 +320,7 @@ mod tests {
             "{s}"
         );
         assert!(
-            s.contains("-t TCP_RR -r 1,1 -l 2 --reps 5 --no-checks"),
+            s.contains("-t TCP_RR -r 1,1 -l 2 --reps 5 --no-checks --no-lab"),
             "{s}"
         );
         assert!(s.ends_with(

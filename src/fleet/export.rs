@@ -19,7 +19,7 @@ pub const DISPLAY_HEADERS: [&str; 7] = [
     "p99 µs",
     "ratio (95% CI)",
     "p-value",
-    "reps",
+    "reps / rounds",
 ];
 
 /// One line saying what was merged.
@@ -97,7 +97,10 @@ pub fn display_rows(f: &FleetReport) -> Vec<Vec<String>> {
                     .unwrap_or_else(|| DASH.into()),
                 ratio_cell(p),
                 p_value(p.p_value),
-                p.reps.to_string(),
+                match p.rounds {
+                    Some(r) => format!("{r} rounds"),
+                    None => p.reps.to_string(),
+                },
             ]);
         }
     }
@@ -105,11 +108,27 @@ pub fn display_rows(f: &FleetReport) -> Vec<Vec<String>> {
 }
 
 fn footnotes(f: &FleetReport) -> Vec<String> {
+    let paths = || f.pairs.iter().flat_map(|p| &p.paths);
     let mut notes = vec![
         "ratio: the path's mean latency / its baseline's (the node itself to the same peer \
-         network); *: significant at p < 0.05 (Welch's t-test over the repetitions' means)"
+         network)"
             .to_string(),
     ];
+    if paths().any(|p| p.rounds.is_some()) {
+        notes.push(
+            "rounds: interleaved reports, each path measured in blocks alternating with its \
+             baseline's; *: the ratio's 95% interval (batch means over the paired rounds) \
+             excludes 1"
+                .to_string(),
+        );
+    }
+    if paths().any(|p| p.rounds.is_none() && p.mode != p.baseline) {
+        notes.push(
+            "reps: reports of separate runs; *: significant at p < 0.05 (Welch's t-test over \
+             the repetitions' means)"
+                .to_string(),
+        );
+    }
     for pair in &f.pairs {
         for p in pair.paths.iter().filter(|p| !p.available) {
             notes.push(format!(
@@ -166,7 +185,7 @@ pub fn write_json(f: &FleetReport, out: &mut dyn Write) -> Result<(), FleetError
 }
 
 /// The CSV columns: one row per pair and path.
-pub const CSV_HEADERS: [&str; 21] = [
+pub const CSV_HEADERS: [&str; 22] = [
     "node",
     "peer",
     "path",
@@ -188,6 +207,7 @@ pub const CSV_HEADERS: [&str; 21] = [
     "p_value",
     "significant",
     "source",
+    "rounds",
 ];
 
 fn num(v: Option<f64>) -> String {
@@ -222,6 +242,7 @@ pub fn write_csv(f: &FleetReport, out: &mut dyn Write) -> Result<(), FleetError>
                 num(p.p_value),
                 p.significant.to_string(),
                 p.source.clone(),
+                p.rounds.map(|r| r.to_string()).unwrap_or_default(),
             ])?;
         }
     }
@@ -288,6 +309,7 @@ mod tests {
             latency_ci95: Some(0.1),
             latency_p99_us: Some(20.0),
             reps: 5,
+            rounds: None,
             ratio,
             ratio_ci95: ratio.map(|r| [r - 0.01, r + 0.01]),
             ratio_ci_source: ratio.map(|_| RatioCiSource::Propagated),

@@ -67,6 +67,9 @@ pub struct VsHostView {
     /// `[low, high]`, when the compare run computed the ratio's interval itself.
     #[serde(default)]
     pub ratio_ci95: Option<[f64; 2]>,
+    /// Paired rounds behind the ratio (interleaved schedule).
+    #[serde(default)]
+    pub rounds: Option<usize>,
 }
 
 /// A repetition: only counted.

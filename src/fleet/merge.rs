@@ -60,6 +60,9 @@ pub struct FleetPath {
     pub latency_p99_us: Option<f64>,
     /// Repetitions measured.
     pub reps: usize,
+    /// Paired rounds (interleaved schedule: one aggregate run per path, compared round by round
+    /// with the baseline; the baseline's row shows its report's rounds).
+    pub rounds: Option<usize>,
     /// Mean latency / the baseline's (`None` for the baseline itself).
     pub ratio: Option<f64>,
     pub ratio_ci95: Option<[f64; 2]>,
@@ -199,6 +202,15 @@ fn path_row(
         .find(|b| b.mode == baseline && b.available)
         .and_then(|b| b.latency_us);
     let vs = m.vs_host.filter(|_| m.available && m.mode != baseline);
+    let rounds = if m.mode == baseline {
+        report
+            .modes
+            .iter()
+            .filter_map(|o| o.vs_host.and_then(|v| v.rounds))
+            .max()
+    } else {
+        vs.and_then(|v| v.rounds)
+    };
     let (ratio_ci95, ratio_ci_source) = match vs {
         None => (None, None),
         Some(v) => match v.ratio_ci95 {
@@ -220,6 +232,7 @@ fn path_row(
         latency_ci95: m.latency_us.and_then(|l| l.ci95),
         latency_p99_us: m.latency_us.and_then(|l| l.p99),
         reps: m.reps.len(),
+        rounds,
         ratio: vs.map(|v| v.ratio),
         ratio_ci95,
         ratio_ci_source,

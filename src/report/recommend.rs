@@ -188,7 +188,11 @@ pub fn why_lines(r: &CompareReport) -> Vec<String> {
                     "the data path of its macvlan/ipvlan; only Services and node traffic take \
                      the veth"
                 }
-                _ => "",
+                // Other lab modes: what their driver says to expect.
+                other => other
+                    .parse::<crate::lab::Mode>()
+                    .map(|mode| mode.traits().backlog.why)
+                    .unwrap_or(""),
             };
             let sep = if path.is_empty() { "" } else { ": " };
             Some(format!(

@@ -6,7 +6,7 @@
 //! This module owns the cells' formatting (decimals, dashes, signs); it does no I/O.
 
 use super::{display_row, headline, opt, tracepoint_names, DISPLAY_HEADERS};
-use crate::compare::CompareReport;
+use crate::compare::{CompareReport, ScheduleKind};
 
 /// A whole report: a title, a one-line description of the run, then the sections in order.
 #[derive(Debug, Clone, PartialEq)]
@@ -473,9 +473,15 @@ fn main_blocks(r: &CompareReport) -> Vec<Block> {
     };
     vec![
         Block::Table(table),
-        Block::Text(
-            "*: significant at p < 0.05 (Welch's t-test over the repetitions' means)".into(),
-        ),
+        Block::Text(match r.schedule {
+            ScheduleKind::Interleaved => {
+                "*: significant: the ratio's 95% CI (batch means over the paired rounds) excludes 1"
+                    .into()
+            }
+            ScheduleKind::Runs => {
+                "*: significant at p < 0.05 (Welch's t-test over the repetitions' means)".into()
+            }
+        }),
         Block::Plot(Plot::Percentiles(percentiles)),
         Block::Plot(Plot::Cdf(cdf)),
         Block::Plot(Plot::Bars(bars)),

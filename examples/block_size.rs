@@ -14,7 +14,10 @@
 //!   until each mode has had STEADY_MS.
 //!
 //! Per mode it prints the interleaved/steady ratio of the mean time per transaction over the
-//! pairs, with a 95% t-interval, and both means. A first pair is run untimed as warm-up.
+//! pairs, with a 95% t-interval: over every transaction of the interleaved blocks, and without
+//! each block's first (what `nslat compare` times: its blocks start with an untimed lead-in);
+//! and the mean time of the first, the 2nd-5th and the remaining transactions of the interleaved
+//! blocks. A first pair is run untimed as warm-up.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;

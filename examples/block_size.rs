@@ -38,7 +38,7 @@ fn arg<T: std::str::FromStr>(i: usize, default: T) -> T {
         .unwrap_or(default)
 }
 
-/// Mean ns per transaction over `blocks` of `n` transactions on `path`.
+/// One untimed block of `n` transactions on `path`: its time (ns) and transactions.
 fn run(set: &mut SocketPaths, path: usize, n: u64, spec: BlockSpec) -> (u64, u64) {
     let spec = BlockSpec {
         size: BlockSize::Transactions(n),
@@ -124,7 +124,7 @@ fn main() {
             for which in [steady_first, !steady_first] {
                 let (ns, tx) = &mut phase[which as usize];
                 if which {
-                    shuffle(&mut rng, &mut order);
+                    rng.shuffle(&mut order);
                     for &i in &order {
                         let (e, n) = run(&mut set, i, b_steady[i], spec);
                         ns[i] += e;
@@ -132,7 +132,7 @@ fn main() {
                     }
                 } else {
                     for _ in 0..rounds {
-                        shuffle(&mut rng, &mut order);
+                        rng.shuffle(&mut order);
                         for &i in &order {
                             // The block as three pieces: its first transaction, the next four,
                             // the rest (each piece timed from its own first clock read).
@@ -216,12 +216,5 @@ fn main() {
             per(1),
             per(2),
         );
-    }
-}
-
-fn shuffle(rng: &mut XorShift, v: &mut [usize]) {
-    for i in (1..v.len()).rev() {
-        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
-        v.swap(i, j);
     }
 }

@@ -281,7 +281,8 @@ impl XorShift {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    fn shuffle(&mut self, v: &mut [usize]) {
+    /// Shuffles `v` in place (Fisher-Yates).
+    pub fn shuffle(&mut self, v: &mut [usize]) {
         for i in (1..v.len()).rev() {
             let j = (self.next_u64() % (i as u64 + 1)) as usize;
             v.swap(i, j);

@@ -115,19 +115,17 @@ fn footnotes(f: &FleetReport) -> Vec<String> {
             .to_string(),
     ];
     if paths().any(|p| p.rounds.is_some()) {
-        notes.push(
+        notes.push(format!(
             "rounds: interleaved reports, each path measured in blocks alternating with its \
-             baseline's; *: the ratio's 95% interval (batch means over the paired rounds) \
-             excludes 1"
-                .to_string(),
-        );
+             baseline's; *: {}",
+            crate::report::SIGNIFICANT_INTERLEAVED
+        ));
     }
     if paths().any(|p| p.rounds.is_none() && p.mode != p.baseline) {
-        notes.push(
-            "reps: reports of separate runs; *: significant at p < 0.05 (Welch's t-test over \
-             the repetitions' means)"
-                .to_string(),
-        );
+        notes.push(format!(
+            "reps: reports of separate runs; *: {}",
+            crate::report::SIGNIFICANT_RUNS
+        ));
     }
     for pair in &f.pairs {
         for p in pair.paths.iter().filter(|p| !p.available) {

@@ -554,7 +554,7 @@ impl PathSet for SocketPaths {
             _ => "data connection",
         };
         // The lead-in: the first transactions after switching paths pay the path's cold caches
-        // (measured: +7 to +14 µs on the first of a block, nothing from the second on), which a
+        // (measured: +6 to +14 µs on the first of a block, next to nothing from the second on), which a
         // steady run does not; they run untimed, outside the block.
         if let (BlockSize::Transactions(_), n @ 1..) = (spec.size, spec.lead_in) {
             let lead = BlockSpec {

@@ -25,6 +25,13 @@ pub use self::json::JsonExporter;
 pub use self::markdown::MarkdownExporter;
 pub use self::table::{TableExporter, TerminalExporter};
 
+/// What a star means in an interleaved report (and what `significant` is computed from there).
+pub const SIGNIFICANT_INTERLEAVED: &str =
+    "the ratio's 95% CI (batch means over the paired rounds) excludes 1";
+/// What a star means in a report of separate runs.
+pub const SIGNIFICANT_RUNS: &str =
+    "significant at p < 0.05 (Welch's t-test over the repetitions' means)";
+
 /// Errors of the exporters.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {

@@ -475,12 +475,9 @@ fn main_blocks(r: &CompareReport) -> Vec<Block> {
         Block::Table(table),
         Block::Text(match r.schedule {
             ScheduleKind::Interleaved => {
-                "*: significant: the ratio's 95% CI (batch means over the paired rounds) excludes 1"
-                    .into()
+                format!("*: significant: {}", super::SIGNIFICANT_INTERLEAVED)
             }
-            ScheduleKind::Runs => {
-                "*: significant at p < 0.05 (Welch's t-test over the repetitions' means)".into()
-            }
+            ScheduleKind::Runs => format!("*: {}", super::SIGNIFICANT_RUNS),
         }),
         Block::Plot(Plot::Percentiles(percentiles)),
         Block::Plot(Plot::Cdf(cdf)),

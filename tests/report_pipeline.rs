@@ -79,6 +79,7 @@ fn real_loopback_runs_through_every_exporter() {
         schedule: compare::ScheduleKind::Runs,
         block_transactions: None,
         ci_method: None,
+        baseline: compare::Baseline::unknown(),
     };
     let inputs = vec![
         ModeInput {

@@ -85,8 +85,24 @@ pub struct CompareArgs {
     #[arg(long, value_name = "POINTS", default_value = "0.5", value_parser = parse_target_ci)]
     target_ci: f64,
     /// ...or until this many seconds of measuring have passed.
-    #[arg(long, value_name = "SECS", default_value = "20", allow_hyphen_values = true, value_parser = parse_positive_secs)]
+    #[arg(long, value_name = "SECS", default_value = "12", allow_hyphen_values = true, value_parser = parse_positive_secs)]
     budget: Duration,
+    /// The host baseline's netfilter state, and every mode's node before the mode loads its own
+    /// rules: `bare` (no NAT table, conntrack off: a machine before containers) or `nat` (a NAT
+    /// table loaded, conntrack on: a Docker host or a kube-proxy node). Every mode runs on a
+    /// node of its own, so no mode's rules reach another's path or the baseline; the host on a
+    /// node of the other state is measured beside it (see --no-other-host).
+    #[arg(long, value_name = "bare|nat", default_value = "bare")]
+    baseline: crate::lab::cells::NodeState,
+    /// Interleaved lab compare: independent instances of every path (own namespaces, links,
+    /// connection and server thread), measured in the same rounds. Where an instance lands in
+    /// memory shifts its latency by a few tenths of a percent for its whole life; the ratio's
+    /// 95% CI is Student's t over the instances, so it covers what a rerun gives.
+    #[arg(long, value_name = "N", default_value = "5", value_parser = clap::value_parser!(u8).range(1..=12))]
+    replicates: u8,
+    /// Do not measure the host on a node of the other netfilter state beside the baseline.
+    #[arg(long)]
+    no_other_host: bool,
     /// CPU placement: `same` (client and server on one CPU), `split` (different CPUs), or `both`.
     #[arg(long, value_name = "same|split|both", default_value = "same", value_parser = parse_cpu)]
     cpu: CpuChoice,
@@ -444,6 +460,9 @@ fn options(args: &CompareArgs) -> CompareOptions {
         lead_in: args.lead_in,
         target_ci_points: args.target_ci,
         measure_budget: args.budget,
+        baseline: args.baseline,
+        replicates: usize::from(args.replicates),
+        other_host: !args.no_other_host,
         ..CompareOptions::default()
     }
 }

@@ -14,6 +14,7 @@ use super::options::{CompareOptions, CpuPlacement, RepsChoice, ScheduleChoice};
 use crate::bench::client::{self, ClientError};
 use crate::bench::server::{Server, ServerConfig, ServerError};
 use crate::bench::RunSpec;
+use crate::lab::cells::{Cell, CellSet, CellSpec};
 use crate::lab::{self, Lab, LabError, LabSpec, Mode};
 use crate::netns::{self, NetnsError};
 use crate::probe::{self, ProbeConfig, Snapshot};
@@ -138,7 +139,15 @@ impl Bench<'_> {
         placement: CpuPlacement,
         probes: &ProbeConfig,
     ) -> Result<RepInput, CompareError> {
-        let mut spec = self.spec(netns, placement);
+        self.run_traced(self.spec(netns, placement), probes)
+    }
+
+    /// [`Bench::measure_traced`] of a run already described.
+    pub(super) fn run_traced(
+        &self,
+        mut spec: RunSpec,
+        probes: &ProbeConfig,
+    ) -> Result<RepInput, CompareError> {
         spec.duration = spec.duration.min(TRACE_RUN);
         spec.warmup = spec.warmup.min(TRACE_RUN / 5);
         self.run_probed(spec, probes)
@@ -444,10 +453,54 @@ fn report_meta(
         schedule: model::ScheduleKind::Runs,
         block_transactions: None,
         ci_method: None,
+        baseline: model::Baseline::unknown(),
     }
 }
 
-/// The interleaved schedule: every available mode and the A/A control at once.
+/// One measured row of the interleaved lab comparison: a mode on a node of a state.
+struct Group {
+    label: String,
+    spec: CellSpec,
+}
+
+/// The rows of the interleaved lab comparison, baseline first: the host on a node of the
+/// baseline's state, every other measured mode (each on its own node of that state), the host on
+/// a node of the other state (unless turned off), and the A/A control (a second, independent set
+/// of host cells of the baseline's state). Modes the lab could not build are returned apart.
+fn groups(opts: &CompareOptions, lab: &Lab) -> (Vec<Group>, Vec<(Mode, String)>) {
+    let state = opts.baseline;
+    let mut groups = Vec::new();
+    let mut unavailable = Vec::new();
+    for mode in opts.measured_modes() {
+        match mode_netns(lab, mode) {
+            Ok(_) => groups.push(Group {
+                label: mode.name().to_string(),
+                spec: CellSpec { mode, node: state },
+            }),
+            Err(reason) => unavailable.push((mode, reason)),
+        }
+    }
+    if opts.other_host {
+        groups.push(Group {
+            label: model::host_other_label(state).to_string(),
+            spec: CellSpec {
+                mode: Mode::Host,
+                node: state.other(),
+            },
+        });
+    }
+    groups.push(Group {
+        label: model::AA_CONTROL.to_string(),
+        spec: CellSpec {
+            mode: Mode::Host,
+            node: state,
+        },
+    });
+    (groups, unavailable)
+}
+
+/// The interleaved schedule: every available mode, the other host and the A/A control at once,
+/// each on `--replicates` cells of its own (see [`crate::lab::cells`]).
 fn measure_placement_interleaved(
     bench: &Bench,
     lab: &Lab,
@@ -455,60 +508,156 @@ fn measure_placement_interleaved(
     progress: &dyn Progress,
 ) -> Result<CompareReport, CompareError> {
     let opts = bench.opts;
-    let mut inputs = mode_inputs(bench, lab, progress);
-    let host_ns = match &inputs[0] {
-        (i, Some(ns)) if i.mode == model::BASELINE => ns.clone(),
-        (i, _) => {
-            return Err(CompareError::Baseline(ClientError::Invalid(format!(
-                "the host mode is unavailable: {}",
-                i.unavailable.as_deref().unwrap_or("not built")
-            ))))
-        }
-    };
-    inputs.push((
-        ModeInput {
-            trace_run: None,
-            paired: None,
-            mode: model::AA_CONTROL.to_string(),
-            unavailable: None,
-            reps: Vec::new(),
-        },
-        Some(host_ns),
-    ));
-    let measured: Vec<usize> = (0..inputs.len())
-        .filter(|&i| inputs[i].1.is_some())
-        .collect();
-    let paths: Vec<crate::measure::sockets::PathSpec> = measured
+    let (mut groups, unavailable) = groups(opts, lab);
+    if groups.first().is_none_or(|g| g.spec.mode != Mode::Host) {
+        let why = unavailable
+            .iter()
+            .find(|(m, _)| *m == Mode::Host)
+            .map(|(_, r)| r.clone())
+            .unwrap_or_else(|| "not built".into());
+        return Err(CompareError::Baseline(ClientError::Invalid(format!(
+            "the host mode is unavailable: {why}"
+        ))));
+    }
+    let reps = opts.replicates.max(1);
+    let specs: Vec<CellSpec> = groups
         .iter()
-        .map(|&i| {
-            let ns = inputs[i].1.clone();
-            let ip = ns
-                .as_ref()
-                .and_then(|n| bench.targets.get(n).copied())
-                .unwrap_or(bench.server.ip());
-            crate::measure::sockets::PathSpec {
-                label: inputs[i].0.mode.clone(),
-                netns: ns,
-                server: SocketAddr::new(ip, bench.server.port()),
-                token: None,
+        .flat_map(|g| std::iter::repeat_n(g.spec, reps))
+        .collect();
+    let started = Instant::now();
+    let cells = CellSet::build(lab.name(), &specs).map_err(|e| match e {
+        LabError::Interrupted => CompareError::Interrupted(""),
+        e => CompareError::Lab(e),
+    })?;
+    progress.note(&format!(
+        "{} measurement cells ({} paths × {reps} replicates, each its own node) built in {:.0} ms",
+        specs.len(),
+        groups.len(),
+        started.elapsed().as_secs_f64() * 1e3
+    ));
+    // A group with a cell that could not be built is unavailable (all its replicates go).
+    let mut failed: Vec<(String, String)> = Vec::new();
+    let mut keep = Vec::new();
+    for (g, group) in groups.iter().enumerate() {
+        let bad = cells.cells()[g * reps..(g + 1) * reps]
+            .iter()
+            .find_map(|c| c.as_ref().err().cloned());
+        match bad {
+            Some(why) if g == 0 => {
+                return Err(CompareError::Baseline(ClientError::Invalid(format!(
+                    "the host baseline's cell could not be built: {why}"
+                ))))
             }
+            Some(why) => {
+                progress.note(&format!("{}: unavailable: {why}", group.label));
+                failed.push((group.label.clone(), why));
+            }
+            None => keep.push(g),
+        }
+    }
+    let built: Vec<&Cell> = keep
+        .iter()
+        .flat_map(|&g| cells.cells()[g * reps..(g + 1) * reps].iter())
+        .filter_map(|c| c.as_ref().ok())
+        .collect();
+    groups = keep
+        .iter()
+        .map(|&g| Group {
+            label: groups[g].label.clone(),
+            spec: groups[g].spec,
         })
         .collect();
-    progress.placement(placement.name(), paths.len() + measured.len() - 1, 1.0);
-    let m = super::interleave::measure(opts, &paths, placement, &bench.stop, progress)?;
-    for (&i, got) in measured.iter().zip(m.inputs) {
-        if got.unavailable.is_some() {
-            inputs[i].1 = None;
-        }
-        inputs[i].0 = got;
+
+    // One server per cell, in its remote.
+    let mut servers = Vec::with_capacity(built.len());
+    let mut paths = Vec::with_capacity(built.len());
+    for (i, cell) in built.iter().enumerate() {
+        let listen = SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), 0);
+        let server = netns::run_in(Some(&cell.remote), move || {
+            Server::bind(ServerConfig::new(listen)).map_err(CompareError::from)
+        })?;
+        let port = server.local_addr().port();
+        servers.push(server.spawn());
+        paths.push(crate::measure::sockets::PathSpec {
+            label: groups[i / reps].label.clone(),
+            netns: Some(cell.info.netns.clone()),
+            server: SocketAddr::new(IpAddr::V4(cell.info.server), port),
+            token: None,
+        });
     }
-    trace_runs(bench, &mut inputs, placement, progress)?;
-    let modes: Vec<ModeInput> = inputs.into_iter().map(|(i, _)| i).collect();
+    progress.placement(placement.name(), groups.len() + groups.len() - 1, 1.0);
+    let measured =
+        super::interleave::measure_replicated(opts, &paths, reps, placement, &bench.stop, progress);
+    let m = match measured {
+        Ok(m) => m,
+        Err(e) => {
+            servers.into_iter().for_each(|s| s.stop());
+            return Err(e);
+        }
+    };
+    // The tracepoint run of each mode, on its first replicate's cell (outside the statistics).
+    let traced = trace_config(placement);
+    let mut inputs: Vec<ModeInput> = Vec::with_capacity(groups.len() + failed.len());
+    let mut trace_err = None;
+    for ((g, group), mut input) in groups.iter().enumerate().zip(m.inputs) {
+        if group.label != model::AA_CONTROL && input.unavailable.is_none() && trace_err.is_none()
+        {
+            let label = format!("{} (tracepoints)", group.label);
+            progress.run_started(placement.name(), &label, 1, 1);
+            let path = &paths[g * reps];
+            let spec = bench.spec_to(path.netns.as_deref().unwrap_or(Path::new("")), path.server, placement);
+            match bench.run_traced(spec, &traced) {
+                Ok(rep) => {
+                    progress.run_finished(&label, rep.run.latency_us.mean);
+                    input.trace_run = Some(rep);
+                }
+                Err(e) => trace_err = Some(e),
+            }
+        }
+        inputs.push(input);
+    }
+    servers.into_iter().for_each(|s| s.stop());
+    if let Some(e) = trace_err {
+        return Err(e);
+    }
+    // Modes the lab could not build, and groups whose cells could not be built, in the
+    // order the user asked.
+    for (mode, why) in unavailable {
+        progress.note(&format!("{mode}: unavailable: {why}"));
+        inputs.push(ModeInput {
+            trace_run: None,
+            paired: None,
+            mode: mode.name().to_string(),
+            unavailable: Some(why),
+            reps: Vec::new(),
+        });
+    }
+    for (label, why) in failed {
+        inputs.push(ModeInput {
+            trace_run: None,
+            paired: None,
+            mode: label,
+            unavailable: Some(why),
+            reps: Vec::new(),
+        });
+    }
+    let order = |name: &str| {
+        opts.measured_modes()
+            .iter()
+            .position(|m| m.name() == name)
+            .unwrap_or(usize::MAX)
+    };
+    inputs.sort_by_key(|i| order(&i.mode));
+    let baseline_ns = built
+        .first()
+        .map(|c| c.node.display().to_string());
+    drop(cells);
     let mut meta = report_meta(opts, placement, m.rounds, m.block_s);
     meta.schedule = model::ScheduleKind::Interleaved;
     meta.block_transactions = m.block_transactions;
     meta.ci_method = Some(m.ci_method);
-    let mut report = build_report(&meta, &modes);
+    meta.baseline = model::Baseline::chosen(opts.baseline, baseline_ns);
+    let mut report = build_report(&meta, &inputs);
     report.warnings.extend(m.warnings);
     Ok(report)
 }

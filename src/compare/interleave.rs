@@ -16,7 +16,8 @@ use crate::measure::{paired, BlockSize, Ci, Stopped};
 
 /// What an interleaved set gave.
 pub(super) struct Measurement {
-    /// One per path, in the paths' order (the first is the baseline).
+    /// One per path group, in the paths' order (the first is the baseline); a group's
+    /// replicates are its repetitions.
     pub inputs: Vec<ModeInput>,
     pub rounds: usize,
     /// B (`None`: time-sliced blocks).
@@ -53,7 +54,8 @@ pub(super) fn template(opts: &CompareOptions, placement: CpuPlacement) -> RunSpe
     spec
 }
 
-/// Measures `paths` (the first is the baseline) interleaved, as `opts` says.
+/// Measures `paths` (the first is the baseline) interleaved, as `opts` says: one replicate of
+/// each.
 pub(super) fn measure(
     opts: &CompareOptions,
     paths: &[PathSpec],
@@ -61,8 +63,30 @@ pub(super) fn measure(
     stop: &Arc<AtomicBool>,
     progress: &dyn Progress,
 ) -> Result<Measurement, CompareError> {
-    let cfg = opts.schedule_config(paths.len());
-    let label = format!("{} paths interleaved", paths.len());
+    measure_replicated(opts, paths, 1, placement, stop, progress)
+}
+
+/// Measures `paths` interleaved: groups of `replicates` paths (path `g * replicates + r` is
+/// replicate `r` of group `g`; group 0 is the baseline), each group compared with the baseline
+/// replicate by replicate.
+pub(super) fn measure_replicated(
+    opts: &CompareOptions,
+    paths: &[PathSpec],
+    replicates: usize,
+    placement: CpuPlacement,
+    stop: &Arc<AtomicBool>,
+    progress: &dyn Progress,
+) -> Result<Measurement, CompareError> {
+    let replicates = replicates.max(1);
+    let cfg = opts.schedule_config(paths.len(), replicates);
+    let label = if replicates > 1 {
+        format!(
+            "{} paths × {replicates} replicates interleaved",
+            paths.len() / replicates
+        )
+    } else {
+        format!("{} paths interleaved", paths.len())
+    };
     progress.run_started(placement.name(), &label, 1, 1);
     let m =
         sockets::measure(paths, &template(opts, placement), &cfg, stop).map_err(|e| match e {
@@ -74,8 +98,11 @@ pub(super) fn measure(
     }
     let rounds = m.rounds.rounds();
     let k = paired::batches_for(rounds);
-    let mut inputs = Vec::with_capacity(paths.len());
-    for (i, (p, run)) in paths.iter().zip(m.runs).enumerate() {
+    let groups = paths.len() / replicates;
+    let mut runs = m.runs.into_iter();
+    let mut inputs = Vec::with_capacity(groups);
+    for g in 0..groups {
+        let p = &paths[g * replicates];
         let mut input = ModeInput {
             mode: p.label.clone(),
             unavailable: None,
@@ -83,26 +110,43 @@ pub(super) fn measure(
             trace_run: None,
             paired: None,
         };
-        match (m.rounds.failed(i), run) {
-            (Some(e), _) => {
-                let why = error_chain(e);
-                progress.note(&format!("{}: run failed, left out: {why}", p.label));
-                input.unavailable = Some(format!("run failed: {why}"));
+        let group_runs: Vec<_> = runs.by_ref().take(replicates).collect();
+        // A replicate that failed is left out of the group's figures; the group is unavailable
+        // only when none is left.
+        for r in 0..replicates {
+            if let Some(e) = m.rounds.failed(g * replicates + r) {
+                progress.note(&format!(
+                    "{} (replicate {}): run failed, left out: {}",
+                    p.label,
+                    r + 1,
+                    error_chain(e)
+                ));
             }
-            (None, None) => input.unavailable = Some("its session did not end cleanly".into()),
-            (None, Some(run)) => {
-                if let Some(mean) = m.rounds.mean_ci(i) {
-                    progress.run_finished(&p.label, mean.estimate / 1000.0);
-                    input.paired = Some(PairedInput {
-                        mean_us: scale(mean, 1e-3),
-                        vs_baseline: m.rounds.paired(i).map(|mut v| {
-                            v.delta = scale(v.delta, 1e-3);
-                            v
-                        }),
-                    });
-                }
-                input.reps.push(RepInput { run, probes: None });
+        }
+        let ok: Vec<_> = group_runs
+            .into_iter()
+            .enumerate()
+            .filter(|(r, _)| m.rounds.failed(g * replicates + r).is_none())
+            .filter_map(|(_, run)| run)
+            .collect();
+        if let Some(e) = m.rounds.group_failed(g) {
+            input.unavailable = Some(format!("run failed: {}", error_chain(e)));
+        } else if ok.is_empty() {
+            input.unavailable = Some("its session did not end cleanly".into());
+        } else {
+            if let Some(mean) = m.rounds.mean_ci(g) {
+                progress.run_finished(&p.label, mean.estimate / 1000.0);
+                input.paired = Some(PairedInput {
+                    mean_us: scale(mean, 1e-3),
+                    vs_baseline: m.rounds.paired(g).map(|mut v| {
+                        v.delta = scale(v.delta, 1e-3);
+                        v
+                    }),
+                });
             }
+            input
+                .reps
+                .extend(ok.into_iter().map(|run| RepInput { run, probes: None }));
         }
         inputs.push(input);
     }
@@ -129,16 +173,19 @@ pub(super) fn measure(
             remedy: "raise --budget, or keep the machine otherwise idle".into(),
         });
     }
-    let stalls: Vec<String> = paths
-        .iter()
-        .zip(&m.rounds.totals)
-        .filter(|(_, t)| t.transactions > 0)
-        .map(|(p, t)| {
-            format!(
-                "{} {:.2}%",
-                p.label,
-                t.stalls as f64 * 100.0 / t.transactions as f64
-            )
+    let stalls: Vec<String> = (0..groups)
+        .filter_map(|g| {
+            let ts = &m.rounds.totals[g * replicates..(g + 1) * replicates];
+            let (n, st) = ts
+                .iter()
+                .fold((0u64, 0u64), |(n, s), t| (n + t.transactions, s + t.stalls));
+            (n > 0).then(|| {
+                format!(
+                    "{} {:.2}%",
+                    paths[g * replicates].label,
+                    st as f64 * 100.0 / n as f64
+                )
+            })
         })
         .collect();
     let stall_note = if cfg.time_sliced {
@@ -177,7 +224,13 @@ pub(super) fn measure(
         rounds,
         block_transactions,
         block_s,
-        ci_method: if let Some(per) = rounds.checked_div(k) {
+        ci_method: if replicates > 1 {
+            format!(
+                "{} ({replicates} independent instances of every path, each paired with the \
+                 host's by round; Student's t over the instances){stall_note}",
+                paired::REPLICATE_METHOD
+            )
+        } else if let Some(per) = rounds.checked_div(k) {
             format!(
                 "{} ({k} batches of {per} rounds){stall_note}",
                 paired::METHOD

@@ -17,6 +17,145 @@ pub const BASELINE: &str = "host";
 /// namespace, measured like a mode. Its ratio to the host must come out 1 within its interval.
 pub const AA_CONTROL: &str = "host (A/A)";
 
+/// The label of the host measured on a node of the other state than the baseline's
+/// ([`crate::lab::cells::NodeState`]): "host (NAT table)" beside a bare baseline, "host (no NAT
+/// table)" beside a NAT one. Shown beside the baseline so both answers are on one screen.
+pub fn host_other_label(baseline: crate::lab::cells::NodeState) -> &'static str {
+    match baseline {
+        crate::lab::cells::NodeState::Bare => "host (NAT table)",
+        crate::lab::cells::NodeState::Nat => "host (no NAT table)",
+    }
+}
+
+/// Rows that are the host itself (the baseline, its A/A control, the host on a node of the other
+/// state): reference rows, never a container setup to recommend.
+pub fn is_host_row(mode: &str) -> bool {
+    mode == BASELINE || mode == AA_CONTROL || mode.starts_with("host (")
+}
+
+/// What the baseline is: the host's own namespace and its netfilter state. The same whatever
+/// else is measured: every mode has its own node ([`crate::lab::cells`]), so nothing a mode
+/// loads reaches the baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "BaselineRepr")]
+pub struct Baseline {
+    /// The row the others are compared with (`host`).
+    pub mode: String,
+    /// The namespace the baseline ran in (the first replicate's node in the lab; the machine's
+    /// or the target's namespace with `--remote`/`--target`). `None` in older reports.
+    pub namespace: Option<String>,
+    /// A NAT table is loaded there (`None`: not known).
+    pub nat_table: Option<bool>,
+    /// Conntrack runs for its packets (`None`: not known).
+    pub conntrack: Option<bool>,
+    /// How it was set: `bare` or `nat` (chosen with `--baseline`), or `as found` (read, never
+    /// changed: `--remote`, `--target`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+}
+
+impl Baseline {
+    /// The lab's baseline: `state` chosen by the user.
+    pub fn chosen(state: crate::lab::cells::NodeState, namespace: Option<String>) -> Baseline {
+        Baseline {
+            mode: BASELINE.to_string(),
+            namespace,
+            nat_table: Some(state.nat_table()),
+            conntrack: Some(state.nat_table()),
+            state: Some(state.name().to_string()),
+        }
+    }
+
+    /// A baseline as found (read, never changed): `--remote`'s machine, `--target`'s host.
+    /// `netns`: the namespace (`None`: this process's).
+    pub fn as_found(netns: Option<&std::path::Path>) -> Baseline {
+        let state = crate::netns::run_in(netns, || {
+            Ok::<_, crate::netns::NetnsError>(crate::target::nat::read_ruleset())
+        })
+        .ok()
+        .and_then(|r| r.ok())
+        .map(|r| crate::target::nat::netfilter_state(&r));
+        Baseline {
+            mode: BASELINE.to_string(),
+            namespace: Some(
+                netns
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "this process's".to_string()),
+            ),
+            nat_table: state.map(|s| s.nat_table),
+            conntrack: state.map(|s| s.conntrack),
+            state: Some("as found".to_string()),
+        }
+    }
+
+    /// A baseline of unknown state (the `runs` schedule's shared node, old reports).
+    pub fn unknown() -> Baseline {
+        Baseline {
+            mode: BASELINE.to_string(),
+            namespace: None,
+            nat_table: None,
+            conntrack: None,
+            state: None,
+        }
+    }
+
+    /// One phrase for a header: "host (bare: no NAT table, conntrack off)".
+    pub fn describe(&self) -> String {
+        let what = match (self.nat_table, self.conntrack) {
+            (Some(true), _) => "NAT table loaded, conntrack on".to_string(),
+            (Some(false), Some(true)) => "no NAT table, conntrack on".to_string(),
+            (Some(false), _) => "no NAT table, conntrack off".to_string(),
+            (None, _) => "netfilter state not known".to_string(),
+        };
+        match &self.state {
+            Some(s) => format!("{} ({s}: {what})", self.mode),
+            None => format!("{} ({what})", self.mode),
+        }
+    }
+}
+
+/// Reports before the baseline object wrote its mode's name alone.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum BaselineRepr {
+    Name(String),
+    Full {
+        mode: String,
+        #[serde(default)]
+        namespace: Option<String>,
+        #[serde(default)]
+        nat_table: Option<bool>,
+        #[serde(default)]
+        conntrack: Option<bool>,
+        #[serde(default)]
+        state: Option<String>,
+    },
+}
+
+impl From<BaselineRepr> for Baseline {
+    fn from(r: BaselineRepr) -> Baseline {
+        match r {
+            BaselineRepr::Name(mode) => Baseline {
+                mode,
+                ..Baseline::unknown()
+            },
+            BaselineRepr::Full {
+                mode,
+                namespace,
+                nat_table,
+                conntrack,
+                state,
+            } => Baseline {
+                mode,
+                namespace,
+                nat_table,
+                conntrack,
+                state,
+            },
+        }
+    }
+}
+
 /// With the interleaved schedule, a ratio whose 95% CI half-width exceeds this (1 point) gets
 /// a warning.
 pub const WIDE_RATIO_CI: f64 = 0.01;
@@ -91,8 +230,8 @@ pub struct CompareReport {
     pub kernel: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_name: Option<String>,
-    /// The mode the others are compared with (`host`).
-    pub baseline: String,
+    /// The row the others are compared with (`host`) and its netfilter state.
+    pub baseline: Baseline,
     /// One sentence per mode, e.g. "bridge adds 1.5 µs (+29%) per round trip, significant".
     pub verdict: Vec<String>,
     pub warnings: Vec<Warning>,
@@ -312,6 +451,11 @@ pub struct VsHost {
     /// Interleaved: rounds the pairing used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rounds: Option<usize>,
+    /// Interleaved: independent replicates of the path and the baseline behind the interval
+    /// (each its own namespaces, links, connection and server thread; 1: one instance, batch
+    /// means over its rounds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicates: Option<usize>,
 }
 
 /// Probe counters per transaction, averaged over repetitions (`None`: not measured).
@@ -481,6 +625,7 @@ pub struct ReportMeta {
     pub schedule: ScheduleKind,
     pub block_transactions: Option<u64>,
     pub ci_method: Option<String>,
+    pub baseline: Baseline,
 }
 
 /// `uname -r` (empty if uname fails).
@@ -724,6 +869,7 @@ pub fn build_mode(input: &ModeInput, baseline: Option<&[f64]>) -> ModeResult {
             ratio_ci95: pair(v.ratio),
             delta_us_ci95: pair(v.delta),
             rounds: Some(v.rounds),
+            replicates: Some(v.replicates),
         }),
         None => baseline
             .and_then(|b| stats::vs_baseline(&lat, b))
@@ -736,6 +882,7 @@ pub fn build_mode(input: &ModeInput, baseline: Option<&[f64]>) -> ModeResult {
                 ratio_ci95: None,
                 delta_us_ci95: None,
                 rounds: None,
+                replicates: None,
             }),
     };
 
@@ -794,7 +941,7 @@ pub fn build_report(meta: &ReportMeta, inputs: &[ModeInput]) -> CompareReport {
         cpu_placement: meta.cpu_placement.clone(),
         kernel: meta.kernel.clone(),
         host_name: meta.host_name.clone(),
-        baseline: BASELINE.to_string(),
+        baseline: meta.baseline.clone(),
         verdict: Vec::new(),
         warnings: Vec::new(),
         modes,
@@ -871,7 +1018,7 @@ pub fn warnings(report: &CompareReport) -> Vec<Warning> {
         let host = report
             .modes
             .iter()
-            .find(|m| m.mode == report.baseline)
+            .find(|m| m.mode == report.baseline.mode)
             .and_then(|m| m.latency_us)
             .map(|l| format!(" (host: {:.1} µs)", l.mean))
             .unwrap_or_default();
@@ -958,15 +1105,15 @@ pub fn verdict(report: &CompareReport) -> Vec<String> {
     let has_baseline = report
         .modes
         .iter()
-        .any(|m| m.mode == report.baseline && m.available);
+        .any(|m| m.mode == report.baseline.mode && m.available);
     let mut out = Vec::new();
     if !has_baseline {
         out.push(format!(
             "no {} baseline was measured: nothing to compare with",
-            report.baseline
+            report.baseline.mode
         ));
     }
-    for m in report.modes.iter().filter(|m| m.mode != report.baseline) {
+    for m in report.modes.iter().filter(|m| m.mode != report.baseline.mode) {
         if !m.available {
             out.push(format!(
                 "{}: not measured ({})",
@@ -1146,7 +1293,28 @@ mod tests {
             schedule: ScheduleKind::Runs,
             block_transactions: None,
             ci_method: None,
+            baseline: Baseline::unknown(),
         }
+    }
+
+    #[test]
+    fn baseline_reads_old_and_new_reports() {
+        let old: Baseline = serde_json::from_str("\"host\"").unwrap();
+        assert_eq!(old.mode, "host");
+        assert_eq!(old.nat_table, None);
+        let new = Baseline::chosen(
+            crate::lab::cells::NodeState::Nat,
+            Some("/run/netns/x".into()),
+        );
+        let json = serde_json::to_value(&new).unwrap();
+        assert_eq!(json["namespace"], "/run/netns/x");
+        assert_eq!(json["nat_table"], true);
+        assert_eq!(json["conntrack"], true);
+        let back: Baseline = serde_json::from_value(json).unwrap();
+        assert_eq!(back, new);
+        assert_eq!(new.describe(), "host (nat: NAT table loaded, conntrack on)");
+        assert!(is_host_row("host (NAT table)") && is_host_row(AA_CONTROL));
+        assert!(!is_host_row("bridge"));
     }
 
     #[test]

@@ -118,7 +118,23 @@ pub struct CompareOptions {
     pub target_ci_points: f64,
     /// ...or this much measuring time has passed (`--budget`).
     pub measure_budget: Duration,
+    /// `--baseline`: the netfilter state of the host baseline's node, and of every mode's node
+    /// before the mode loads its own rules.
+    pub baseline: crate::lab::cells::NodeState,
+    /// `--replicates`: independent instances of every lab path (own namespaces, links,
+    /// connection and server thread), measured in the same rounds; the ratio's interval is
+    /// over them.
+    pub replicates: usize,
+    /// Also measure the host on a node of the other state (`--no-other-host` turns it off).
+    pub other_host: bool,
 }
+
+/// The fewest and the most replicates per path.
+pub const MIN_REPLICATES: usize = 1;
+pub const MAX_REPLICATES: usize = 12;
+/// The default: enough that Student's t over the replicates (4 degrees of freedom) gives an
+/// interval of about half a point on this kind of machine, few enough to build in a second.
+pub const DEFAULT_REPLICATES: usize = 5;
 
 impl Default for CompareOptions {
     fn default() -> Self {
@@ -142,7 +158,10 @@ impl Default for CompareOptions {
             block_transactions: None,
             lead_in: crate::measure::ScheduleConfig::default().lead_in,
             target_ci_points: 0.5,
-            measure_budget: Duration::from_secs(20),
+            measure_budget: Duration::from_secs(12),
+            baseline: crate::lab::cells::NodeState::Bare,
+            replicates: DEFAULT_REPLICATES,
+            other_host: true,
         }
     }
 }
@@ -178,6 +197,12 @@ impl CompareOptions {
         }
         if !(self.target_ci_points > 0.0 && self.target_ci_points <= 100.0) {
             return Err("--target-ci must be more than 0 and at most 100 points".into());
+        }
+        if !(MIN_REPLICATES..=MAX_REPLICATES).contains(&self.replicates) {
+            return Err(format!(
+                "--replicates must be {MIN_REPLICATES} to {MAX_REPLICATES} (got {})",
+                self.replicates
+            ));
         }
         if self.measure_budget.is_zero() {
             return Err("--budget must be more than 0 seconds".into());
@@ -225,13 +250,20 @@ impl CompareOptions {
         }
     }
 
-    /// The interleaved schedule's settings for `paths` paths.
-    pub fn schedule_config(&self, paths: usize) -> crate::measure::ScheduleConfig {
+    /// The interleaved schedule's settings for `paths` paths (`replicates` of each group).
+    pub fn schedule_config(
+        &self,
+        paths: usize,
+        replicates: usize,
+    ) -> crate::measure::ScheduleConfig {
         use crate::measure::{ScheduleConfig, StopRule};
         let stop = match self.reps {
             // Each path gets about what N runs of -l would have given it.
             RepsChoice::Fixed(n) => {
-                StopRule::Time(self.duration.saturating_mul((n * paths.max(1)) as u32))
+                StopRule::Time(
+                    self.duration
+                        .saturating_mul((n * (paths / replicates.max(1)).max(1)) as u32),
+                )
             }
             RepsChoice::Auto => StopRule::Precision {
                 half_width: self.target_ci_points / 100.0,
@@ -239,6 +271,14 @@ impl CompareOptions {
             },
         };
         ScheduleConfig {
+            // Replicated intervals come from the replicates, not from batches of rounds: fewer
+            // rounds suffice before a precision stop is tried.
+            min_rounds: if replicates > 1 {
+                200
+            } else {
+                ScheduleConfig::default().min_rounds
+            },
+            replicates,
             block_time: self.block_time,
             block_transactions: self.block_transactions,
             lead_in: self.lead_in,

@@ -218,6 +218,7 @@ fn measure_placement(
         schedule: model::ScheduleKind::Interleaved,
         block_transactions,
         ci_method: Some(ci_method),
+        baseline: model::Baseline::as_found(target.machine_netns.as_deref()),
     };
     let mut report = build_report(&meta, &inputs);
     report.warnings.extend(warnings);

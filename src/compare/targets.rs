@@ -342,6 +342,7 @@ fn run_with(
         )?;
         reports.push(report(
             opts,
+            plan.host_netns.as_deref(),
             placement,
             rounds,
             &paths,
@@ -395,7 +396,7 @@ fn measure_paths(
             token: paths[i].token.clone(),
         })
         .collect();
-    let cfg = opts.schedule_config(specs.len());
+    let cfg = opts.schedule_config(specs.len(), 1);
     progress.placement(
         placement.name(),
         1,
@@ -526,6 +527,7 @@ fn row(p: &Measured) -> ModeResult {
             ratio_ci95: pd.ratio.ci95.map(|(lo, hi)| [lo, hi]),
             delta_us_ci95: pd.delta.ci95.map(|(lo, hi)| [lo / 1e3, hi / 1e3]),
             rounds: Some(pd.rounds),
+            replicates: Some(pd.replicates),
         });
     }
     r
@@ -533,6 +535,7 @@ fn row(p: &Measured) -> ModeResult {
 
 fn report(
     opts: &CompareOptions,
+    host_netns: Option<&std::path::Path>,
     placement: CpuPlacement,
     rounds: usize,
     paths: &[Measured],
@@ -551,6 +554,7 @@ fn report(
         schedule: model::ScheduleKind::Interleaved,
         block_transactions: None,
         ci_method: Some(crate::measure::paired::METHOD.to_string()),
+        baseline: model::Baseline::as_found(host_netns),
     };
     let mut report = build_report(&meta, &[]);
     report.modes = paths.iter().map(row).collect();

@@ -22,11 +22,22 @@ pub struct ReportView {
     pub cpu_placement: Option<String>,
     #[serde(default)]
     pub host_name: Option<String>,
-    #[serde(default)]
+    /// The baseline row's name: reports write `baseline` as an object (`{"mode": "host", …}`),
+    /// older ones as the name alone.
+    #[serde(default, deserialize_with = "baseline_mode")]
     pub baseline: Option<String>,
     #[serde(default)]
     pub pair: Option<PairLabel>,
     pub modes: Vec<ModeView>,
+}
+
+fn baseline_mode<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let v: Option<serde_json::Value> = Option::deserialize(d)?;
+    Ok(match v {
+        Some(serde_json::Value::String(s)) => Some(s),
+        Some(serde_json::Value::Object(o)) => o.get("mode").and_then(|m| m.as_str()).map(String::from),
+        _ => None,
+    })
 }
 
 /// One mode (or target) of a compare report.

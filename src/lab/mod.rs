@@ -11,6 +11,7 @@
 //! [`down`] removes it (idempotent, works from the state file or by name sweep after a crash).
 
 mod build;
+pub mod cells;
 pub mod explain;
 pub mod inventory;
 pub mod mode;

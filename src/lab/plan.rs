@@ -125,8 +125,27 @@ pub fn explain_prefix(lab: &str, level: NatLevel) -> String {
     format!("{}{}-", prefix(lab), explain_tag(level))
 }
 
+/// The most measurement cells one comparison builds ([`super::cells`]).
+pub const MAX_CELLS: usize = 160;
+
+/// The namespace prefix of measurement cell `i` of lab `lab` (`nslat-LAB-c.3-`). Lab names have
+/// no `.`, so no other lab's namespace can look like one.
+pub fn cell_prefix(lab: &str, i: usize) -> String {
+    format!("{}c.{i}-", prefix(lab))
+}
+
+/// The suffixes of every possible measurement cell (`c.3-node`, ...).
+pub fn cell_suffixes() -> impl Iterator<Item = String> {
+    let topo = topology_suffixes();
+    (0..MAX_CELLS).flat_map(move |i| {
+        topo.iter()
+            .map(move |s| format!("c.{i}-{s}"))
+            .collect::<Vec<_>>()
+    })
+}
+
 /// The suffixes of one lab topology: remote, node and every mode's own namespace.
-fn topology_suffixes() -> Vec<String> {
+pub fn topology_suffixes() -> Vec<String> {
     let mut v = vec!["remote".to_string(), "node".to_string()];
     v.extend(Mode::ALL.iter().copied().filter_map(mode_suffix));
     v
@@ -140,6 +159,7 @@ pub fn all_suffixes() -> Vec<String> {
         v.extend((0..MAX_NEIGHBOURS).map(|i| neighbour_suffix(m, i)));
     }
     v.extend(explain_suffixes());
+    v.extend(cell_suffixes());
     v
 }
 

@@ -4,7 +4,14 @@
 //! Rounds are autocorrelated (the machine drifts slowly), so single rounds are not independent
 //! samples. The rounds are cut into [`MIN_BATCHES`]..=[`MAX_BATCHES`] contiguous batches; batch
 //! means are close to independent when a batch spans more time than the drift's memory, and the
-//! interval is Student's t over the batch means (k - 1 degrees of freedom). Pure functions.
+//! interval is Student's t over the batch means (k - 1 degrees of freedom).
+//!
+//! With replicates (several independent instances of every path measured in the same rounds:
+//! their own namespaces, links, connections and server threads), where a path's instance lands
+//! in memory is a random effect that lasts the whole run, which no amount of rounds averages
+//! out. Then each replicate is paired with the baseline's replicate of the same number
+//! ([`replicated`]), and the interval is Student's t over the replicates' ratios (R - 1 degrees
+//! of freedom): it covers what a rerun on fresh instances gives. Pure functions.
 
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +24,9 @@ pub const MAX_BATCHES: usize = 40;
 
 /// The method named in reports.
 pub const METHOD: &str = "batch means";
+
+/// The method named in reports when paths have replicates.
+pub const REPLICATE_METHOD: &str = "replicates";
 
 /// An estimate with its two-sided 95% interval.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -49,8 +59,16 @@ pub struct Paired {
     pub ratio: Ci,
     /// mean(path - baseline), in the unit of the inputs.
     pub delta: Ci,
-    /// Two-sided p-value of "the ratio is 1" (t over the batch ratios; `None`: no interval).
+    /// Two-sided p-value of "the ratio is 1" (t over the batch ratios, or over the replicates'
+    /// ratios; `None`: no interval).
     pub p_value: Option<f64>,
+    /// Independent replicates the interval comes from (1: batch means of one instance).
+    #[serde(default = "one")]
+    pub replicates: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl Paired {
@@ -153,7 +171,71 @@ pub fn paired(sample: &[f64], baseline: &[f64]) -> Option<Paired> {
         ratio,
         delta,
         p_value,
+        replicates: 1,
     })
+}
+
+/// One replicate's pair: the ratio of sums and the mean difference over the rounds both have.
+fn replicate_pair(sample: &[f64], baseline: &[f64]) -> Option<(f64, f64, usize)> {
+    let (mut ss, mut sb, mut n) = (0.0, 0.0, 0usize);
+    for (x, y) in sample.iter().zip(baseline) {
+        if x.is_finite() && y.is_finite() {
+            ss += x;
+            sb += y;
+            n += 1;
+        }
+    }
+    (n > 0 && sb != 0.0).then(|| (ss / sb, (ss - sb) / n as f64, n))
+}
+
+/// `sample`'s replicates against `baseline`'s, replicate `r` with replicate `r`, each round by
+/// round (see [`paired`]). The estimate is the mean of the replicates' ratios (and differences);
+/// the interval is Student's t over the replicates (R - 1 degrees of freedom), so a random
+/// effect of where each instance landed is inside it. With one replicate this is [`paired`]
+/// (batch means). `None` with no usable replicate.
+pub fn replicated(sample: &[&[f64]], baseline: &[&[f64]]) -> Option<Paired> {
+    if sample.len() <= 1 || baseline.len() <= 1 {
+        return paired(sample.first()?, baseline.first()?);
+    }
+    let pairs: Vec<(f64, f64, usize)> = sample
+        .iter()
+        .zip(baseline)
+        .filter_map(|(s, b)| replicate_pair(s, b))
+        .collect();
+    let r = pairs.len();
+    if r == 0 {
+        return None;
+    }
+    let ratios: Vec<f64> = pairs.iter().map(|p| p.0).collect();
+    let deltas: Vec<f64> = pairs.iter().map(|p| p.1).collect();
+    let rounds = pairs.iter().map(|p| p.2).min().unwrap_or(0);
+    let ratio = ratios.iter().sum::<f64>() / r as f64;
+    let delta = deltas.iter().sum::<f64>() / r as f64;
+    Some(Paired {
+        rounds,
+        batches: 0,
+        ratio: t_interval(ratio, &ratios),
+        delta: t_interval(delta, &deltas),
+        p_value: p_of_one(ratio, &ratios),
+        replicates: r,
+    })
+}
+
+/// Mean of a path's replicates' block means with an interval over the replicates (Student's t,
+/// R - 1 degrees of freedom); with one replicate, [`mean_ci`].
+pub fn replicated_mean_ci(replicates: &[&[f64]]) -> Option<Ci> {
+    if replicates.len() <= 1 {
+        return mean_ci(replicates.first()?);
+    }
+    let means: Vec<f64> = replicates
+        .iter()
+        .filter_map(|xs| {
+            let kept: Vec<f64> = xs.iter().copied().filter(|x| x.is_finite()).collect();
+            mean_sd(&kept).map(|(m, _)| m)
+        })
+        .collect();
+    let (mean, _) = mean_sd(&means)?;
+    Some(t_interval(mean, &means))
 }
 
 /// p-value of the hypothesis that the batches' ratios have mean 1.

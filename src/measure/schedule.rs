@@ -138,8 +138,12 @@ pub struct ScheduleConfig {
     /// The fewest timed rounds before a precision stop.
     pub min_rounds: usize,
     pub stop: StopRule,
-    /// The path the others are compared with.
+    /// The path group the others are compared with.
     pub baseline: usize,
+    /// Independent instances of every path (at least 1). The set's paths are grouped: path
+    /// `g * replicates + r` is replicate `r` of group `g`, and groups are compared replicate by
+    /// replicate ([`paired::replicated`]).
+    pub replicates: usize,
     /// Seed of the per-round shuffle (fixed: runs are reproducible in their order).
     pub seed: u64,
     /// Untimed transactions at the start of every block ([`BlockSpec::lead_in`]).
@@ -165,6 +169,7 @@ impl Default for ScheduleConfig {
                 budget: Duration::from_secs(20),
             },
             baseline: 0,
+            replicates: 1,
             seed: 0x6e73_6c61_7421,
             lead_in: 1,
             stall_factor: Some(10.0),
@@ -205,6 +210,8 @@ pub enum ScheduleError<E: std::error::Error + 'static> {
     Empty,
     #[error("the baseline path {0} is not in the set")]
     NoBaseline(usize),
+    #[error("{paths} paths cannot be {replicates} replicates of each group")]
+    Replicates { paths: usize, replicates: usize },
     #[error("the baseline path failed")]
     Baseline(#[source] E),
 }
@@ -227,13 +234,50 @@ pub struct Interleaved<E> {
     pub measured_ns: u64,
     pub stopped: Stopped,
     pub failures: Vec<PathFailure<E>>,
+    /// The baseline group.
     pub baseline: usize,
+    /// Replicates per group ([`ScheduleConfig::replicates`]).
+    pub replicates: usize,
+}
+
+/// The block means of group `g`'s replicates (`R` paths from `g * R`).
+fn group_of(means: &[Vec<f64>], g: usize, r: usize) -> Vec<&[f64]> {
+    means
+        .iter()
+        .skip(g * r)
+        .take(r)
+        .map(Vec::as_slice)
+        .collect()
 }
 
 impl<E> Interleaved<E> {
     /// Timed rounds.
     pub fn rounds(&self) -> usize {
-        self.means_ns.get(self.baseline).map(Vec::len).unwrap_or(0)
+        self.means_ns
+            .get(self.baseline * self.replicates)
+            .map(Vec::len)
+            .unwrap_or(0)
+    }
+
+    /// Path groups (paths / replicates).
+    pub fn groups(&self) -> usize {
+        self.means_ns.len() / self.replicates.max(1)
+    }
+
+    /// The block means of `group`'s replicates, by round.
+    pub fn group(&self, group: usize) -> Vec<&[f64]> {
+        group_of(&self.means_ns, group, self.replicates.max(1))
+    }
+
+    /// Whether every replicate of `group` failed.
+    pub fn group_failed(&self, group: usize) -> Option<&E> {
+        let r = self.replicates.max(1);
+        let all = (group * r..group * r + r).all(|p| self.failed(p).is_some());
+        if all {
+            self.failed(group * r)
+        } else {
+            None
+        }
     }
 
     /// Whether `path` failed during the schedule.
@@ -244,17 +288,23 @@ impl<E> Interleaved<E> {
             .map(|f| &f.error)
     }
 
-    /// `path` against the baseline, round by round (`None` for the baseline or a failed path).
-    pub fn paired(&self, path: usize) -> Option<Paired> {
-        if path == self.baseline {
+    /// Path group `group` against the baseline group, round by round and replicate by
+    /// replicate (`None` for the baseline or a failed group). Without replicates a group is a
+    /// path.
+    pub fn paired(&self, group: usize) -> Option<Paired> {
+        if group == self.baseline || group >= self.groups() {
             return None;
         }
-        paired::paired(self.means_ns.get(path)?, &self.means_ns[self.baseline])
+        paired::replicated(&self.group(group), &self.group(self.baseline))
     }
 
-    /// Mean block mean of `path` (ns) with its batch-means interval.
-    pub fn mean_ci(&self, path: usize) -> Option<Ci> {
-        paired::mean_ci(self.means_ns.get(path)?)
+    /// Mean block mean of `group` (ns) with its interval (batch means of one path, or over the
+    /// replicates).
+    pub fn mean_ci(&self, group: usize) -> Option<Ci> {
+        if group >= self.groups() {
+            return None;
+        }
+        paired::replicated_mean_ci(&self.group(group))
     }
 }
 
@@ -309,9 +359,18 @@ pub fn run<S: PathSet>(
     if n == 0 {
         return Err(ScheduleError::Empty);
     }
-    if cfg.baseline >= n {
+    let reps = cfg.replicates.max(1);
+    if n % reps != 0 {
+        return Err(ScheduleError::Replicates {
+            paths: n,
+            replicates: reps,
+        });
+    }
+    let groups = n / reps;
+    if cfg.baseline >= groups {
         return Err(ScheduleError::NoBaseline(cfg.baseline));
     }
+    let is_baseline = |p: usize| p / reps == cfg.baseline;
     let mut rng = XorShift::new(cfg.seed);
     let mut order: Vec<usize> = (0..n).collect();
     let mut alive = vec![true; n];
@@ -323,7 +382,7 @@ pub fn run<S: PathSet>(
                 alive: &mut Vec<bool>,
                 failures: &mut Vec<PathFailure<S::Error>>|
      -> Result<(), ScheduleError<S::Error>> {
-        if path == cfg.baseline {
+        if is_baseline(path) {
             return Err(ScheduleError::Baseline(e));
         }
         alive[path] = false;
@@ -411,7 +470,7 @@ pub fn run<S: PathSet>(
                 }
             }
         }
-        let rounds = means[cfg.baseline].len();
+        let rounds = means[cfg.baseline * reps].len();
         match cfg.stop {
             StopRule::Time(t) if measured_ns >= t.as_nanos() as u64 => break Stopped::Time,
             StopRule::Time(_) => {}
@@ -420,11 +479,14 @@ pub fn run<S: PathSet>(
             }
             StopRule::Precision { half_width, .. } => {
                 if rounds >= cfg.min_rounds.max(paired::MIN_BATCHES) && rounds % CHECK_EVERY == 0 {
-                    let precise = (0..n).filter(|&p| p != cfg.baseline && alive[p]).all(|p| {
-                        paired::paired(&means[p], &means[cfg.baseline])
-                            .and_then(|x| x.ratio.half_width())
-                            .is_some_and(|h| h <= half_width)
-                    });
+                    let base = group_of(&means, cfg.baseline, reps);
+                    let precise = (0..groups)
+                        .filter(|&g| g != cfg.baseline && (g * reps..g * reps + reps).any(|p| alive[p]))
+                        .all(|g| {
+                            paired::replicated(&group_of(&means, g, reps), &base)
+                                .and_then(|x| x.ratio.half_width())
+                                .is_some_and(|h| h <= half_width)
+                        });
                     if precise {
                         break Stopped::Target;
                     }
@@ -443,6 +505,7 @@ pub fn run<S: PathSet>(
         stopped,
         failures,
         baseline: cfg.baseline,
+        replicates: reps,
     })
 }
 

@@ -223,6 +223,7 @@ fn sample_explain() -> crate::compare::Explain {
         ratio: ci(ratio, 0.004),
         delta: ci(delta, 0.03),
         p_value: Some(0.0),
+        replicates: 1,
     };
     let step = |name: &str, us: f64, prev_us: f64| crate::compare::ExplainStep {
         name: name.into(),
@@ -325,6 +326,7 @@ pub fn sample_report() -> CompareReport {
         ratio_ci95: None,
         delta_us_ci95: None,
         rounds: None,
+        replicates: None,
     };
     let mut report = CompareReport {
         test: "TCP_RR".into(),
@@ -335,7 +337,10 @@ pub fn sample_report() -> CompareReport {
         cpu_placement: "same".into(),
         kernel: "6.18.0-test".into(),
         host_name: Some("lab-machine".into()),
-        baseline: "host".into(),
+        baseline: crate::compare::Baseline::chosen(
+            crate::lab::cells::NodeState::Bare,
+            Some("/run/netns/nslat-sample-c.0-node".into()),
+        ),
         verdict: vec![
             "bridge adds 1.5 µs (+29%) per round trip, significant".into(),
             "ptp adds 0.9 µs (+18%) per round trip, significant".into(),

@@ -64,7 +64,7 @@ pub fn lines(r: &CompareReport) -> Vec<String> {
     let containers: Vec<&ModeResult> = r
         .modes
         .iter()
-        .filter(|m| m.available && m.mode != r.baseline && latency(m).is_some())
+        .filter(|m| m.available && !crate::compare::is_host_row(&m.mode) && latency(m).is_some())
         .collect();
     let Some(fastest) = containers
         .iter()
@@ -157,14 +157,14 @@ pub fn why_lines(r: &CompareReport) -> Vec<String> {
     let host = r
         .modes
         .iter()
-        .find(|m| m.mode == r.baseline && m.available)
+        .find(|m| m.mode == r.baseline.mode && m.available)
         .and_then(|m| m.probes.backlog_pkts_per_tx);
     let Some(host) = host else {
         return Vec::new();
     };
     r.modes
         .iter()
-        .filter(|m| m.available && m.mode != r.baseline)
+        .filter(|m| m.available && m.mode != r.baseline.mode)
         .filter_map(|m| {
             let n = m.probes.backlog_pkts_per_tx?;
             let extra = (n - host).round() as i64;

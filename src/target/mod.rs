@@ -7,7 +7,7 @@
 
 mod describe;
 mod inspect;
-mod nat;
+pub mod nat;
 mod resolve;
 mod spec;
 

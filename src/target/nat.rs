@@ -169,6 +169,44 @@ pub fn find_source_nat(ruleset: &Nftables, addr: Ipv4Addr) -> Option<NatRule> {
     None
 }
 
+/// A namespace's netfilter state as its ruleset shows it: whether a NAT table (a chain of type
+/// `nat`) is loaded, and whether conntrack runs (a NAT chain, or a rule that matches on
+/// connection tracking: nft's `ct`, iptables' `conntrack`/`state` matches).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetfilterState {
+    pub nat_table: bool,
+    pub conntrack: bool,
+}
+
+/// [`NetfilterState`] of a parsed ruleset.
+pub fn netfilter_state(ruleset: &Nftables) -> NetfilterState {
+    let mut nat_table = false;
+    let mut ct = false;
+    for obj in ruleset.objects.iter() {
+        match obj {
+            NfObject::ListObject(NfListObject::Chain(c)) => {
+                if c._type == Some(nftables::types::NfChainType::NAT) {
+                    nat_table = true;
+                }
+            }
+            NfObject::ListObject(NfListObject::Rule(r)) => {
+                let text = serde_json::to_string(&r.expr).unwrap_or_default();
+                if text.contains("\"ct\"")
+                    || text.contains("\"conntrack\"")
+                    || text.contains("\"state\"")
+                {
+                    ct = true;
+                }
+            }
+            _ => {}
+        }
+    }
+    NetfilterState {
+        nat_table,
+        conntrack: nat_table || ct,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,5 +272,26 @@ mod tests {
             ("0.0.0.0".parse().unwrap(), 0),
             "8.8.8.8".parse().unwrap()
         ));
+    }
+
+    #[test]
+    fn netfilter_state_of_a_docker_host_and_an_empty_ruleset() {
+        let docker = netfilter_state(&docker_ruleset());
+        assert!(docker.nat_table && docker.conntrack, "{docker:?}");
+        let empty: Nftables = serde_json::from_str(r#"{"nftables": []}"#).unwrap();
+        let st = netfilter_state(&empty);
+        assert!(!st.nat_table && !st.conntrack);
+        let filter_ct: Nftables = serde_json::from_str(
+            r#"{"nftables": [
+              {"chain": {"family": "inet", "table": "f", "name": "in", "handle": 1,
+                         "type": "filter", "hook": "input", "prio": 0, "policy": "accept"}},
+              {"rule": {"family": "inet", "table": "f", "chain": "in", "handle": 2,
+                        "expr": [{"match": {"op": "in", "left": {"ct": {"key": "state"}},
+                                  "right": ["established"]}}, {"accept": null}]}}
+            ]}"#,
+        )
+        .unwrap();
+        let st = netfilter_state(&filter_ct);
+        assert!(!st.nat_table && st.conntrack, "{st:?}");
     }
 }

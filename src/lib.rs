@@ -9,6 +9,7 @@ pub mod check;
 pub mod cli;
 pub mod compare;
 pub mod deploy;
+pub mod error;
 pub mod firewall;
 pub mod fleet;
 pub mod lab;

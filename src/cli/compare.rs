@@ -534,7 +534,7 @@ fn remove_stale_labs() {
             Err(err) => eprintln!(
                 "warning: stale lab '{}' of a compare that is gone{owner} not removed: {}",
                 e.name,
-                lab::error_chain(&err)
+                crate::error::error_chain(&err)
             ),
         }
     }

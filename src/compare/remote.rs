@@ -20,7 +20,8 @@ use super::model::{self, build_report, CompareReport, ModeInput, ReportMeta, War
 use super::options::{CompareOptions, CpuPlacement};
 use crate::attach::temp::{check_nic, parent_groups};
 use crate::attach::{AttachMode, NicSpec};
-use crate::lab::{error_chain, Mode};
+use crate::error::error_chain;
+use crate::lab::Mode;
 use crate::measure::sockets::PathSpec;
 
 /// Where the remote is and how to attach the modes to the real NIC.

@@ -443,7 +443,7 @@ pub fn load(opts: &LoadOptions, progress: &dyn Progress) -> Result<SweepReport, 
         let nbrs = match neighbours::build(&bench.lab, mode, k_max) {
             Ok(n) => n,
             Err(e) => {
-                unavailable.push(format!("{mode}: {}", lab::error_chain(&e)));
+                unavailable.push(format!("{mode}: {}", crate::error::error_chain(&e)));
                 continue;
             }
         };

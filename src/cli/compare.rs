@@ -418,9 +418,9 @@ fn pinned_cpus(opts: &CompareOptions) -> Vec<usize> {
 fn terminal_exporter(args: &CompareArgs) -> TerminalExporter {
     TerminalExporter {
         detail: if args.wide {
-            report::view::Detail::Wide
+            report::compare_view::Detail::Wide
         } else {
-            report::view::Detail::Compact
+            report::compare_view::Detail::Compact
         },
         width: super::terminal_width(),
     }

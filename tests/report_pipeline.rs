@@ -11,6 +11,7 @@ use nslat::bench::{CpuUsage, Placement, RunResult, TestKind};
 use nslat::compare::{self, ModeInput, RepInput, ReportMeta};
 use nslat::probe::{ProbeConfig, Snapshot};
 use nslat::report::{self, CsvExporter, Exporter, JsonExporter, MarkdownExporter, TableExporter};
+use nslat::stats::LatencySummary;
 
 const N: u64 = 5000;
 
@@ -49,7 +50,10 @@ fn measured_rep(cfg: &ProbeConfig) -> RepInput {
             warmup_transactions: 0,
             elapsed_s: elapsed,
             trans_per_s: N as f64 / elapsed,
-            latency_us: s.to_latency_summary(elapsed * 1e6 / N as f64),
+            latency_us: LatencySummary {
+                rate_mean: elapsed * 1e6 / N as f64,
+                ..s
+            },
             cpu: CpuUsage::default(),
             lost: None,
             throughput_gbps: None,

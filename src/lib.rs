@@ -12,6 +12,7 @@ pub mod deploy;
 pub mod error;
 pub mod firewall;
 pub mod fleet;
+pub mod host_facts;
 pub mod lab;
 pub mod measure;
 pub mod measure_lock;

@@ -549,7 +549,7 @@ fn pair_label(args: &CompareArgs) -> Option<crate::compare::PairLabel> {
         node: args
             .node
             .clone()
-            .or_else(crate::compare::host_name)
+            .or_else(crate::host_facts::host_name)
             .unwrap_or_else(|| "this machine".into()),
         peer: args
             .peer

@@ -525,7 +525,7 @@ pub fn outcome(lab: &Lab, modes: &[Mode], progress: &dyn CheckProgress) -> Check
     match run_with(lab, modes, progress) {
         Ok(m) => ChecksOutcome::Matrix(m),
         Err(e) => ChecksOutcome::Failed {
-            error: crate::lab::error_chain(&e),
+            error: crate::error::error_chain(&e),
         },
     }
 }

@@ -9,11 +9,14 @@ use statrs::distribution::{ContinuousCDF, StudentsT};
 /// The p-value below which a difference is called significant.
 pub const ALPHA: f64 = 0.05;
 
-/// Summary of a latency histogram, in microseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct HistSummary {
-    pub count: u64,
+/// Latency figures of a run or of a histogram, in microseconds: the one latency summary (the
+/// engine's run result carries it as `latency_us`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencySummary {
+    /// Mean of the timed transactions.
     pub mean: f64,
+    /// netperf's RT_LATENCY: elapsed time / transactions (0 when not known).
+    pub rate_mean: f64,
     pub stddev: f64,
     pub min: f64,
     pub p50: f64,
@@ -23,33 +26,32 @@ pub struct HistSummary {
     pub max: f64,
 }
 
-impl HistSummary {
-    /// As the engine's [`LatencySummary`](crate::bench::LatencySummary), with netperf's
-    /// `rate_mean` (elapsed / transactions, µs) supplied by the caller.
-    pub fn to_latency_summary(&self, rate_mean: f64) -> crate::bench::LatencySummary {
-        crate::bench::LatencySummary {
-            mean: self.mean,
+impl LatencySummary {
+    /// Summarizes a histogram of nanoseconds into microseconds; `rate_mean` is netperf's
+    /// RT_LATENCY, `elapsed_ns / transactions` (0 without transactions).
+    pub fn from_histogram(h: &Histogram<u64>, elapsed_ns: u64, transactions: u64) -> Self {
+        let rate_mean = if transactions > 0 {
+            elapsed_ns as f64 / transactions as f64 / 1000.0
+        } else {
+            0.0
+        };
+        LatencySummary {
             rate_mean,
-            stddev: self.stddev,
-            min: self.min,
-            p50: self.p50,
-            p90: self.p90,
-            p99: self.p99,
-            p99_9: self.p99_9,
-            max: self.max,
+            ..summarize_ns(h)
         }
     }
 }
 
-/// Summarizes a histogram of nanosecond values in microseconds (all zero when empty).
-pub fn summarize_ns(h: &Histogram<u64>) -> HistSummary {
+/// Summarizes a histogram of nanosecond values in microseconds (all zero when empty; `rate_mean`
+/// 0: a histogram alone has no elapsed time, [`LatencySummary::from_histogram`] has).
+pub fn summarize_ns(h: &Histogram<u64>) -> LatencySummary {
     if h.is_empty() {
-        return HistSummary::default();
+        return LatencySummary::default();
     }
     let us = |ns: u64| ns as f64 / 1000.0;
-    HistSummary {
-        count: h.len(),
+    LatencySummary {
         mean: h.mean() / 1000.0,
+        rate_mean: 0.0,
         stddev: h.stdev() / 1000.0,
         min: us(h.min()),
         p50: us(h.value_at_quantile(0.50)),
@@ -310,7 +312,6 @@ mod tests {
             h.record(v * 1000).unwrap(); // 1..1000 µs
         }
         let s = summarize_ns(&h);
-        assert_eq!(s.count, 1000);
         close(s.mean, 500.5, 1e-3);
         close(s.stddev, 288.6749, 1e-3); // population sd of 1..1000
         close(s.min, 1.0, 1e-3);
@@ -325,7 +326,7 @@ mod tests {
         assert_eq!(cdf.last().unwrap().1, 1.0);
         assert_eq!(
             summarize_ns(&Histogram::<u64>::new(3).unwrap()),
-            HistSummary::default()
+            LatencySummary::default()
         );
         assert!(cdf_points_us(&Histogram::<u64>::new(3).unwrap(), 50).is_empty());
         let pts = percentile_points_us(&h, PERCENTILE_TICKS);

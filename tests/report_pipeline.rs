@@ -11,6 +11,7 @@ use nslat::bench::{CpuUsage, Placement, RunResult, TestKind};
 use nslat::compare::{self, ModeInput, RepInput, ReportMeta};
 use nslat::probe::{ProbeConfig, Snapshot};
 use nslat::report::{self, CsvExporter, Exporter, JsonExporter, MarkdownExporter, TableExporter};
+use nslat::stats::LatencySummary;
 
 const N: u64 = 5000;
 
@@ -49,7 +50,10 @@ fn measured_rep(cfg: &ProbeConfig) -> RepInput {
             warmup_transactions: 0,
             elapsed_s: elapsed,
             trans_per_s: N as f64 / elapsed,
-            latency_us: s.to_latency_summary(elapsed * 1e6 / N as f64),
+            latency_us: LatencySummary {
+                rate_mean: elapsed * 1e6 / N as f64,
+                ..s
+            },
             cpu: CpuUsage::default(),
             lost: None,
             throughput_gbps: None,
@@ -74,8 +78,8 @@ fn real_loopback_runs_through_every_exporter() {
         reps: 3,
         duration_s: 0.0,
         cpu_placement: "same".into(),
-        kernel: compare::kernel_release(),
-        host_name: compare::host_name(),
+        kernel: nslat::host_facts::kernel_release(),
+        host_name: nslat::host_facts::host_name(),
         schedule: compare::ScheduleKind::Runs,
         block_transactions: None,
         ci_method: None,

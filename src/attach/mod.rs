@@ -12,6 +12,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
 use crate::netlink::{sysctl, IpvlanMode, Netlink, NetlinkError, Route};
@@ -232,12 +233,11 @@ pub fn parse_service_cidr(s: &str) -> Result<(Ipv4Addr, u8), AttachError> {
     if !(1..=32).contains(&len) || addr.is_multicast() || addr.is_broadcast() {
         return Err(bad());
     }
-    let mask = u32::MAX << (32 - u32::from(len));
-    let net = Ipv4Addr::from(u32::from(addr) & mask);
-    if net != addr {
+    let net = Ipv4Net::new(addr, len).map_err(|_| bad())?.trunc();
+    if net.addr() != addr {
         return Err(AttachError::ServiceCidrHostBits {
             given: s.to_string(),
-            net: format!("{net}/{len}"),
+            net: net.to_string(),
         });
     }
     Ok((addr, len))
@@ -326,8 +326,7 @@ pub fn attach(spec: &AttachSpec) -> Result<AttachRecord, AttachError> {
             return Err(AttachError::ServiceVethNeedsIpv4);
         };
         parse_service_cidr(&format!("{net}/{len}"))?;
-        let mask = u32::MAX << (32 - u32::from(len));
-        if u32::from(addr) & mask == u32::from(net) {
+        if Ipv4Net::new(net, len).is_ok_and(|n| n.contains(&addr)) {
             return Err(AttachError::ServiceCidrHasAddr {
                 cidr: format!("{net}/{len}"),
                 addr,

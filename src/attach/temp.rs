@@ -10,6 +10,8 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
+use ipnet::IpNet;
+
 use super::{AttachError, AttachMode, AttachSpec, Target};
 use crate::netlink::{sysctl, Netlink, NetlinkError};
 use crate::netns;
@@ -56,37 +58,27 @@ pub fn nth_addr(addr: IpAddr, prefix: u8, n: usize) -> Result<IpAddr, AttachErro
         prefix,
         count: n + 1,
     };
-    match addr {
-        IpAddr::V4(a) => {
-            let host_bits = 32 - u32::from(prefix.min(32));
-            let mask = if host_bits == 32 {
-                0
-            } else {
-                u32::MAX << host_bits
-            };
-            let base = u32::from(a);
-            let next = base.checked_add(n as u32).ok_or_else(out_of_range)?;
-            let broadcast = (base & mask) | !mask;
-            if next & mask != base & mask || (host_bits >= 2 && next == broadcast) {
-                return Err(out_of_range());
-            }
-            Ok(IpAddr::V4(next.into()))
-        }
-        IpAddr::V6(a) => {
-            let host_bits = 128 - u32::from(prefix.min(128));
-            let mask = if host_bits == 128 {
-                0
-            } else {
-                u128::MAX << host_bits
-            };
-            let base = u128::from(a);
-            let next = base.checked_add(n as u128).ok_or_else(out_of_range)?;
-            if next & mask != base & mask {
-                return Err(out_of_range());
-            }
-            Ok(IpAddr::V6(next.into()))
-        }
+    let net = IpNet::new(addr, prefix).map_err(|_| out_of_range())?;
+    let next = match addr {
+        IpAddr::V4(a) => IpAddr::V4(
+            u32::from(a)
+                .checked_add(n as u32)
+                .ok_or_else(out_of_range)?
+                .into(),
+        ),
+        IpAddr::V6(a) => IpAddr::V6(
+            u128::from(a)
+                .checked_add(n as u128)
+                .ok_or_else(out_of_range)?
+                .into(),
+        ),
+    };
+    // An IPv4 network of 4 addresses or more keeps its broadcast address for itself.
+    let broadcast = addr.is_ipv4() && net.prefix_len() <= 30 && next == net.broadcast();
+    if !net.contains(&next) || broadcast {
+        return Err(out_of_range());
     }
+    Ok(next)
 }
 
 /// Checks that the NIC exists (and that `count` modes have addresses on its network) before

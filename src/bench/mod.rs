@@ -88,21 +88,9 @@ impl FromStr for TestKind {
     }
 }
 
-/// Latency figures of one run, in microseconds.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct LatencySummary {
-    /// Mean of the timed transactions.
-    pub mean: f64,
-    /// netperf's RT_LATENCY: elapsed time / transactions.
-    pub rate_mean: f64,
-    pub stddev: f64,
-    pub min: f64,
-    pub p50: f64,
-    pub p90: f64,
-    pub p99: f64,
-    pub p99_9: f64,
-    pub max: f64,
-}
+/// A run's latency figures (`RunResult::latency_us`): the one summary type, owned by
+/// [`crate::stats`].
+pub use crate::stats::LatencySummary;
 
 /// CPU cost of a run, in microseconds of CPU time per transaction (or per MB for streams).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

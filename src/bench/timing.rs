@@ -5,8 +5,6 @@ use std::io;
 
 use hdrhistogram::Histogram;
 
-use super::LatencySummary;
-
 /// The clock every transaction is timed with.
 pub const CLOCK_NAME: &str = "CLOCK_MONOTONIC";
 
@@ -58,22 +56,10 @@ pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, HISTOGRAM_MAX_NS, 3).expect("valid histogram bounds")
 }
 
-impl LatencySummary {
-    /// Summarizes a histogram of nanoseconds into microseconds; `rate_mean` is netperf's
-    /// RT_LATENCY, `elapsed_ns / transactions`.
-    pub fn from_histogram(h: &Histogram<u64>, elapsed_ns: u64, transactions: u64) -> Self {
-        let rate_mean = if transactions > 0 {
-            elapsed_ns as f64 / transactions as f64 / 1000.0
-        } else {
-            0.0
-        };
-        crate::stats::summarize_ns(h).to_latency_summary(rate_mean)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stats::LatencySummary;
 
     #[test]
     fn clock_is_monotonic_and_fine() {

@@ -153,7 +153,7 @@ pub fn attach(netns: &Path, a: &Attach) -> Result<(), BpfError> {
         }
         let mut ebpf = loader.load(object.bytes).map_err(|e| BpfError::Load {
             object: object.name,
-            reason: crate::lab::error_chain(&e),
+            reason: crate::error::error_chain(&e),
         })?;
         // An interface that has clsact already (a second program) is fine.
         if let Err(e) = tc::qdisc_add_clsact(&ifname) {
@@ -167,14 +167,14 @@ pub fn attach(netns: &Path, a: &Attach) -> Result<(), BpfError> {
             .try_into()
             .map_err(|e: aya::programs::ProgramError| attach_err(e.to_string()))?;
         prog.load()
-            .map_err(|e| attach_err(crate::lab::error_chain(&e)))?;
+            .map_err(|e| attach_err(crate::error::error_chain(&e)))?;
         let link = prog
             .attach_with_options(
                 &ifname,
                 hook.tc(),
                 TcAttachOptions::Netlink(NlOptions::default()),
             )
-            .map_err(|e| attach_err(crate::lab::error_chain(&e)))?;
+            .map_err(|e| attach_err(crate::error::error_chain(&e)))?;
         // Keep the filter when the program object is dropped: the kernel holds the program
         // while the filter exists.
         let link = prog

@@ -434,9 +434,9 @@ fn pinned_cpus(opts: &CompareOptions) -> Vec<usize> {
 fn terminal_exporter(args: &CompareArgs) -> TerminalExporter {
     TerminalExporter {
         detail: if args.wide {
-            report::view::Detail::Wide
+            report::compare_view::Detail::Wide
         } else {
-            report::view::Detail::Compact
+            report::compare_view::Detail::Compact
         },
         width: super::terminal_width(),
     }
@@ -553,7 +553,7 @@ fn remove_stale_labs() {
             Err(err) => eprintln!(
                 "warning: stale lab '{}' of a compare that is gone{owner} not removed: {}",
                 e.name,
-                lab::error_chain(&err)
+                crate::error::error_chain(&err)
             ),
         }
     }
@@ -568,7 +568,7 @@ fn pair_label(args: &CompareArgs) -> Option<crate::compare::PairLabel> {
         node: args
             .node
             .clone()
-            .or_else(crate::compare::host_name)
+            .or_else(crate::host_facts::host_name)
             .unwrap_or_else(|| "this machine".into()),
         peer: args
             .peer

@@ -78,7 +78,7 @@ fn list(a: ListArgs) -> anyhow::Result<()> {
                     "age_s": e.age.map(|a| a.as_secs()), "complete": e.complete, "modes": e.modes,
                 }),
                 Err((name, err)) => serde_json::json!({
-                    "name": name, "status": "unreadable", "error": lab::error_chain(err),
+                    "name": name, "status": "unreadable", "error": crate::error::error_chain(err),
                 }),
             })
             .collect();
@@ -122,7 +122,7 @@ fn list(a: ListArgs) -> anyhow::Result<()> {
                 t.add_row([
                     name.clone(),
                     "—".into(),
-                    format!("unreadable: {}", lab::error_chain(err)),
+                    format!("unreadable: {}", crate::error::error_chain(err)),
                     "—".into(),
                     String::new(),
                 ]);

@@ -96,30 +96,10 @@ pub fn main() -> ExitCode {
             ExitCode::from(EXIT_PARTIAL)
         }
         Err(e) => {
-            eprintln!(
-                "Error: {}",
-                one_line_chain(e.chain().map(|c| c.to_string()))
-            );
+            eprintln!("Error: {}", crate::error::error_chain(e.as_ref()));
             ExitCode::from(EXIT_ERROR)
         }
     }
-}
-
-/// An error and its causes as one line, `a: b: c`, leaving out a cause whose text the line
-/// already holds (an error that prints its source in its own message as well).
-fn one_line_chain(messages: impl Iterator<Item = String>) -> String {
-    let mut line = String::new();
-    for m in messages {
-        let m = m.replace('\n', " ");
-        if m.is_empty() || line.contains(&m) {
-            continue;
-        }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        line.push_str(&m);
-    }
-    line
 }
 
 /// `nslat` or `nslat lab` without a subcommand: which command needs one, and the choices.
@@ -212,21 +192,6 @@ mod tests {
         assert!(line.contains("up, down, status"), "{line}");
         let line = missing_subcommand(&["nslat".into()]);
         assert!(line.contains("serve, run, lab"), "{line}");
-    }
-
-    #[test]
-    fn error_chains_print_each_cause_once() {
-        let chain = ["compare", "control connection: too large", "too large"];
-        assert_eq!(
-            one_line_chain(chain.iter().map(|s| s.to_string())),
-            "compare: control connection: too large"
-        );
-        let e = anyhow::anyhow!(crate::bench::client::ClientError::from(
-            crate::bench::control::ControlError::TooLarge(1 << 30)
-        ))
-        .context("TCP_RR to 127.0.0.1:1");
-        let line = one_line_chain(e.chain().map(|c| c.to_string()));
-        assert_eq!(line.matches("larger than the limit").count(), 1, "{line}");
     }
 
     #[test]

@@ -8,7 +8,8 @@ use std::net::SocketAddr;
 
 use super::experiment::Progress;
 use crate::attach::{self, AttachMode, NicSpec, TempAttached};
-use crate::lab::{error_chain, Mode};
+use crate::error::error_chain;
+use crate::lab::Mode;
 use crate::measure::sockets::PathSpec;
 
 /// The lab mode whose real-NIC form `am` is (its report label).

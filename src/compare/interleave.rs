@@ -10,7 +10,7 @@ use super::experiment::{CompareError, Progress};
 use super::model::{ModeInput, PairedInput, RepInput, Warning};
 use super::options::{CompareOptions, CpuPlacement};
 use crate::bench::RunSpec;
-use crate::lab::error_chain;
+use crate::error::error_chain;
 use crate::measure::sockets::{self, MeasureError, PathSpec};
 use crate::measure::{paired, BlockSize, Ci, Stopped};
 

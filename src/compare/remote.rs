@@ -20,7 +20,8 @@ use super::model::{self, build_report, CompareReport, ModeInput, ReportMeta, War
 use super::options::{CompareOptions, CpuPlacement};
 use crate::attach::temp::{check_nic, parent_groups};
 use crate::attach::{AttachMode, NicSpec};
-use crate::lab::{error_chain, Mode};
+use crate::error::error_chain;
+use crate::lab::Mode;
 use crate::measure::sockets::PathSpec;
 
 /// Where the remote is and how to attach the modes to the real NIC.
@@ -213,8 +214,8 @@ fn measure_placement(
         reps: rounds,
         duration_s: block_s,
         cpu_placement: placement.name().to_string(),
-        kernel: model::kernel_release(),
-        host_name: model::host_name(),
+        kernel: crate::host_facts::kernel_release(),
+        host_name: crate::host_facts::host_name(),
         schedule: model::ScheduleKind::Interleaved,
         block_transactions,
         ci_method: Some(ci_method),

@@ -24,7 +24,8 @@ use crate::attach::temp::check_nic;
 use crate::attach::{AttachMode, NicSpec};
 use crate::bench::server::{Server, ServerConfig, ServerHandle};
 use crate::bench::RunSpec;
-use crate::lab::{self, error_chain, Lab, LabSpec, Mode};
+use crate::error::error_chain;
+use crate::lab::{self, Lab, LabSpec, Mode};
 use crate::measure::sockets::{self, MeasureError, PathCut, PathSpec};
 use crate::measure::{paired, Paired};
 use crate::netns;
@@ -549,8 +550,8 @@ fn report(
         reps: rounds,
         duration_s: opts.duration.as_secs_f64(),
         cpu_placement: placement.name().to_string(),
-        kernel: model::kernel_release(),
-        host_name: model::host_name(),
+        kernel: crate::host_facts::kernel_release(),
+        host_name: crate::host_facts::host_name(),
         schedule: model::ScheduleKind::Interleaved,
         block_transactions: None,
         ci_method: Some(crate::measure::paired::METHOD.to_string()),

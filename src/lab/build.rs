@@ -123,7 +123,7 @@ pub(super) fn teardown(name: &str) -> super::DownReport {
         // below, and the file is removed with the rest.
         Err(LabError::State { .. }) => Vec::new(),
         Err(e) => {
-            report.errors.push(super::error_chain(&e));
+            report.errors.push(crate::error::error_chain(&e));
             Vec::new()
         }
     };
@@ -133,7 +133,7 @@ pub(super) fn teardown(name: &str) -> super::DownReport {
         if let Err(e) = mode.driver().teardown(name) {
             report
                 .errors
-                .push(format!("{mode}: {}", super::error_chain(&e)));
+                .push(format!("{mode}: {}", crate::error::error_chain(&e)));
         }
     }
     for s in plan::all_suffixes() {
@@ -148,11 +148,11 @@ pub(super) fn teardown(name: &str) -> super::DownReport {
             Ok(false) => {}
             Err(e) => report
                 .errors
-                .push(format!("{n}: {}", super::error_chain(&e))),
+                .push(format!("{n}: {}", crate::error::error_chain(&e))),
         }
     }
     if let Err(e) = LabState::remove(name) {
-        report.errors.push(super::error_chain(&e));
+        report.errors.push(crate::error::error_chain(&e));
     }
     report
 }

@@ -309,22 +309,6 @@ pub fn down(name: &str) -> Result<DownReport, LabError> {
     Ok(report)
 }
 
-/// An error with its sources, `a: b: c` (for reports that keep errors as text).
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let m = c.to_string();
-        // A message that already holds its source's text: print that once.
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        cur = c.source();
-    }
-    s
-}
-
 /// Names of labs with a state file.
 pub fn list() -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(state::STATE_DIR)

@@ -191,8 +191,9 @@ mod tests {
         assert_eq!(BRIDGE_CTR, Ipv4Addr::new(198, 18, 1, 2));
         assert_eq!(SIDE_NET, Ipv4Addr::new(198, 18, 3, 0));
         assert_eq!(CLUSTER_CIDR, format!("{CLUSTER_NET}/{CLUSTER_PREFIX}"));
-        let mask = u32::MAX << (32 - u32::from(CLUSTER_PREFIX));
-        assert_eq!(u32::from(CLUSTER_IP) & mask, u32::from(CLUSTER_NET));
+        let cluster: ipnet::Ipv4Net = CLUSTER_CIDR.parse().unwrap();
+        assert_eq!(cluster.network(), CLUSTER_NET);
+        assert!(cluster.contains(&CLUSTER_IP));
         assert!(in_lab_range(CLUSTER_IP) && in_lab_range(in_subnet(255, 1)));
         assert!(!in_lab_range(Ipv4Addr::new(10, 0, 0, 1)));
     }

@@ -5,7 +5,7 @@
 
 use std::io::Write;
 
-use super::view::{self, Block, TableView, View};
+use super::view::{Block, TableView, View};
 use super::{plots, Exporter, ReportError};
 use crate::compare::CompareReport;
 
@@ -141,7 +141,7 @@ pub fn render(v: &View, out: &mut dyn Write) -> Result<(), ReportError> {
 
 impl Exporter for HtmlExporter {
     fn export(&self, r: &CompareReport, out: &mut dyn Write) -> Result<(), ReportError> {
-        render(&view::compare(r), out)
+        render(&super::compare_view::compare(r), out)
     }
 }
 

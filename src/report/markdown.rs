@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use super::view::{self, Block, View};
+use super::view::{Block, View};
 use super::{Exporter, ReportError};
 use crate::compare::CompareReport;
 
@@ -71,6 +71,6 @@ pub fn render(v: &View, out: &mut dyn Write) -> Result<(), ReportError> {
 
 impl Exporter for MarkdownExporter {
     fn export(&self, r: &CompareReport, out: &mut dyn Write) -> Result<(), ReportError> {
-        render(&view::compare(r), out)
+        render(&super::compare_view::compare(r), out)
     }
 }

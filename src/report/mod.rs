@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::compare::{CompareReport, ModeResult};
 
 pub mod checks;
+pub mod compare_view;
 pub mod csv;
 pub mod html;
 pub mod json;

@@ -5,7 +5,7 @@ use std::io::Write;
 
 use comfy_table::{presets, CellAlignment, ContentArrangement, Table};
 
-use super::view::{self, Align, Block, TableView, View};
+use super::view::{Align, Block, TableView, View};
 use super::{Exporter, ReportError};
 use crate::compare::CompareReport;
 
@@ -17,14 +17,18 @@ pub struct TableExporter;
 /// and text wrapped to the terminal's width so that no line is longer than it.
 #[derive(Debug, Clone, Copy)]
 pub struct TerminalExporter {
-    pub detail: view::Detail,
+    pub detail: super::compare_view::Detail,
     /// Columns of the terminal (`None`: not a terminal, lines as long as they come).
     pub width: Option<u16>,
 }
 
 impl Exporter for TerminalExporter {
     fn export(&self, r: &CompareReport, out: &mut dyn Write) -> Result<(), ReportError> {
-        render_to(&view::compare_with(r, self.detail), out, self.width)
+        render_to(
+            &super::compare_view::compare_with(r, self.detail),
+            out,
+            self.width,
+        )
     }
 }
 
@@ -133,6 +137,6 @@ pub fn render_to(v: &View, out: &mut dyn Write, width: Option<u16>) -> Result<()
 
 impl Exporter for TableExporter {
     fn export(&self, r: &CompareReport, out: &mut dyn Write) -> Result<(), ReportError> {
-        render(&view::compare(r), out)
+        render(&super::compare_view::compare(r), out)
     }
 }

@@ -106,7 +106,7 @@ pub fn section(r: &CompareReport) -> Option<Section> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::view::{self, Block};
+    use super::super::view::Block;
     use crate::target::{LabFigure, PathDescription, TargetReport};
 
     /// The sample report with one target row that looks like the bridge.
@@ -142,7 +142,7 @@ mod tests {
     #[test]
     fn one_targets_section_for_every_exporter() {
         let r = with_target();
-        let v = view::compare(&r);
+        let v = super::super::compare_view::compare(&r);
         let s = v
             .sections
             .iter()

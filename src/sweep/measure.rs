@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use super::model::{Latency, VsReference};
 use crate::bench::{RunSpec, TestKind};
-use crate::lab::error_chain;
+use crate::error::error_chain;
 use crate::measure::sockets::{self, PathSpec as SeamPath};
 use crate::measure::{Ci, ScheduleConfig, StopRule, Stopped};
 

@@ -241,7 +241,7 @@ impl Streams {
         for h in self.handles {
             match h.join() {
                 Ok(Ok(r)) => gbps += r.throughput_gbps.unwrap_or(0.0),
-                Ok(Err(e)) => errors.push(crate::lab::error_chain(&e)),
+                Ok(Err(e)) => errors.push(crate::error::error_chain(&e)),
                 Err(_) => errors.push("a neighbour stream thread panicked".into()),
             }
         }

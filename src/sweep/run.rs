@@ -273,7 +273,7 @@ impl Drop for Bench {
 }
 
 fn kernel() -> String {
-    crate::compare::kernel_release()
+    crate::host_facts::kernel_release()
 }
 
 /// Runs the Service sweep.
@@ -371,7 +371,7 @@ pub fn services(
         duration_s: opts.duration.as_secs_f64(),
         cpus: format!("client and server on CPU {CLIENT_CPU}"),
         kernel: kernel(),
-        host_name: crate::compare::host_name(),
+        host_name: crate::host_facts::host_name(),
         points,
         notes: vec![
             "From the bridge container through one ClusterIP (its endpoint: the remote's server), paired round by round with the same container straight to the endpoint.".into(),
@@ -443,7 +443,7 @@ pub fn load(opts: &LoadOptions, progress: &dyn Progress) -> Result<SweepReport, 
         let nbrs = match neighbours::build(&bench.lab, mode, k_max) {
             Ok(n) => n,
             Err(e) => {
-                unavailable.push(format!("{mode}: {}", lab::error_chain(&e)));
+                unavailable.push(format!("{mode}: {}", crate::error::error_chain(&e)));
                 continue;
             }
         };
@@ -565,7 +565,7 @@ pub fn load(opts: &LoadOptions, progress: &dyn Progress) -> Result<SweepReport, 
             "victim's client and server on CPU {CLIENT_CPU}; neighbours' clients and servers on CPU {CLIENT_CPU} (same) or {OTHER_CPU} (other)"
         ),
         kernel: kernel(),
-        host_name: crate::compare::host_name(),
+        host_name: crate::host_facts::host_name(),
         points,
         notes: vec![
             format!(

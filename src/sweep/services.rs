@@ -159,7 +159,11 @@ pub fn hash16(s: &str) -> String {
     h2 = h2.wrapping_mul(0xbf58_476d_1ce4_e5b9);
     (0..16)
         .map(|i| {
-            let v = if i < 12 { h >> (i * 5) } else { h2 >> (i * 5) };
+            let v = if i < 12 {
+                h >> (i * 5)
+            } else {
+                h2.wrapping_shr(i * 5)
+            };
             ALPHABET[(v & 31) as usize] as char
         })
         .collect()

@@ -67,13 +67,7 @@ fn v4_net(e: &Expression) -> Option<(Ipv4Addr, u8)> {
 
 fn contains(net: (Ipv4Addr, u8), addr: Ipv4Addr) -> bool {
     let (base, len) = net;
-    if len == 0 {
-        return true;
-    }
-    let mask = u32::MAX
-        .checked_shl(32 - u32::from(len.min(32)))
-        .unwrap_or(0);
-    u32::from(base) & mask == u32::from(addr) & mask
+    ipnet::Ipv4Net::new(base, len.min(32)).is_ok_and(|n| n.contains(&addr))
 }
 
 fn op_text(op: &Operator) -> &'static str {

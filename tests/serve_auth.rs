@@ -141,7 +141,6 @@ fn bad_token_files_are_one_line_and_exit_2() {
     let empty = dir.path().join("empty");
     std::fs::write(&empty, "\n").unwrap();
     let missing = dir.path().join("missing");
-    let port = free_port().to_string();
     for (file, says) in [(&empty, "is empty"), (&missing, "cannot read")] {
         let f = file.to_str().unwrap();
         for args in [
@@ -164,7 +163,6 @@ fn bad_token_files_are_one_line_and_exit_2() {
             assert!(err.contains(says) && err.contains(f), "{args:?}: {err}");
         }
     }
-    let _ = port;
     // An empty NSLAT_TOKEN is bad input too.
     let out = Command::new(common::nslat_bin())
         .args(["run", "-H", "127.0.0.1:9", "-t", "TCP_RR"])
@@ -352,4 +350,95 @@ fn an_open_server_on_a_non_loopback_address_says_so_once() {
     );
     drop(pair);
     root.assert_unchanged();
+}
+
+fn status_kb(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// What a client without the token can still cost the server: refusals per second it sustains
+/// from two threads on loopback for 3 s (bounded), and the server's memory before and after.
+#[test]
+fn a_client_without_the_token_costs_a_refusal_and_no_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, TOKEN).unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let serve = Killed(
+        Command::new(common::nslat_bin())
+            .args(["serve", "--listen", &addr.to_string(), "--quiet"])
+            .arg("--token-file")
+            .arg(&file)
+            .env_remove("NSLAT_TOKEN")
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(addr);
+    let pid = serve.0.id();
+    let frame = control::encode(&Message::Hello(Hello {
+        version: PROTOCOL_VERSION,
+        token: Some("guess".into()),
+        test: TestKind::TcpStream,
+        request_size: 1,
+        response_size: 1,
+        send_size: 65536,
+        server_cpu: None,
+        duration_ms: 3_000_000,
+    }));
+    let hammer = move |n: u64| -> u64 {
+        let mut refused = 0;
+        let mut first_rss = 0;
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(3) {
+            let Ok(mut s) = TcpStream::connect(addr) else {
+                continue;
+            };
+            let _ = std::io::Write::write_all(&mut s, &frame);
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let far = Instant::now() + Duration::from_secs(2);
+            if let Ok(Message::Refused { .. }) = control::read_message(&mut s, far, &|| true) {
+                refused += 1;
+            }
+            if refused == 1000 && n == 0 {
+                first_rss = status_kb(pid, "VmRSS:");
+            }
+        }
+        if n == 0 {
+            eprintln!("unauth: server RSS after 1000 refusals: {first_rss} KiB");
+        }
+        refused
+    };
+    let rss0 = status_kb(pid, "VmRSS:");
+    let t0 = Instant::now();
+    let workers: Vec<_> = (0..2)
+        .map(|n| {
+            let h = hammer.clone();
+            std::thread::spawn(move || h(n))
+        })
+        .collect();
+    let refused: u64 = workers.into_iter().map(|w| w.join().unwrap()).sum();
+    let secs = t0.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_millis(300));
+    let (rss1, hwm, threads) = (
+        status_kb(pid, "VmRSS:"),
+        status_kb(pid, "VmHWM:"),
+        status_kb(pid, "Threads:"),
+    );
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    eprintln!(
+        "unauth: {refused} refusals in {secs:.1} s = {:.0}/s (2 client threads, loopback); server RSS {rss0} -> {rss1} KiB, peak {hwm} KiB, threads after {threads}; loadavg {}",
+        refused as f64 / secs,
+        load.trim()
+    );
+    assert!(refused > 100, "{refused} refusals");
+    // Each refusal is a session thread that ends: nothing accumulates.
+    assert!(rss1 < rss0 + 8 * 1024, "RSS {rss0} -> {rss1} KiB");
+    assert!(threads <= 3, "{threads} threads left");
 }

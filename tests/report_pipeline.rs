@@ -52,6 +52,7 @@ fn measured_rep(cfg: &ProbeConfig) -> RepInput {
             latency_us: s.to_latency_summary(elapsed * 1e6 / N as f64),
             cpu: CpuUsage::default(),
             lost: None,
+            foreign_datagrams: None,
             throughput_gbps: None,
             request_size: 1,
             response_size: 1,

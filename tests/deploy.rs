@@ -85,7 +85,7 @@ fn every_manifest_validates_offline() {
         .map_while(|l| l.trim().strip_prefix("- "))
         .map(|f| dir.join(f))
         .collect();
-    assert_eq!(resources.len(), 3, "{kustomization}");
+    assert_eq!(resources.len(), 4, "{kustomization}");
     let mut all: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())

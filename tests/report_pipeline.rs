@@ -56,6 +56,7 @@ fn measured_rep(cfg: &ProbeConfig) -> RepInput {
             },
             cpu: CpuUsage::default(),
             lost: None,
+            foreign_datagrams: None,
             throughput_gbps: None,
             request_size: 1,
             response_size: 1,

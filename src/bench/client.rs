@@ -68,7 +68,7 @@ pub enum ClientError {
     Invalid(String),
     #[error("cannot reach the server at {addr}: {error} (is `nslat serve` running there?)")]
     Connect { addr: SocketAddr, error: io::Error },
-    #[error("the server refused the token: give the server's --token")]
+    #[error("the server refused the token (wrong or missing): give the server's token with --token-file PATH or NSLAT_TOKEN")]
     Token,
     #[error("protocol version mismatch: this client speaks version {ours}, the server {theirs}; run the same nslat version on both sides")]
     Version { ours: u32, theirs: u32 },
@@ -363,6 +363,7 @@ pub(crate) fn result(
         latency_us: LatencySummary::from_histogram(&hist, out.elapsed_ns, out.transactions),
         cpu,
         lost: (spec.test == TestKind::UdpRr).then_some(out.lost),
+        foreign_datagrams: (spec.test == TestKind::UdpRr).then_some(server.foreign_datagrams),
         throughput_gbps: (stream && elapsed_s > 0.0).then(|| bytes as f64 * 8.0 / elapsed_s / 1e9),
         request_size: spec.request_size,
         response_size: spec.response_size,

@@ -83,6 +83,14 @@ pub struct ServerDone {
     /// CPU the data thread was pinned to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<u32>,
+    /// UDP_RR: datagrams dropped because they came from an address other than the control
+    /// connection's. Left out when zero, so a server that saw none speaks exactly as before.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub foreign_datagrams: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One control message.
@@ -322,6 +330,7 @@ mod tests {
                     transactions: 456,
                     bytes: 789,
                     cpu: Some(0),
+                    foreign_datagrams: 3,
                 }),
             },
             Message::Bye,

@@ -15,6 +15,7 @@ pub mod rr;
 pub mod server;
 pub mod stream;
 pub mod timing;
+pub mod token;
 
 /// The default control port, netperf's.
 pub const DEFAULT_PORT: u16 = 12866;
@@ -169,6 +170,10 @@ pub struct RunResult {
     /// UDP_RR: requests whose response never came (per-transaction timeout).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lost: Option<u64>,
+    /// UDP_RR: datagrams the server dropped before the run's first request because they came
+    /// from another address than this client's control connection (a stray or spoofed sender).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub foreign_datagrams: Option<u64>,
     /// TCP_STREAM / TCP_MAERTS.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub throughput_gbps: Option<f64>,

@@ -5,7 +5,7 @@
 //! echoes them, so a late response to a timed-out request is recognized and discarded.
 
 use std::io;
-use std::net::{TcpStream, UdpSocket};
+use std::net::{IpAddr, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -112,10 +112,14 @@ pub fn tcp_server(
 }
 
 /// Server: answers UDP_RR requests on `s` until `stop` is set (and the socket shut down).
-/// The first datagram's sender becomes the only peer. With `drop_every = Some(n)`, every n-th
-/// request goes unanswered (for testing loss handling).
+/// The first datagram from `peer_ip` (the control connection's address, canonical) makes its
+/// sender the only peer (the socket is connected to it, so the kernel drops everyone else's from
+/// then on); datagrams from other addresses before that are dropped and counted in
+/// `foreign_datagrams`, as the TCP data path refuses connections from other addresses. With
+/// `drop_every = Some(n)`, every n-th request goes unanswered (for testing loss handling).
 pub fn udp_server(
     s: &UdpSocket,
+    peer_ip: IpAddr,
     request_size: usize,
     response_size: usize,
     drop_every: Option<u32>,
@@ -137,11 +141,21 @@ pub fn udp_server(
                 Err(io::Error::last_os_error())
             }
         } else {
-            s.recv_from(&mut req).and_then(|(n, peer)| {
-                s.connect(peer)?;
-                connected = true;
-                Ok(n)
-            })
+            let r = s.recv_from(&mut req);
+            if stop.load(Ordering::Relaxed) {
+                break; // shut down (no peer ever came), not a datagram
+            }
+            match r {
+                Ok((_, from)) if from.ip().to_canonical() != peer_ip => {
+                    c.foreign_datagrams += 1;
+                    continue;
+                }
+                Ok((n, from)) => s.connect(from).map(|_| {
+                    connected = true;
+                    n
+                }),
+                Err(e) => Err(e),
+            }
         };
         let n = match got {
             Ok(0) if stop.load(Ordering::Relaxed) => break,

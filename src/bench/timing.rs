@@ -252,6 +252,8 @@ pub fn server_write_all(
 pub struct ServerCounts {
     pub transactions: u64,
     pub bytes: u64,
+    /// UDP_RR: datagrams dropped because they came from an address other than the client's.
+    pub foreign_datagrams: u64,
 }
 
 /// `send(2)` as a bare system call. glibc's `send` is a cancellation point: in a multi-threaded

@@ -152,9 +152,18 @@ pub struct CompareArgs {
     /// With --remote: the attached modes' default gateway.
     #[arg(long, value_name = "IP", requires = "remote")]
     gateway: Option<std::net::IpAddr>,
-    /// With --remote: the server's --token.
+    /// With --remote: the server's token; visible to every user of the machine: prefer
+    /// --token-file or NSLAT_TOKEN.
     #[arg(long, value_name = "SECRET", requires = "remote")]
     token: Option<String>,
+    /// With --remote: the file holding the server's token (or set NSLAT_TOKEN).
+    #[arg(
+        long,
+        value_name = "PATH",
+        requires = "remote",
+        conflicts_with = "token"
+    )]
+    token_file: Option<std::path::PathBuf>,
     /// With --remote: the namespace that plays this machine, the baseline host (default: this
     /// process's own).
     #[arg(
@@ -354,6 +363,11 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     }
     if let Some(dir) = &args.html {
         check_output_dir(dir)?;
+    }
+    // --remote's token, from --token, --token-file or NSLAT_TOKEN (a bad file changes nothing).
+    let mut args = args;
+    if args.remote.is_some() {
+        args.token = super::token::resolve(args.token.take(), args.token_file.as_deref())?;
     }
     // The run starts now, with the command line as typed (the page header and the JSON keep it).
     let context = crate::compare::RunContext::now(std::env::args().collect());

@@ -12,6 +12,25 @@ pub enum DeployCommand {
     /// Print the Job (YAML) that measures host→host, pod→host, host→pod and pod→pod from one
     /// node to another (apply it with `kubectl apply -f -`).
     Job(JobArgs),
+    /// Print the Secret (YAML) with a fresh token for the servers and the Jobs (apply it with
+    /// `kubectl apply -f -`; applying a new one changes the token).
+    Secret(SecretArgs),
+}
+
+#[derive(Debug, clap::Args)]
+#[command(
+    long_about = "Print the Secret `nslat-token` with a fresh token (32 random bytes as 64 hex \
+    digits), which the DaemonSets of deploy/kubernetes and the pair Jobs mount as a file \
+    (`--token-file /var/run/secrets/nslat/token`): the token is never on a command line. The \
+    DaemonSets' pods wait for it. Applying a new one changes the token: restart the DaemonSets \
+    afterwards (`kubectl -n nslat rollout restart daemonset`).\n\n\
+    Example:\n  \
+    nslat deploy secret | kubectl apply -f -"
+)]
+pub struct SecretArgs {
+    /// The Kubernetes namespace of the DaemonSets.
+    #[arg(long, value_name = "NAME", default_value = crate::deploy::job::NAMESPACE)]
+    namespace: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -21,7 +40,8 @@ pub enum DeployCommand {
     `nslat serve` (host→host, pod→host) and its pod-network one (host→pod, pod→pod); \"pod\" is \
     the pod-network DaemonSet's pod on --from, measured as `--target pod=pid:N`. The Job's log \
     is the two JSON reports (`kubectl logs job/NAME > NAME.json`, then `nslat report merge`).\n\n\
-    Needs the namespace and DaemonSets of deploy/kubernetes (kubectl apply -k deploy/kubernetes).\n\n\
+    Needs the namespace and DaemonSets of deploy/kubernetes (kubectl apply -k deploy/kubernetes) \
+    and the token Secret (nslat deploy secret | kubectl apply -f -), which the Job mounts as a file.\n\n\
     Example:\n  \
     nslat deploy job --from node-a --to node-b --peer-host-ip 10.0.0.2 --peer-pod-ip 10.244.1.5 | kubectl apply -f -"
 )]
@@ -80,6 +100,10 @@ pub fn run(cmd: DeployCommand) -> anyhow::Result<()> {
             job.length_s = a.length.as_secs_f64();
             job.reps = a.reps as usize;
             print!("{}", job.render()?);
+            Ok(())
+        }
+        DeployCommand::Secret(a) => {
+            print!("{}", crate::deploy::secret::render(&a.namespace)?);
             Ok(())
         }
     }

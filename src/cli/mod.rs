@@ -14,6 +14,7 @@ mod run;
 mod serve;
 mod sweep;
 mod terminal;
+mod token;
 
 pub(crate) use terminal::{terminal_width, wrap_for_stderr};
 
@@ -65,7 +66,7 @@ enum Command {
     /// Work with saved reports: merge compare JSON files into one fleet report.
     #[command(subcommand)]
     Report(report::ReportCommand),
-    /// Render what measures a Kubernetes cluster: the Job for one node pair.
+    /// Render what measures a Kubernetes cluster: the token Secret, the Job for one node pair.
     #[command(subcommand)]
     Deploy(deploy::DeployCommand),
 }

@@ -65,9 +65,13 @@ pub struct RunArgs {
     /// Print one JSON object instead of the table
     #[arg(long)]
     json: bool,
-    /// Token the server asks for (`nslat serve --token`)
+    /// Token the server asks for; visible to every user of the machine: prefer --token-file or
+    /// NSLAT_TOKEN
     #[arg(long, value_name = "SECRET")]
     token: Option<String>,
+    /// File holding the token the server asks for (or set NSLAT_TOKEN)
+    #[arg(long, value_name = "PATH", conflicts_with = "token")]
+    token_file: Option<std::path::PathBuf>,
     #[command(flatten)]
     lock: LockArgs,
 }
@@ -323,7 +327,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         spec.server_cpu = r;
     }
     spec.netns = ns;
-    spec.token = args.token;
+    spec.token = super::token::resolve(args.token, args.token_file.as_deref())?;
     let lock = args.lock.acquire(&lock_cpus(&spec))?;
     let result = bench::client::run(&spec).with_context(|| format!("{} to {server}", args.test))?;
     let flag = lock.contention.as_ref().map(|c| c.describe());

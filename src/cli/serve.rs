@@ -16,19 +16,23 @@ use anyhow::Context;
         cannot hold the server. Root is not needed (except for --netns).\n\n\
         Examples:\n  \
         nslat serve                                   # listen on [::]:12866 (all IPv4 and IPv6 addresses)\n  \
-        nslat serve --listen 198.18.0.1:12866 --token s3cret\n  \
+        nslat serve --listen 198.18.0.1:12866 --token-file /etc/nslat/token\n  \
         sudo nslat serve --netns remote --max-clients 8 --idle-timeout 10"
 )]
 pub struct ServeArgs {
-    /// Control address to listen on [default: [::]:12866, or 0.0.0.0:12866 without IPv6]
+    /// Control address to listen on (an address alone: port 12866) [default: [::]:12866, or 0.0.0.0:12866 without IPv6]
     #[arg(long, value_name = "ADDR:PORT", value_parser = parse_listen)]
     listen: Option<SocketAddr>,
     /// Serve inside this network namespace (a name from `ip netns list`, or a path like /proc/PID/ns/net)
     #[arg(long, value_name = "NAME|PATH")]
     netns: Option<String>,
-    /// Refuse clients that do not present this token (`nslat run --token`)
+    /// Refuse clients that do not present this token; visible to every user of the machine:
+    /// prefer --token-file or NSLAT_TOKEN
     #[arg(long, value_name = "SECRET")]
     token: Option<String>,
+    /// Refuse clients that do not present the token in this file (or set NSLAT_TOKEN)
+    #[arg(long, value_name = "PATH", conflicts_with = "token")]
+    token_file: Option<std::path::PathBuf>,
     /// Longest test a client may ask for, warm-up included
     #[arg(long, value_name = "SECS", allow_hyphen_values = true, default_value = "3600", value_parser = super::run::parse_positive_secs)]
     max_duration: Duration,
@@ -46,11 +50,26 @@ pub struct ServeArgs {
     udp_drop_every: Option<u32>,
 }
 
-/// `--listen`: an IP address and a port.
+/// `--listen`: an IP address and a port, or an IP address alone (port 12866; what a manifest
+/// gives from the downward API, IPv4 or IPv6 alike).
 fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, bench::DEFAULT_PORT));
+    }
     s.parse().map_err(|_| {
         format!("'{s}' is not ADDR:PORT: give an IP address and a port, like 0.0.0.0:12866 or [::1]:12866")
     })
+}
+
+/// The one line a server without a token on a non-loopback address says at start.
+fn open_warning(addr: SocketAddr, max_duration: Duration, max_clients: usize) -> String {
+    format!(
+        "warning: no token: anyone who reaches {addr} can make this machine send and receive at \
+         full speed, {max_clients} tests at once, each up to {} s; set one with --token-file PATH \
+         or {} (clients give the same)",
+        max_duration.as_secs_f64(),
+        bench::token::ENV
+    )
 }
 
 /// Says what to do when the control address cannot be bound (the usual causes: the port is taken,
@@ -74,12 +93,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut cfg = bench::server::ServerConfig::new(args.listen.unwrap_or_else(|| {
         SocketAddr::new(std::net::Ipv6Addr::UNSPECIFIED.into(), bench::DEFAULT_PORT)
     }));
-    cfg.token = args.token;
+    cfg.token = super::token::resolve(args.token, args.token_file.as_deref())?;
     cfg.max_duration = args.max_duration;
     cfg.max_clients = args.max_clients as usize;
     cfg.idle_timeout = args.idle_timeout;
     cfg.udp_drop_every = args.udp_drop_every;
     cfg.verbose = !args.quiet;
+    let open = cfg.token.is_none();
+    let (max_duration, max_clients) = (cfg.max_duration, cfg.max_clients);
     let explicit = args.listen.is_some();
     let server = netns::run_in(ns.as_deref(), move || -> anyhow::Result<_> {
         match bench::server::Server::bind(cfg.clone()) {
@@ -101,5 +122,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             .map(|n| format!(" in network namespace {n}"))
             .unwrap_or_default()
     );
+    if open && !server.local_addr().ip().is_loopback() {
+        eprintln!(
+            "{}",
+            open_warning(server.local_addr(), max_duration, max_clients)
+        );
+    }
     server.serve().context("serving")
 }

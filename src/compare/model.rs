@@ -1187,6 +1187,7 @@ mod tests {
             },
             cpu: CpuUsage::default(),
             lost: None,
+            foreign_datagrams: None,
             throughput_gbps: None,
             request_size: 1,
             response_size: 1,

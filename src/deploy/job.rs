@@ -9,8 +9,8 @@
 use std::net::{IpAddr, SocketAddr};
 
 use super::kube::{
-    Affinity, Container, HostPath, Job, JobSpec, ObjectMeta, PodSpec, PodTemplate, SecurityContext,
-    Toleration, Volume, VolumeMount,
+    Affinity, Container, HostPath, Job, JobSpec, ObjectMeta, PodSpec, PodTemplate, SecretVolume,
+    SecurityContext, Toleration, Volume, VolumeMount,
 };
 use super::DeployError;
 use crate::bench::TestKind;
@@ -21,6 +21,15 @@ pub const NAMESPACE: &str = "nslat";
 /// Where the Job keeps its reports, on the node and in the container.
 pub const RESULTS_HOST_DIR: &str = "/var/lib/nslat/results";
 pub const RESULTS_DIR: &str = "/results";
+/// The Secret holding the servers' token (`nslat deploy secret`), its key, and where the
+/// DaemonSets and the Job mount it: the token reaches `nslat` as a file, never as an argument.
+pub const TOKEN_SECRET: &str = "nslat-token";
+pub const TOKEN_KEY: &str = "token";
+pub const TOKEN_DIR: &str = "/var/run/secrets/nslat";
+pub const TOKEN_FILE: &str = "/var/run/secrets/nslat/token";
+/// The DaemonSets' `nslat serve --max-duration` (deploy/kubernetes/serve-*.yaml): the longest
+/// session a Job may ask for.
+pub const SERVE_MAX_DURATION_S: u64 = 300;
 
 /// What to measure across one node pair.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,7 +85,26 @@ impl PairJob {
         if !(self.length_s > 0.0 && self.length_s.is_finite()) || self.reps == 0 {
             return Err(DeployError::BadMeasure);
         }
+        let session = self.session_s();
+        if session > SERVE_MAX_DURATION_S as f64 {
+            return Err(DeployError::TooLong {
+                session,
+                max: SERVE_MAX_DURATION_S,
+            });
+        }
         Ok(())
+    }
+
+    /// How long each compare's sessions last, as the servers are asked (the host path and the
+    /// pod target, interleaved on one schedule): it must fit the DaemonSets' --max-duration.
+    pub fn session_s(&self) -> f64 {
+        let opts = crate::compare::CompareOptions {
+            test: self.test,
+            duration: std::time::Duration::from_secs_f64(self.length_s.min(1e7)),
+            reps: crate::compare::RepsChoice::Fixed(self.reps),
+            ..crate::compare::CompareOptions::default()
+        };
+        crate::measure::sockets::session_length(&opts.schedule_config(2)).as_secs_f64()
     }
 
     /// The Job's name: `nslat-<from>-to-<to>`, made a DNS label (at most 63 characters).
@@ -132,6 +160,9 @@ impl PairJob {
             "--no-checks".into(),
             // On a cluster's node: measure what is there, build no lab beside it.
             "--no-lab".into(),
+            // The servers' token, from the mounted Secret (never on a command line).
+            "--token-file".into(),
+            TOKEN_FILE.into(),
         ];
         a.extend([
             "--node".into(),
@@ -242,18 +273,37 @@ impl PairJob {
                             image_pull_policy: "IfNotPresent".into(),
                             command: vec!["sh".into(), "-c".into(), self.script()],
                             security_context: SecurityContext { privileged: true },
-                            volume_mounts: vec![VolumeMount {
+                            volume_mounts: vec![
+                                VolumeMount {
+                                    name: "results".into(),
+                                    mount_path: RESULTS_DIR.into(),
+                                    read_only: false,
+                                },
+                                VolumeMount {
+                                    name: "token".into(),
+                                    mount_path: TOKEN_DIR.into(),
+                                    read_only: true,
+                                },
+                            ],
+                        }],
+                        volumes: vec![
+                            Volume {
                                 name: "results".into(),
-                                mount_path: RESULTS_DIR.into(),
-                            }],
-                        }],
-                        volumes: vec![Volume {
-                            name: "results".into(),
-                            host_path: HostPath {
-                                path: RESULTS_HOST_DIR.into(),
-                                kind: "DirectoryOrCreate".into(),
+                                host_path: Some(HostPath {
+                                    path: RESULTS_HOST_DIR.into(),
+                                    kind: "DirectoryOrCreate".into(),
+                                }),
+                                secret: None,
                             },
-                        }],
+                            Volume {
+                                name: "token".into(),
+                                host_path: None,
+                                secret: Some(SecretVolume {
+                                    secret_name: TOKEN_SECRET.into(),
+                                    default_mode: 0o400,
+                                }),
+                            },
+                        ],
                     },
                 },
             },
@@ -320,7 +370,9 @@ mod tests {
             "{s}"
         );
         assert!(
-            s.contains("-t TCP_RR -r 1,1 -l 2 --reps 5 --no-checks --no-lab"),
+            s.contains(
+                "-t TCP_RR -r 1,1 -l 2 --reps 5 --no-checks --no-lab --token-file /var/run/secrets/nslat/token"
+            ),
             "{s}"
         );
         assert!(s.ends_with(
@@ -374,6 +426,18 @@ mod tests {
         );
         j.reps = 0;
         assert!(j.manifest().is_err());
+    }
+
+    #[test]
+    fn sessions_must_fit_the_servers_max_duration() {
+        let mut j = job();
+        // 2 paths × 5 reps × 2 s, warm-up 0.3 s, doubled for switching, + 5 s.
+        assert!((j.session_s() - 45.6).abs() < 0.01, "{}", j.session_s());
+        assert!(j.manifest().is_ok());
+        j.length_s = 10.0;
+        j.reps = 8;
+        let e = j.manifest().unwrap_err().to_string();
+        assert!(e.contains("--max-duration 300") && !e.contains('\n'), "{e}");
     }
 
     #[test]

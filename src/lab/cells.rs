@@ -143,7 +143,7 @@ impl CellSet {
                 Err(e) => {
                     // What the cell built goes; the reason stays.
                     remove_cell(lab, i);
-                    set.cells.push(Err(crate::lab::error_chain(&e)))
+                    set.cells.push(Err(crate::error::error_chain(&e)))
                 }
             }
         }

@@ -270,6 +270,23 @@ pub fn without_ports(text: &str, ports: &[String]) -> String {
         .collect()
 }
 
+/// `text` without a Docker bridge's IPv6 link-local address and its fe80::/64 and ff00::/8
+/// routes: the kernel gives docker0 (or a `br-*` bridge) these when its first container's veth
+/// brings it up after boot, and they stay; Docker's doing, not nslat's.
+pub fn without_bridge_link_local(text: &str) -> String {
+    text.lines()
+        .filter(|l| {
+            let toks: Vec<&str> = l.split_whitespace().collect();
+            let bridge = toks.iter().any(|t| {
+                let t = t.trim_end_matches(':');
+                t == "docker0" || t.starts_with("br-")
+            });
+            !(bridge && (l.contains("fe80:") || l.contains("ff00::/8")))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
 /// `ip -d link` output without the values that change while nothing is configured: running
 /// timers (a bridge's `gc_timer` counts down), operational state, a bridge's offload limits.
 fn without_timers(links: &str) -> String {
@@ -368,14 +385,17 @@ impl RootState {
             .collect::<String>();
         RootState {
             links: without_ports(&without_timers(&raw_links), &ports),
-            addresses: without_ports(&capture(tools.ip, &["-o", "addr", "show"]), &ports),
+            addresses: without_bridge_link_local(&without_ports(
+                &capture(tools.ip, &["-o", "addr", "show"]),
+                &ports,
+            )),
             // `linkdown` is operational state (docker0 without containers), not a route's setting.
-            routes: without_ports(
+            routes: without_bridge_link_local(&without_ports(
                 &(capture(tools.ip, &["route", "show", "table", "all"])
                     + &capture(tools.ip, &["-6", "route", "show", "table", "all"]))
                     .replace(" linkdown", ""),
                 &ports,
-            ),
+            )),
             rules: capture(tools.ip, &["rule", "show"])
                 + &capture(tools.ip, &["-6", "rule", "show"]),
             tc: without_ports(&tc, &ports),

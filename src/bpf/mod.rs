@@ -208,7 +208,7 @@ mod tests {
     use super::*;
 
     /// The object is a BPF ELF with both programs and the globals the loader sets (not loaded:
-    /// loading needs root and is covered by tests/veth_bpf.rs).
+    /// loading needs root and is covered by tests/it/veth_bpf.rs).
     #[test]
     fn object_has_its_programs_and_globals() {
         if VETH_REDIRECT.bytes.is_empty() {

@@ -1,7 +1,7 @@
 //! Sysctls under /proc/sys/net of a given namespace.
 //!
 //! `/proc/sys/net` shows the network namespace of the task that looks the path up, so the write
-//! is done from a thread that entered the namespace (tested in `tests/lab.rs`: the node's
+//! is done from a thread that entered the namespace (tested in `tests/it/lab.rs`: the node's
 //! `ip_forward` becomes 1 while the root namespace's stays as it was).
 
 use std::path::{Path, PathBuf};

@@ -11,7 +11,7 @@
 //! queue length reads 0.
 //!
 //! The file sits under the per-network-namespace `/proc/net`, but the data is the global
-//! per-CPU `softnet_data`: every namespace reads the same numbers (checked by `tests/probe.rs`).
+//! per-CPU `softnet_data`: every namespace reads the same numbers (checked by `tests/it/probe.rs`).
 //! The counters are 32 bits wide and wrap; deltas are taken modulo 2^32.
 
 use super::ProbeError;

@@ -360,4 +360,74 @@ mod tests {
         let x = r.paired(1).unwrap();
         assert!((x.ratio.estimate - 2.0).abs() < 1e-9);
     }
+
+    /// A standard normal deviate (Box-Muller).
+    fn normal(rng: &mut XorShift) -> f64 {
+        let u1 = 1.0 - rng.next_f64();
+        let u2 = rng.next_f64();
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    }
+
+    /// One simulated compare: a 10 µs baseline and a path 1.25 times slower, `replicates`
+    /// instances of each; every instance's latency is off by its own random effect (relative
+    /// standard deviation `offset`) for the whole run. Returns the ratio's interval.
+    fn replicated_run(replicates: usize, offset: f64, seed: u64) -> crate::measure::Paired {
+        let mut rng = XorShift::new(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut paths = Vec::new();
+        for base in [10_000.0, 12_500.0] {
+            for _ in 0..replicates {
+                paths.push(p(base * (1.0 + offset * normal(&mut rng)), 0.1));
+            }
+        }
+        let mut set = FakePaths::new(paths, Drift::None, seed);
+        let cfg = ScheduleConfig {
+            block_transactions: Some(10),
+            warmup: Duration::ZERO,
+            stop: StopRule::Time(Duration::from_millis(40 * replicates as u64)),
+            replicates,
+            stall_factor: None,
+            ..ScheduleConfig::default()
+        };
+        let r = run(&mut set, &cfg, &AtomicBool::new(false)).unwrap();
+        r.paired(1).unwrap()
+    }
+
+    /// Share of `runs` simulated compares whose interval holds 1.25, and the median half-width.
+    fn coverage(replicates: usize, offset: f64, runs: u64) -> (f64, f64) {
+        let mut covered = 0;
+        let mut hw: Vec<f64> = Vec::new();
+        for seed in 1..=runs {
+            let x = replicated_run(replicates, offset, seed);
+            assert_eq!(x.replicates, replicates);
+            covered += x.ratio.contains(1.25) as usize;
+            hw.push(x.ratio.half_width().unwrap());
+        }
+        hw.sort_by(f64::total_cmp);
+        (covered as f64 / runs as f64, hw[hw.len() / 2])
+    }
+
+    #[test]
+    fn a_random_effect_per_instance_needs_the_interval_over_replicates() {
+        // Each instance 0.5% off for the whole run: one instance's batch-means interval
+        // measures only the noise around its own draw and misses the truth most of the time;
+        // the interval over 5 replicates covers it.
+        let (old, old_hw) = coverage(1, 0.005, 200);
+        let (new, new_hw) = coverage(5, 0.005, 200);
+        assert!(old < 0.6, "one instance covered 1.25 in {old:.2} (±{old_hw:.4})");
+        assert!(new >= 0.9, "5 replicates covered 1.25 in {new:.2} (±{new_hw:.4})");
+        assert!(new_hw > old_hw);
+    }
+
+    #[test]
+    fn without_a_random_effect_both_intervals_cover_and_are_alike() {
+        let (old, old_hw) = coverage(1, 0.0, 200);
+        let (new, new_hw) = coverage(5, 0.0, 200);
+        assert!(old >= 0.88, "one instance covered 1.25 in {old:.2}");
+        assert!(new >= 0.88, "5 replicates covered 1.25 in {new:.2}");
+        // Equally narrow up to what t with 4 degrees of freedom against batch means costs.
+        assert!(
+            new_hw < 2.0 * old_hw && old_hw < 2.0 * new_hw,
+            "half-widths {old_hw:.4} (one) and {new_hw:.4} (5 replicates)"
+        );
+    }
 }

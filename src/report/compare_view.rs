@@ -225,6 +225,7 @@ fn facts(r: &CompareReport) -> Vec<Fact> {
         "CPU placement",
         super::placement_text(&r.cpu_placement),
     ));
+    out.push(fact("Baseline", r.baseline.describe()));
     if let Some(p) = &r.pair {
         out.push(fact(
             "Node pair",

@@ -28,7 +28,8 @@ pub use self::table::{TableExporter, TerminalExporter};
 
 /// What a star means in an interleaved report (and what `significant` is computed from there).
 pub const SIGNIFICANT_INTERLEAVED: &str =
-    "the ratio's 95% CI (batch means over the paired rounds) excludes 1";
+    "the ratio's 95% CI (over the replicates, or batch means over the paired rounds of one \
+     instance) excludes 1";
 /// What a star means in a report of separate runs.
 pub const SIGNIFICANT_RUNS: &str =
     "significant at p < 0.05 (Welch's t-test over the repetitions' means)";
@@ -185,8 +186,13 @@ pub(crate) fn headline(r: &CompareReport) -> String {
             r.ci_method.as_deref().unwrap_or("batch means")
         ),
     };
+    let baseline = if r.baseline.nat_table.is_some() {
+        format!(" · baseline: {}", r.baseline.describe())
+    } else {
+        String::new()
+    };
     format!(
-        "{} {},{} · {schedule} · CPU placement: {} · kernel {}{}",
+        "{} {},{} · {schedule}{baseline} · CPU placement: {} · kernel {}{}",
         r.test, r.request_size, r.response_size, placement, r.kernel, host
     )
 }

@@ -21,6 +21,7 @@ mod check_datapaths;
 mod check_ipvlan;
 mod compare;
 mod compare_interleaved;
+mod compare_invariance;
 mod compare_remote;
 mod deploy;
 mod deploy_auth;

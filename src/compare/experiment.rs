@@ -520,9 +520,10 @@ fn measure_placement_interleaved(
         ))));
     }
     let reps = opts.replicates.max(1);
-    let specs: Vec<CellSpec> = groups
-        .iter()
-        .flat_map(|g| std::iter::repeat_n(g.spec, reps))
+    // Replicate-major (replicate 0 of every path, then replicate 1, ...): one path's instances
+    // are not made one after another, so they do not share where they land in memory.
+    let specs: Vec<CellSpec> = (0..reps)
+        .flat_map(|_| groups.iter().map(|g| g.spec))
         .collect();
     let started = Instant::now();
     let cells = CellSet::build(lab.name(), &specs).map_err(|e| match e {
@@ -538,10 +539,9 @@ fn measure_placement_interleaved(
     // A group with a cell that could not be built is unavailable (all its replicates go).
     let mut failed: Vec<(String, String)> = Vec::new();
     let mut keep = Vec::new();
+    let ngroups = groups.len();
     for (g, group) in groups.iter().enumerate() {
-        let bad = cells.cells()[g * reps..(g + 1) * reps]
-            .iter()
-            .find_map(|c| c.as_ref().err().cloned());
+        let bad = (0..reps).find_map(|r| cells.cells()[r * ngroups + g].as_ref().err().cloned());
         match bad {
             Some(why) if g == 0 => {
                 return Err(CompareError::Baseline(ClientError::Invalid(format!(
@@ -555,10 +555,9 @@ fn measure_placement_interleaved(
             None => keep.push(g),
         }
     }
-    let built: Vec<&Cell> = keep
-        .iter()
-        .flat_map(|&g| cells.cells()[g * reps..(g + 1) * reps].iter())
-        .filter_map(|c| c.as_ref().ok())
+    let built: Vec<&Cell> = (0..reps)
+        .flat_map(|r| keep.iter().map(move |&g| r * ngroups + g))
+        .filter_map(|i| cells.cells()[i].as_ref().ok())
         .collect();
     groups = keep
         .iter()
@@ -579,7 +578,7 @@ fn measure_placement_interleaved(
         let port = server.local_addr().port();
         servers.push(server.spawn());
         paths.push(crate::measure::sockets::PathSpec {
-            label: groups[i / reps].label.clone(),
+            label: groups[i % groups.len()].label.clone(),
             netns: Some(cell.info.netns.clone()),
             server: SocketAddr::new(IpAddr::V4(cell.info.server), port),
             token: None,
@@ -604,7 +603,7 @@ fn measure_placement_interleaved(
         {
             let label = format!("{} (tracepoints)", group.label);
             progress.run_started(placement.name(), &label, 1, 1);
-            let path = &paths[g * reps];
+            let path = &paths[g];
             let spec = bench.spec_to(path.netns.as_deref().unwrap_or(Path::new("")), path.server, placement);
             match bench.run_traced(spec, &traced) {
                 Ok(rep) => {

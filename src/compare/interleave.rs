@@ -66,7 +66,7 @@ pub(super) fn measure(
     measure_replicated(opts, paths, 1, placement, stop, progress)
 }
 
-/// Measures `paths` interleaved: groups of `replicates` paths (path `g * replicates + r` is
+/// Measures `paths` interleaved: G groups of `replicates` paths (path `r * G + g` is
 /// replicate `r` of group `g`; group 0 is the baseline), each group compared with the baseline
 /// replicate by replicate.
 pub(super) fn measure_replicated(
@@ -99,10 +99,11 @@ pub(super) fn measure_replicated(
     let rounds = m.rounds.rounds();
     let k = paired::batches_for(rounds);
     let groups = paths.len() / replicates;
-    let mut runs = m.runs.into_iter();
+    let mut runs: Vec<Option<_>> = m.runs.into_iter().map(Some).collect();
+    let path_of = |g: usize, r: usize| r * groups + g;
     let mut inputs = Vec::with_capacity(groups);
     for g in 0..groups {
-        let p = &paths[g * replicates];
+        let p = &paths[g];
         let mut input = ModeInput {
             mode: p.label.clone(),
             unavailable: None,
@@ -110,11 +111,13 @@ pub(super) fn measure_replicated(
             trace_run: None,
             paired: None,
         };
-        let group_runs: Vec<_> = runs.by_ref().take(replicates).collect();
+        let group_runs: Vec<_> = (0..replicates)
+            .map(|r| runs[path_of(g, r)].take().flatten())
+            .collect();
         // A replicate that failed is left out of the group's figures; the group is unavailable
         // only when none is left.
         for r in 0..replicates {
-            if let Some(e) = m.rounds.failed(g * replicates + r) {
+            if let Some(e) = m.rounds.failed(path_of(g, r)) {
                 progress.note(&format!(
                     "{} (replicate {}): run failed, left out: {}",
                     p.label,
@@ -126,7 +129,7 @@ pub(super) fn measure_replicated(
         let ok: Vec<_> = group_runs
             .into_iter()
             .enumerate()
-            .filter(|(r, _)| m.rounds.failed(g * replicates + r).is_none())
+            .filter(|(r, _)| m.rounds.failed(path_of(g, *r)).is_none())
             .filter_map(|(_, run)| run)
             .collect();
         if let Some(e) = m.rounds.group_failed(g) {
@@ -175,14 +178,13 @@ pub(super) fn measure_replicated(
     }
     let stalls: Vec<String> = (0..groups)
         .filter_map(|g| {
-            let ts = &m.rounds.totals[g * replicates..(g + 1) * replicates];
-            let (n, st) = ts
-                .iter()
+            let (n, st) = (0..replicates)
+                .map(|r| &m.rounds.totals[path_of(g, r)])
                 .fold((0u64, 0u64), |(n, s), t| (n + t.transactions, s + t.stalls));
             (n > 0).then(|| {
                 format!(
                     "{} {:.2}%",
-                    paths[g * replicates].label,
+                    paths[g].label,
                     st as f64 * 100.0 / n as f64
                 )
             })
@@ -227,7 +229,8 @@ pub(super) fn measure_replicated(
         ci_method: if replicates > 1 {
             format!(
                 "{} ({replicates} independent instances of every path, each paired with the \
-                 host's by round; Student's t over the instances){stall_note}",
+                 host's by round; the interval adds the spread between instances to the spread \
+                 between time batches, Student's t){stall_note}",
                 paired::REPLICATE_METHOD
             )
         } else if let Some(per) = rounds.checked_div(k) {

@@ -104,7 +104,7 @@ impl PairJob {
             reps: crate::compare::RepsChoice::Fixed(self.reps),
             ..crate::compare::CompareOptions::default()
         };
-        crate::measure::sockets::session_length(&opts.schedule_config(2)).as_secs_f64()
+        crate::measure::sockets::session_length(&opts.schedule_config(2, 1)).as_secs_f64()
     }
 
     /// The Job's name: `nslat-<from>-to-<to>`, made a DNS label (at most 63 characters).

@@ -10,8 +10,10 @@
 //! their own namespaces, links, connections and server threads), where a path's instance lands
 //! in memory is a random effect that lasts the whole run, which no amount of rounds averages
 //! out. Then each replicate is paired with the baseline's replicate of the same number
-//! ([`replicated`]), and the interval is Student's t over the replicates' ratios (R - 1 degrees
-//! of freedom): it covers what a rerun on fresh instances gives. Pure functions.
+//! ([`replicated`]), and the interval adds the variance between the replicates' ratios (over R)
+//! to the variance between time batches of their average (over B: the machine's slower
+//! changes, which every replicate of a round shares), Student's t with Welch-Satterthwaite's
+//! degrees of freedom: it covers what a rerun on fresh instances gives. Pure functions.
 
 use serde::{Deserialize, Serialize};
 
@@ -197,9 +199,14 @@ pub fn replicated(sample: &[&[f64]], baseline: &[&[f64]]) -> Option<Paired> {
     if sample.len() <= 1 || baseline.len() <= 1 {
         return paired(sample.first()?, baseline.first()?);
     }
-    let pairs: Vec<(f64, f64, usize)> = sample
+    let reps: Vec<(&[f64], &[f64])> = sample
         .iter()
         .zip(baseline)
+        .filter(|(s, b)| replicate_pair(s, b).is_some())
+        .map(|(s, b)| (*s, *b))
+        .collect();
+    let pairs: Vec<(f64, f64, usize)> = reps
+        .iter()
         .filter_map(|(s, b)| replicate_pair(s, b))
         .collect();
     let r = pairs.len();
@@ -211,14 +218,94 @@ pub fn replicated(sample: &[&[f64]], baseline: &[&[f64]]) -> Option<Paired> {
     let rounds = pairs.iter().map(|p| p.2).min().unwrap_or(0);
     let ratio = ratios.iter().sum::<f64>() / r as f64;
     let delta = deltas.iter().sum::<f64>() / r as f64;
+    // The same rounds cut into time batches, every replicate's pair averaged per batch: what
+    // the machine's slower changes (common to every replicate of a round) do to the ratio.
+    let n = reps
+        .iter()
+        .map(|(s, b)| s.len().min(b.len()))
+        .min()
+        .unwrap_or(0);
+    let k = batches_for(n);
+    let (mut batch_ratios, mut batch_deltas) = (Vec::with_capacity(k), Vec::with_capacity(k));
+    for range in batch_ranges(n, k) {
+        let per: Vec<(f64, f64, usize)> = reps
+            .iter()
+            .filter_map(|(s, b)| replicate_pair(&s[range.clone()], &b[range.clone()]))
+            .collect();
+        if !per.is_empty() {
+            batch_ratios.push(per.iter().map(|p| p.0).sum::<f64>() / per.len() as f64);
+            batch_deltas.push(per.iter().map(|p| p.1).sum::<f64>() / per.len() as f64);
+        }
+    }
+    let (ratio_ci, p_value) = two_way(ratio, &ratios, &batch_ratios);
+    let (delta_ci, _) = two_way(delta, &deltas, &batch_deltas);
     Some(Paired {
         rounds,
-        batches: 0,
-        ratio: t_interval(ratio, &ratios),
-        delta: t_interval(delta, &deltas),
-        p_value: p_of_one(ratio, &ratios),
+        batches: batch_ratios.len(),
+        ratio: ratio_ci,
+        delta: delta_ci,
+        p_value: p_value_of(ratio - 1.0, p_value),
         replicates: r,
     })
+}
+
+/// The interval of a mean over R replicates and B time batches of the same rounds: the
+/// variance between replicates (where each instance landed: lasts the run) over R plus the
+/// variance between time batches (the machine's slower changes, common to every replicate)
+/// over B, with Welch-Satterthwaite's degrees of freedom. (Each part also holds the rounds'
+/// own noise once, so the sum overstates it slightly: the interval errs wide.) Returns the
+/// interval and (standard error, degrees of freedom) for a test.
+fn two_way(estimate: f64, per_replicate: &[f64], per_batch: &[f64]) -> (Ci, Option<(f64, f64)>) {
+    let r = per_replicate.len();
+    let b = per_batch.len();
+    let Some((_, sd_r)) = mean_sd(per_replicate).filter(|_| r >= 2) else {
+        return (
+            Ci {
+                estimate,
+                ci95: None,
+            },
+            None,
+        );
+    };
+    let v_r = sd_r * sd_r / r as f64;
+    let v_t = match mean_sd(per_batch) {
+        Some((_, sd)) if b >= 2 => sd * sd / b as f64,
+        _ => 0.0,
+    };
+    let v = v_r + v_t;
+    let mut denom = v_r * v_r / (r - 1) as f64;
+    if b >= 2 {
+        denom += v_t * v_t / (b - 1) as f64;
+    }
+    let df = if denom > 0.0 { v * v / denom } else { (r - 1) as f64 };
+    let se = v.sqrt();
+    let h = t_quantile(0.95, df) * se;
+    (
+        Ci {
+            estimate,
+            ci95: Some((estimate - h, estimate + h)),
+        },
+        Some((se, df)),
+    )
+}
+
+/// Two-sided p-value of a difference `diff` from 0 with (standard error, degrees of freedom).
+fn p_value_of(diff: f64, se_df: Option<(f64, f64)>) -> Option<f64> {
+    use statrs::distribution::{ContinuousCDF, StudentsT};
+    let (se, df) = se_df?;
+    if se == 0.0 {
+        return Some(if diff == 0.0 { 1.0 } else { 0.0 });
+    }
+    let t = diff / se;
+    if t.is_nan() {
+        return None;
+    }
+    if t.is_infinite() {
+        return Some(0.0);
+    }
+    StudentsT::new(0.0, 1.0, df)
+        .ok()
+        .map(|d| (2.0 * d.sf(t.abs())).clamp(0.0, 1.0))
 }
 
 /// Mean of a path's replicates' block means with an interval over the replicates (Student's t,

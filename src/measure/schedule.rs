@@ -140,9 +140,10 @@ pub struct ScheduleConfig {
     pub stop: StopRule,
     /// The path group the others are compared with.
     pub baseline: usize,
-    /// Independent instances of every path (at least 1). The set's paths are grouped: path
-    /// `g * replicates + r` is replicate `r` of group `g`, and groups are compared replicate by
-    /// replicate ([`paired::replicated`]).
+    /// Independent instances of every path (at least 1). The set's paths are grouped: with G
+    /// groups, path `r * G + g` is replicate `r` of group `g` (replicate-major, so that the
+    /// instances of one group are not made one after another), and groups are compared
+    /// replicate by replicate ([`paired::replicated`]).
     pub replicates: usize,
     /// Seed of the per-round shuffle (fixed: runs are reproducible in their order).
     pub seed: u64,
@@ -240,11 +241,13 @@ pub struct Interleaved<E> {
     pub replicates: usize,
 }
 
-/// The block means of group `g`'s replicates (`R` paths from `g * R`).
+/// The block means of group `g`'s replicates (paths `g`, `g + G`, `g + 2G`, … of `R * G`).
 fn group_of(means: &[Vec<f64>], g: usize, r: usize) -> Vec<&[f64]> {
+    let groups = means.len() / r.max(1);
     means
         .iter()
-        .skip(g * r)
+        .skip(g)
+        .step_by(groups.max(1))
         .take(r)
         .map(Vec::as_slice)
         .collect()
@@ -254,7 +257,7 @@ impl<E> Interleaved<E> {
     /// Timed rounds.
     pub fn rounds(&self) -> usize {
         self.means_ns
-            .get(self.baseline * self.replicates)
+            .get(self.baseline)
             .map(Vec::len)
             .unwrap_or(0)
     }
@@ -271,10 +274,10 @@ impl<E> Interleaved<E> {
 
     /// Whether every replicate of `group` failed.
     pub fn group_failed(&self, group: usize) -> Option<&E> {
-        let r = self.replicates.max(1);
-        let all = (group * r..group * r + r).all(|p| self.failed(p).is_some());
+        let (r, g) = (self.replicates.max(1), self.groups());
+        let all = (0..r).all(|i| self.failed(i * g + group).is_some());
         if all {
-            self.failed(group * r)
+            self.failed(group)
         } else {
             None
         }
@@ -370,7 +373,7 @@ pub fn run<S: PathSet>(
     if cfg.baseline >= groups {
         return Err(ScheduleError::NoBaseline(cfg.baseline));
     }
-    let is_baseline = |p: usize| p / reps == cfg.baseline;
+    let is_baseline = |p: usize| p % groups == cfg.baseline;
     let mut rng = XorShift::new(cfg.seed);
     let mut order: Vec<usize> = (0..n).collect();
     let mut alive = vec![true; n];
@@ -470,7 +473,7 @@ pub fn run<S: PathSet>(
                 }
             }
         }
-        let rounds = means[cfg.baseline * reps].len();
+        let rounds = means[cfg.baseline].len();
         match cfg.stop {
             StopRule::Time(t) if measured_ns >= t.as_nanos() as u64 => break Stopped::Time,
             StopRule::Time(_) => {}
@@ -481,7 +484,7 @@ pub fn run<S: PathSet>(
                 if rounds >= cfg.min_rounds.max(paired::MIN_BATCHES) && rounds % CHECK_EVERY == 0 {
                     let base = group_of(&means, cfg.baseline, reps);
                     let precise = (0..groups)
-                        .filter(|&g| g != cfg.baseline && (g * reps..g * reps + reps).any(|p| alive[p]))
+                        .filter(|&g| g != cfg.baseline && (0..reps).any(|i| alive[i * groups + g]))
                         .all(|g| {
                             paired::replicated(&group_of(&means, g, reps), &base)
                                 .and_then(|x| x.ratio.half_width())

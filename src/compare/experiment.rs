@@ -599,12 +599,15 @@ fn measure_placement_interleaved(
     let mut inputs: Vec<ModeInput> = Vec::with_capacity(groups.len() + failed.len());
     let mut trace_err = None;
     for ((g, group), mut input) in groups.iter().enumerate().zip(m.inputs) {
-        if group.label != model::AA_CONTROL && input.unavailable.is_none() && trace_err.is_none()
-        {
+        if group.label != model::AA_CONTROL && input.unavailable.is_none() && trace_err.is_none() {
             let label = format!("{} (tracepoints)", group.label);
             progress.run_started(placement.name(), &label, 1, 1);
             let path = &paths[g];
-            let spec = bench.spec_to(path.netns.as_deref().unwrap_or(Path::new("")), path.server, placement);
+            let spec = bench.spec_to(
+                path.netns.as_deref().unwrap_or(Path::new("")),
+                path.server,
+                placement,
+            );
             match bench.run_traced(spec, &traced) {
                 Ok(rep) => {
                     progress.run_finished(&label, rep.run.latency_us.mean);
@@ -647,9 +650,7 @@ fn measure_placement_interleaved(
             .unwrap_or(usize::MAX)
     };
     inputs.sort_by_key(|i| order(&i.mode));
-    let baseline_ns = built
-        .first()
-        .map(|c| c.node.display().to_string());
+    let baseline_ns = built.first().map(|c| c.node.display().to_string());
     drop(cells);
     let mut meta = report_meta(opts, placement, m.rounds, m.block_s);
     meta.schedule = model::ScheduleKind::Interleaved;

@@ -181,13 +181,7 @@ pub(super) fn measure_replicated(
             let (n, st) = (0..replicates)
                 .map(|r| &m.rounds.totals[path_of(g, r)])
                 .fold((0u64, 0u64), |(n, s), t| (n + t.transactions, s + t.stalls));
-            (n > 0).then(|| {
-                format!(
-                    "{} {:.2}%",
-                    paths[g].label,
-                    st as f64 * 100.0 / n as f64
-                )
-            })
+            (n > 0).then(|| format!("{} {:.2}%", paths[g].label, st as f64 * 100.0 / n as f64))
         })
         .collect();
     let stall_note = if cfg.time_sliced {

@@ -1049,7 +1049,11 @@ pub fn verdict(report: &CompareReport) -> Vec<String> {
             report.baseline.mode
         ));
     }
-    for m in report.modes.iter().filter(|m| m.mode != report.baseline.mode) {
+    for m in report
+        .modes
+        .iter()
+        .filter(|m| m.mode != report.baseline.mode)
+    {
         if !m.available {
             out.push(format!(
                 "{}: not measured ({})",

@@ -259,25 +259,19 @@ impl CompareOptions {
         use crate::measure::{ScheduleConfig, StopRule};
         let stop = match self.reps {
             // Each path gets about what N runs of -l would have given it.
-            RepsChoice::Fixed(n) => {
-                StopRule::Time(
-                    self.duration
-                        .saturating_mul((n * (paths / replicates.max(1)).max(1)) as u32),
-                )
-            }
+            RepsChoice::Fixed(n) => StopRule::Time(
+                self.duration
+                    .saturating_mul((n * (paths / replicates.max(1)).max(1)) as u32),
+            ),
             RepsChoice::Auto => StopRule::Precision {
                 half_width: self.target_ci_points / 100.0,
                 budget: self.measure_budget,
             },
         };
         ScheduleConfig {
-            // Replicated intervals come from the replicates, not from batches of rounds: fewer
-            // rounds suffice before a precision stop is tried.
-            min_rounds: if replicates > 1 {
-                200
-            } else {
-                ScheduleConfig::default().min_rounds
-            },
+            // No early stop before 400 rounds, replicates or not: a stop taken the first time
+            // an interval looks narrow enough picks the runs whose noise happened to be small
+            // (optional stopping), and the intervals then under-cover.
             replicates,
             block_time: self.block_time,
             block_transactions: self.block_transactions,

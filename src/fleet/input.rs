@@ -35,7 +35,9 @@ fn baseline_mode<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String
     let v: Option<serde_json::Value> = Option::deserialize(d)?;
     Ok(match v {
         Some(serde_json::Value::String(s)) => Some(s),
-        Some(serde_json::Value::Object(o)) => o.get("mode").and_then(|m| m.as_str()).map(String::from),
+        Some(serde_json::Value::Object(o)) => {
+            o.get("mode").and_then(|m| m.as_str()).map(String::from)
+        }
         _ => None,
     })
 }

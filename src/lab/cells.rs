@@ -227,10 +227,7 @@ mod tests {
         assert_eq!(NodeState::Nat.nat_level(), NatLevel::ConntrackOnly);
         assert!(NodeState::Nat.nat_table() && !NodeState::Bare.nat_table());
         assert_eq!(NodeState::Bare.other(), NodeState::Nat);
-        assert_eq!(
-            serde_json::to_string(&NodeState::Nat).unwrap(),
-            "\"nat\""
-        );
+        assert_eq!(serde_json::to_string(&NodeState::Nat).unwrap(), "\"nat\"");
     }
 
     #[test]

@@ -277,7 +277,11 @@ fn two_way(estimate: f64, per_replicate: &[f64], per_batch: &[f64]) -> (Ci, Opti
     if b >= 2 {
         denom += v_t * v_t / (b - 1) as f64;
     }
-    let df = if denom > 0.0 { v * v / denom } else { (r - 1) as f64 };
+    let df = if denom > 0.0 {
+        v * v / denom
+    } else {
+        (r - 1) as f64
+    };
     let se = v.sqrt();
     let h = t_quantile(0.95, df) * se;
     (

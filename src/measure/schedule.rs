@@ -256,10 +256,7 @@ fn group_of(means: &[Vec<f64>], g: usize, r: usize) -> Vec<&[f64]> {
 impl<E> Interleaved<E> {
     /// Timed rounds.
     pub fn rounds(&self) -> usize {
-        self.means_ns
-            .get(self.baseline)
-            .map(Vec::len)
-            .unwrap_or(0)
+        self.means_ns.get(self.baseline).map(Vec::len).unwrap_or(0)
     }
 
     /// Path groups (paths / replicates).

@@ -64,14 +64,29 @@ fn a_modes_ratio_does_not_depend_on_the_other_modes_measured() {
     let root = common::RootSnapshot::take();
     let dir = tempfile::tempdir().unwrap();
     let lab = common::unique("inv");
-    let up = common::nslat(&["lab", "up", "--name", &lab, "--modes", "host,bridge,ptp,macvlan"]);
+    let up = common::nslat(&[
+        "lab",
+        "up",
+        "--name",
+        &lab,
+        "--modes",
+        "host,bridge,ptp,macvlan",
+    ]);
     let guard = LabGuard(lab.clone());
-    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
     let set = "host,bridge,ptp,macvlan";
     for x in ["ptp", "macvlan"] {
         let (mut alone, mut in_set, mut hws) = (Vec::new(), Vec::new(), Vec::new());
         for i in 0..3 {
-            let a = compare(&lab, &format!("host,{x}"), &dir.path().join(format!("{x}-a{i}.json")));
+            let a = compare(
+                &lab,
+                &format!("host,{x}"),
+                &dir.path().join(format!("{x}-a{i}.json")),
+            );
             let s = compare(&lab, set, &dir.path().join(format!("{x}-s{i}.json")));
             let (ra, ha) = ratio(&a, x);
             let (rs, hs) = ratio(&s, x);

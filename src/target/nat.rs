@@ -178,10 +178,10 @@ pub fn netfilter_state(ruleset: &Nftables) -> NetfilterState {
     let mut ct = false;
     for obj in ruleset.objects.iter() {
         match obj {
-            NfObject::ListObject(NfListObject::Chain(c)) => {
-                if c._type == Some(nftables::types::NfChainType::NAT) {
-                    nat_table = true;
-                }
+            NfObject::ListObject(NfListObject::Chain(c))
+                if c._type == Some(nftables::types::NfChainType::NAT) =>
+            {
+                nat_table = true;
             }
             NfObject::ListObject(NfListObject::Rule(r)) => {
                 let text = serde_json::to_string(&r.expr).unwrap_or_default();

@@ -24,15 +24,17 @@ use crate::target::TargetSpec;
 #[derive(Debug, clap::Args)]
 #[command(
     long_about = "Measure every container network mode against the host, explain the gap, report it.\n\n\
-    Builds a one-machine lab (a remote, a node, one namespace per mode), runs `nslat serve` in the \
-    remote, runs the test from the node itself (host) and from each mode, repetitions interleaved \
-    across modes so drift cancels, reads kernel counters around every run (backlog packets, NET_RX \
-    softirqs, CPU time, tracepoints), compares each mode with the host (Δ, Welch t-test), checks \
-    which features each mode keeps, and removes the lab.\n\n\
+    Builds a one-machine lab and, for the measurement, one closed copy of it per mode and per \
+    replicate (a remote, a node of its own in the --baseline state, the mode's container), runs \
+    `nslat serve` in every copy's remote, and measures every mode, the host on a node of the other \
+    state and an A/A control at once in interleaved 1 ms blocks, each paired with the host round by \
+    round; the ratio's 95% CI spans the --replicates instances and the time batches. Then one short \
+    run per mode with tracepoint counters (backlog packets, NET_RX softirqs, CPU time, tracepoints), \
+    the feature checks (which features each mode keeps), and everything is removed.\n\n\
     Client and server are pinned to one CPU by default (--cpu same): on different CPUs the \
     cross-CPU wake-up costs far more than any network path and hides the differences.\n\n\
     Examples:\n  \
-    nslat compare                                   # every mode, TCP_RR 1,1, about a minute\n  \
+    nslat compare                                   # every mode, TCP_RR 1,1, 15-20 s\n  \
     nslat compare --modes host,bridge,macvlan --explain\n  \
     nslat compare -t UDP_RR -r 64,1024 --reps 8 --json out.json --html report/\n  \
     nslat compare --cpu both                        # same-CPU and split-CPU tables\n  \

@@ -136,11 +136,13 @@ pub fn merge(files: &[InputFile], labels: &[FileLabel]) -> Result<FleetReport, F
                 .entry((pair.node.clone(), pair.peer.clone()))
                 .or_default();
             let baseline = report.baseline.as_deref().unwrap_or(BASELINE);
-            // The A/A control (a second host connection) checks the method; it is no path.
+            // The A/A control (a second host connection) checks the method, and the host on a
+            // node of the other netfilter state is a reference beside the baseline: neither is
+            // a path between nodes.
             for m in report
                 .modes
                 .iter()
-                .filter(|m| m.mode != crate::compare::AA_CONTROL)
+                .filter(|m| m.mode == baseline || !crate::compare::is_host_row(&m.mode))
             {
                 let row = path_row(m, report, baseline, pair.peer_network, &file.name());
                 if let Some(dup) = rows.iter().find(|r| r.path == row.path) {

@@ -298,7 +298,7 @@ fn serve_bad_input() {
             case(&["serve", "--max-clients", "0"], &["max-clients", "1..="]),
             case(&["serve", "--max-clients", "-3"], &["max-clients"]),
             case(
-                &["serve", "--listen", "127.0.0.1"],
+                &["serve", "--listen", "localhost:port"],
                 &["not ADDR:PORT", "port"],
             ),
             case(&["serve", "--idle-timeout", "-1"], &["more than 0"]),

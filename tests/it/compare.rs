@@ -147,8 +147,8 @@ fn compare_measures_explains_and_exports_then_cleans_up() {
     let csv = std::fs::read_to_string(out("r.csv")).unwrap();
     assert_eq!(
         csv.lines().count(),
-        1 + 5 + 1,
-        "header + one row per mode + the A/A control's:\n{csv}"
+        1 + 5 + 1 + 1,
+        "header + one row per mode + the host on the other node state + the A/A control's:\n{csv}"
     );
     let md = std::fs::read_to_string(out("r.md")).unwrap();
     assert!(md.contains("| bridge"), "{md}");

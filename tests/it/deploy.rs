@@ -35,7 +35,7 @@ fn validate(files: &[PathBuf]) {
 }
 
 /// YAML → JSON with the YAML parser kubernetes-validate itself uses (PyYAML).
-fn yaml_to_json(yaml: &str) -> Value {
+pub(crate) fn yaml_to_json(yaml: &str) -> Value {
     let mut child = Command::new("python3")
         .args([
             "-c",

@@ -643,13 +643,13 @@ fn measure_placement_interleaved(
             reps: Vec::new(),
         });
     }
-    let order = |name: &str| {
-        opts.measured_modes()
+    let asked = opts.measured_modes();
+    inputs.sort_by_key(|i| {
+        asked
             .iter()
-            .position(|m| m.name() == name)
+            .position(|m| m.name() == i.mode)
             .unwrap_or(usize::MAX)
-    };
-    inputs.sort_by_key(|i| order(&i.mode));
+    });
     let baseline_ns = built.first().map(|c| c.node.display().to_string());
     drop(cells);
     let mut meta = report_meta(opts, placement, m.rounds, m.block_s);

@@ -331,23 +331,9 @@ pub fn replicated_mean_ci(replicates: &[&[f64]]) -> Option<Ci> {
 
 /// p-value of the hypothesis that the batches' ratios have mean 1.
 fn p_of_one(ratio: f64, batch_ratios: &[f64]) -> Option<f64> {
-    use statrs::distribution::{ContinuousCDF, StudentsT};
     let k = batch_ratios.len();
     let (_, sd) = mean_sd(batch_ratios).filter(|_| k >= 2)?;
-    let se = sd / (k as f64).sqrt();
-    if se == 0.0 {
-        return Some(if ratio == 1.0 { 1.0 } else { 0.0 });
-    }
-    let t = (ratio - 1.0) / se;
-    if t.is_nan() {
-        return None;
-    }
-    if t.is_infinite() {
-        return Some(0.0);
-    }
-    StudentsT::new(0.0, 1.0, (k - 1) as f64)
-        .ok()
-        .map(|d| (2.0 * d.sf(t.abs())).clamp(0.0, 1.0))
+    p_value_of(ratio - 1.0, Some((sd / (k as f64).sqrt(), (k - 1) as f64)))
 }
 
 #[cfg(test)]

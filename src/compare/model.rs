@@ -265,9 +265,8 @@ pub struct CompareReport {
     /// written before it was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<RunContext>,
-    /// The recommendation as the report renders it ([`crate::report::recommend::lines`] of
-    /// this report, written when the report is finished), for readers of the JSON; the
-    /// exporters build it from the data again.
+    /// The recommendation ([`crate::compare::recommend::lines`] of this report, computed once
+    /// when the comparison finishes the report); every exporter renders this one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recommendation: Vec<String>,
 }

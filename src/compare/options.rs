@@ -5,8 +5,8 @@ use std::time::Duration;
 use crate::bench::{client, RunSpec, TestKind};
 use crate::lab::Mode;
 
-/// Where the client and server loops run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where the client and server loops run (`--cpu`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum CpuChoice {
     /// Client and server pinned to one CPU (the default: the path's own cost shows).
     Same,
@@ -52,8 +52,8 @@ impl std::fmt::Display for CpuPlacement {
     }
 }
 
-/// How the modes' measurements are scheduled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How the modes' measurements are scheduled (`--schedule`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum ScheduleChoice {
     /// Every mode at once, in interleaved blocks, compared round by round (the default).
     #[default]

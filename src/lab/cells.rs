@@ -169,12 +169,17 @@ fn build_cell(lab: &str, i: usize, spec: CellSpec) -> Result<Cell, LabError> {
     let (remote, node, left) = (copy.remote, copy.node, copy.nat);
     let info = match copy.modes.into_iter().next() {
         Some((_, Ok(info))) => info,
-        Some((mode, Err(reason))) => {
-            return Err(LabError::ExplainUnavailable { mode, reason });
-        }
+        Some((_, Err(reason))) => return Err(LabError::Unavailable(reason)),
         None => return Err(LabError::NoModes),
     };
     let want = spec.node.nat_level();
+    if want != NatLevel::None {
+        if let Some(why) = crate::firewall::nft_missing() {
+            return Err(LabError::Unavailable(format!(
+                "a node with a NAT table cannot be built: {why}"
+            )));
+        }
+    }
     let nat = if left == NatLevel::None && want != NatLevel::None {
         Firewall::new(&node).init_nat(want, bridge_subnet(), "eth0")?;
         want

@@ -37,6 +37,8 @@ mod lab_ipvlan;
 mod lab_list;
 mod lab_netkit;
 mod measure_lock;
+mod missing_tool;
+mod podman_targets;
 mod probe;
 mod report;
 mod report_pipeline;

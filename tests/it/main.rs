@@ -37,6 +37,7 @@ mod lab_ipvlan;
 mod lab_list;
 mod lab_netkit;
 mod measure_lock;
+mod openloop;
 mod probe;
 mod report;
 mod report_pipeline;

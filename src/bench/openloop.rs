@@ -816,7 +816,11 @@ mod tests {
         let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / n as f64;
         // Mean 1/R = 20 µs; an exponential's standard deviation equals its mean.
         assert!((mean / 20_000.0 - 1.0).abs() < 0.01, "mean gap {mean}");
-        assert!((var.sqrt() / mean - 1.0).abs() < 0.02, "cv {}", var.sqrt() / mean);
+        assert!(
+            (var.sqrt() / mean - 1.0).abs() < 0.02,
+            "cv {}",
+            var.sqrt() / mean
+        );
         // P(gap > mean) = e^-1.
         let over = gaps.iter().filter(|&&g| g > mean).count() as f64 / n as f64;
         assert!((over - (-1.0f64).exp()).abs() < 0.01, "{over}");

@@ -169,7 +169,9 @@ fn parse_rates(s: &str) -> Result<sweep::Rates, String> {
             .ok()
             .filter(|v| v.is_finite() && *v > 0.0)
             .map(|v| v * mult)
-            .ok_or_else(|| format!("'{x}' is not a rate: give requests/s like 5000,20000,40k or auto"))
+            .ok_or_else(|| {
+                format!("'{x}' is not a rate: give requests/s like 5000,20000,40k or auto")
+            })
     })
     .map(sweep::Rates::List)
 }

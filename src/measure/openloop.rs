@@ -161,7 +161,11 @@ impl PathSet for OpenLoopPaths<'_> {
     fn block(&mut self, i: usize, spec: BlockSpec) -> Result<Block, OpenLoopError> {
         let seq = self.timed_blocks as u64 * 131 + i as u64;
         let plan = BlockPlan {
-            seed: self.plan.seed.wrapping_add(seq).wrapping_add(spec.timed as u64),
+            seed: self
+                .plan
+                .seed
+                .wrapping_add(seq)
+                .wrapping_add(spec.timed as u64),
             ..self.plan
         };
         if self.signal.load(Ordering::Relaxed) {
@@ -238,10 +242,12 @@ fn open_all(paths: &[PathSpec], cfg: &OpenLoopConfig, session: Duration) -> Vec<
     let mut out = Vec::with_capacity(paths.len());
     for p in paths {
         let opened = (|| -> Result<Connections, OpenLoopError> {
-            let home = home.as_ref().map_err(|e| OpenLoopError::Io(e.kind().into()))?;
+            let home = home
+                .as_ref()
+                .map_err(|e| OpenLoopError::Io(e.kind().into()))?;
             if let Some(ns) = &p.netns {
-                let f = File::open(ns)
-                    .map_err(|_| NetnsError::NotFound(ns.display().to_string()))?;
+                let f =
+                    File::open(ns).map_err(|_| NetnsError::NotFound(ns.display().to_string()))?;
                 enter(&f)?;
             }
             let mut spec = RunSpec::new(p.server, TestKind::TcpRr, session);

@@ -487,7 +487,9 @@ pub fn write_csv(r: &SweepReport, out: &mut dyn Write) -> Result<(), ReportError
             p.rate.map(|r| r.timeouts.to_string()).unwrap_or_default(),
             p.rate.map(|r| r.dropped.to_string()).unwrap_or_default(),
             num(p.rate.and_then(|r| r.vs_host.map(|v| v.ratio))),
-            num(p.rate.and_then(|r| r.counters.map(|c| c.backlog_pkts_per_req))),
+            num(p
+                .rate
+                .and_then(|r| r.counters.map(|c| c.backlog_pkts_per_req))),
             num(p.rate.and_then(|r| r.counters.map(|c| c.net_rx_per_req))),
         ])?;
     }
@@ -661,7 +663,11 @@ pub fn sample_rate() -> SweepReport {
     for (mode, cap) in [("host", 100_000.0), ("bridge", 70_000.0)] {
         for rate in [10_000.0, 40_000.0, 80_000.0, 120_000.0] {
             let rho: f64 = rate / cap;
-            let p99 = if rho < 1.0 { 30.0 / (1.0 - rho) } else { 50_000.0 };
+            let p99 = if rho < 1.0 {
+                30.0 / (1.0 - rho)
+            } else {
+                50_000.0
+            };
             points.push(Point {
                 style: None,
                 mode: Some(mode.into()),

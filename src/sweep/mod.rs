@@ -16,12 +16,12 @@ mod run;
 pub mod services;
 
 pub use model::{Axis, SweepReport};
+pub use rate::{rate as rate_sweep, validate_rate, RateOptions, Rates};
 pub use run::{
     load, measured_service, service_plan, services as services_sweep, validate_load,
     validate_services, LoadOptions, Placement, Progress, ServicesOptions, Silent, CLUSTER_IP,
     CONTROL_PORT, DATA_PORTS,
 };
-pub use rate::{rate as rate_sweep, validate_rate, RateOptions, Rates};
 pub use services::Style;
 
 /// Errors that stop a sweep (a point that cannot be measured does not: it is listed as not

@@ -13,7 +13,9 @@
 
 use std::time::Duration;
 
-use super::model::{Axis, Knee, Latency, Point, RateCounters, RateFigures, SweepReport, VsReference};
+use super::model::{
+    Axis, Knee, Latency, Point, RateCounters, RateFigures, SweepReport, VsReference,
+};
 use super::run::{kernel, Bench, Progress};
 use super::SweepError;
 use crate::bench::openloop::{self, Spacing, MAX_RATE_RPS};
@@ -104,7 +106,8 @@ pub fn validate_rate(opts: &RateOptions) -> Result<(), SweepError> {
             return bad(format!("--rates: at most {MAX_POINTS} rates"));
         }
         for &r in l {
-            openloop::validate(r, 1, 1, 1).map_err(|e| SweepError::Invalid(format!("--rates: {e}")))?;
+            openloop::validate(r, 1, 1, 1)
+                .map_err(|e| SweepError::Invalid(format!("--rates: {e}")))?;
         }
     }
     if !(1..=MAX_SWEEP_CONNECTIONS).contains(&opts.connections) {
@@ -121,12 +124,14 @@ pub fn validate_rate(opts: &RateOptions) -> Result<(), SweepError> {
             BLOCK.as_secs_f64()
         ));
     }
-    if !(opts.bound_factor.is_finite() && opts.bound_factor > 1.0 && opts.bound_factor <= 1000.0)
-    {
+    if !(opts.bound_factor.is_finite() && opts.bound_factor > 1.0 && opts.bound_factor <= 1000.0) {
         return bad("--bound: give a factor above 1 (e.g. 3: three times the idle p99)".into());
     }
     if crate::bench::timing::nproc() < 2 {
-        return bad("the rate sweep pins its client and servers to CPUs 0 and 1: this machine has one CPU".into());
+        return bad(
+            "the rate sweep pins its client and servers to CPUs 0 and 1: this machine has one CPU"
+                .into(),
+        );
     }
     Ok(())
 }
@@ -149,7 +154,13 @@ fn points_of(
         .filter(|(_, f)| !m.failures.iter().any(|(l, _)| l == &f.label))
         .map(|(i, f)| {
             let t = &f.timed;
-            let per = |x: f64| if t.completed > 0 { x / t.completed as f64 } else { f64::NAN };
+            let per = |x: f64| {
+                if t.completed > 0 {
+                    x / t.completed as f64
+                } else {
+                    f64::NAN
+                }
+            };
             let client = per(t.cpu_ns as f64 / 1e3);
             let server = f.server.and_then(|s| s.cpu_us_per_tx());
             let l = &f.latency_us;
@@ -250,7 +261,10 @@ pub fn knees(points: &[Point], modes: &[String], factor: f64) -> Vec<Knee> {
             cpu_us_per_req: at.map(|(_, r)| r.cpu_us_per_req),
         });
     }
-    let host = out.iter().find(|k| k.mode == "host").and_then(|k| k.knee_rps);
+    let host = out
+        .iter()
+        .find(|k| k.mode == "host")
+        .and_then(|k| k.knee_rps);
     for k in &mut out {
         k.vs_host = match (k.knee_rps, host) {
             (Some(a), Some(h)) if h > 0.0 => Some(a / h),
@@ -265,7 +279,10 @@ pub fn knees(points: &[Point], modes: &[String], factor: f64) -> Vec<Knee> {
 /// offered) or the cap; then the geometric middle of the widest open bracket.
 pub fn next_auto_rate(points: &[Point], modes: &[String], factor: f64, cap: f64) -> Option<f64> {
     let rates: Vec<f64> = {
-        let mut r: Vec<f64> = points.iter().filter_map(|p| p.rate.map(|r| r.offered_rps)).collect();
+        let mut r: Vec<f64> = points
+            .iter()
+            .filter_map(|p| p.rate.map(|r| r.offered_rps))
+            .collect();
         r.sort_by(f64::total_cmp);
         r.dedup();
         r
@@ -281,7 +298,9 @@ pub fn next_auto_rate(points: &[Point], modes: &[String], factor: f64, cap: f64)
         })
     };
     let all_past = ks.len() == modes.len()
-        && ks.iter().all(|k| k.over_rps.is_some() && saturated(&k.mode));
+        && ks
+            .iter()
+            .all(|k| k.over_rps.is_some() && saturated(&k.mode));
     if !all_past && top < cap {
         return Some((top * 2.0).min(cap));
     }
@@ -508,18 +527,42 @@ mod tests {
         let ok = RateOptions::default();
         assert!(validate_rate(&ok).is_ok() || crate::bench::timing::nproc() < 2);
         for bad in [
-            RateOptions { rates: Rates::List(vec![]), ..ok.clone() },
-            RateOptions { rates: Rates::List(vec![5e6]), ..ok.clone() },
-            RateOptions { connections: 0, ..ok.clone() },
-            RateOptions { connections: 99, ..ok.clone() },
-            RateOptions { bound_factor: 1.0, ..ok.clone() },
-            RateOptions { length: Duration::from_secs(60), ..ok.clone() },
-            RateOptions { request_size: 0, ..ok.clone() },
+            RateOptions {
+                rates: Rates::List(vec![]),
+                ..ok.clone()
+            },
+            RateOptions {
+                rates: Rates::List(vec![5e6]),
+                ..ok.clone()
+            },
+            RateOptions {
+                connections: 0,
+                ..ok.clone()
+            },
+            RateOptions {
+                connections: 99,
+                ..ok.clone()
+            },
+            RateOptions {
+                bound_factor: 1.0,
+                ..ok.clone()
+            },
+            RateOptions {
+                length: Duration::from_secs(60),
+                ..ok.clone()
+            },
+            RateOptions {
+                request_size: 0,
+                ..ok.clone()
+            },
         ] {
             assert!(validate_rate(&bad).is_err(), "{bad:?}");
         }
         assert_eq!(ok.modes_host_first()[0], Mode::Host);
-        let no_host = RateOptions { modes: vec![Mode::Bridge], ..ok };
+        let no_host = RateOptions {
+            modes: vec![Mode::Bridge],
+            ..ok
+        };
         assert_eq!(no_host.modes_host_first(), vec![Mode::Host, Mode::Bridge]);
     }
 }

@@ -109,7 +109,11 @@ fn a_server_stall_counts_for_every_request_it_delays_not_once() {
     );
     // Every request was still answered, and the rate was kept.
     assert_eq!(r.measured.completed, (RATE * 1.5) as u64);
-    assert!((r.achieved_rps / RATE - 1.0).abs() < 0.05, "{}", r.achieved_rps);
+    assert!(
+        (r.achieved_rps / RATE - 1.0).abs() < 0.05,
+        "{}",
+        r.achieved_rps
+    );
 
     // Closed loop, the same stall: one transaction waits, the loop waits with it, and the
     // histogram shows one slow transaction (the ones that should have been sent meanwhile
@@ -184,7 +188,11 @@ fn a_short_rate_sweep_on_a_real_lab() {
         let c = f.counters.expect("backlog counters");
         // Host: the node's eth0 and the remote's (2 device passes per request and response
         // together at least); bridge adds its veth and the bridge.
-        let least = if p.mode.as_deref() == Some("bridge") { 4.0 } else { 1.9 };
+        let least = if p.mode.as_deref() == Some("bridge") {
+            4.0
+        } else {
+            1.9
+        };
         assert!(
             c.backlog_pkts_per_req >= least,
             "{}: {} backlog packets per request",
@@ -204,10 +212,7 @@ fn a_short_rate_sweep_on_a_real_lab() {
     let page = std::fs::read_to_string(html.join("index.html")).unwrap();
     assert!(page.matches("<svg").count() >= 5, "the rate curves");
     assert!(page.contains("offered rate (requests/s)"));
-    assert!(
-        netns_gone(&name),
-        "the sweep removed its lab"
-    );
+    assert!(netns_gone(&name), "the sweep removed its lab");
     root.assert_unchanged();
 }
 

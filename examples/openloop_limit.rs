@@ -4,9 +4,10 @@
 //! busy share and its worst lag behind the schedule. Where achieved falls below offered, or
 //! the client is busy all the time, the generator (not a path) is the limit.
 //!
-//! `cargo run --release --example openloop_limit -- ADDR:PORT [RATES] [SECS] [CONNECTIONS]`
+//! `cargo run --release --example openloop_limit -- ADDR:PORT [RATES] [SECS] [CONNECTIONS] [SERVER_CPU]`
 //! (RATES comma-separated, default 5000,10000,20000,40000,80000,160000; SECS per rate,
-//! default 2; client pinned to CPU 0, the server's data threads asked onto CPU 1).
+//! default 2; client pinned to CPU 0, the server's data threads asked onto SERVER_CPU, default 0:
+//! one CPU, as `nslat sweep rate` pins them).
 //! benches/openloop_limit.sh starts the server and runs this.
 
 use std::time::Duration;
@@ -19,7 +20,7 @@ fn main() {
     let addr = args
         .get(1)
         .and_then(|a| a.parse().ok())
-        .expect("usage: openloop_limit ADDR:PORT [RATES] [SECS] [CONNECTIONS]");
+        .expect("usage: openloop_limit ADDR:PORT [RATES] [SECS] [CONNECTIONS] [SERVER_CPU]");
     let rates: Vec<f64> = args
         .get(2)
         .map(String::as_str)
@@ -29,12 +30,13 @@ fn main() {
         .collect();
     let secs: f64 = args.get(3).map_or(2.0, |s| s.parse().expect("seconds"));
     let conns: usize = args.get(4).map_or(1, |s| s.parse().expect("connections"));
+    let server_cpu: usize = args.get(5).map_or(0, |s| s.parse().expect("server CPU"));
     println!("offered_rps\tachieved_rps\tratio\tp50_us\tp99_us\tp99_9_us\tresponses\ttimeouts\tclient_busy\tmax_lag_us\tclient_cpu_us_per_req\tserver_cpu_us_per_req");
     for rate in rates {
         let mut rs = RunSpec::new(addr, TestKind::TcpRr, Duration::from_secs_f64(secs));
         rs.warmup = Duration::from_millis(300);
         rs.client_cpu = Some(0);
-        rs.server_cpu = Some(1);
+        rs.server_cpu = Some(server_cpu);
         let mut spec = OpenLoopSpec::new(rs, rate);
         spec.connections = conns;
         match run(&spec) {

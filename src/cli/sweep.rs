@@ -124,7 +124,7 @@ pub struct LoadArgs {
     every mode is past its bound and saturated, then bisects each mode's knee: the highest rate \
     whose p99 stays under --bound times its idle p99 (the p99 at the lowest rate). The report \
     gives each knee as a ratio to the host's, with the backlog packets, NET_RX softirqs and CPU \
-    per request that explain the order. Client on CPU 0, servers on CPU 1.\n\n\
+    per request that explain the order. Client and servers on CPU 0.\n\n\
     Examples:\n  \
     nslat sweep rate\n  \
     nslat sweep rate --modes host,bridge --rates 5000,20000,40000 --json rate.json\n  \
@@ -307,8 +307,8 @@ pub fn run(cmd: SweepCommand) -> anyhow::Result<()> {
                 ..sweep::RateOptions::default()
             };
             sweep::validate_rate(&opts).context("sweep rate")?;
-            // The client's CPU and the servers'.
-            let _lock = a.out.lock.acquire(&[0, 1])?;
+            // The client's and the servers' CPU.
+            let _lock = a.out.lock.acquire(&[0])?;
             let r = sweep::rate_sweep(&opts, &Lines).context("sweep rate")?;
             finish(&r, &a.out)
         }

@@ -287,7 +287,8 @@ pub struct BlockOutcome {
     pub timeouts: u64,
     /// Sum of the completed latencies.
     pub latency_sum_ns: u64,
-    /// From the block's start to its last completion (or its give-up).
+    /// From the block's start to its last completion (or its give-up), plus one mean request
+    /// interval (the block's n requests occupy n slots of the schedule).
     pub wall_ns: u64,
     /// The latest a request was issued after its intended time (the generator's own lag).
     pub max_issue_lag_ns: u64,
@@ -614,7 +615,9 @@ impl Connections {
                 }
             }
         }
-        out.wall_ns = last_done - start;
+        // n requests occupy n slots of the schedule: the last one's slot ends a mean interval
+        // after it was due (without it, 100 requests at 2000/s would count as 2020/s).
+        out.wall_ns = last_done - start + (1e9 / plan.rate_rps) as u64;
         out.cpu_ns = thread_cpu_ns() - cpu0;
         Ok(out)
     }

@@ -122,7 +122,7 @@ pub struct LoadArgs {
     delay, not once (no coordinated omission). At each rate the modes are measured in \
     interleaved 50 ms blocks, paired with the host. `auto` doubles the rate from 2000/s until \
     every mode is past its bound and saturated, then bisects each mode's knee: the highest rate \
-    whose p99 stays under --bound times its idle p99 (the p99 at the lowest rate). The report \
+    whose p99 stays under --bound times its idle p99 (the lowest p99 at up to 4x the lowest rate). The report \
     gives each knee as a ratio to the host's, with the backlog packets, NET_RX softirqs and CPU \
     per request that explain the order. Client and servers on CPU 0.\n\n\
     Examples:\n  \

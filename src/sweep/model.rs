@@ -143,7 +143,8 @@ pub struct Point {
 pub struct RateFigures {
     /// Requests per second the schedule offered.
     pub offered_rps: f64,
-    /// Responses per second of wall time (from each block's start to its last response).
+    /// Responses per second of wall time (each block: from its start to its last response,
+    /// plus one request interval: its n requests occupy n slots).
     pub achieved_rps: f64,
     /// CPU time per request, µs: the client thread's plus the server threads'.
     pub cpu_us_per_req: f64,
@@ -189,11 +190,12 @@ pub struct RateCounters {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Knee {
     pub mode: String,
-    /// Its p99 at the lowest rate measured, µs.
+    /// Its idle p99: the lowest p99 at rates up to 4× the lowest rate measured, µs.
     pub idle_p99_us: f64,
     /// The bound: `bound_factor` × idle p99, µs.
     pub bound_us: f64,
-    /// The highest offered rate measured whose p99 stayed under the bound (`None`: none did).
+    /// The highest offered rate measured whose p99 stayed under the bound, from the idle
+    /// point up (`None`: none did).
     pub knee_rps: Option<f64>,
     /// The lowest offered rate measured whose p99 exceeded it (`None`: none did).
     pub over_rps: Option<f64>,

@@ -5,8 +5,8 @@
 //! until every mode is past its bound and saturated, then bisects each mode's bracket; every
 //! point measures every mode, so the curves share their rates.
 //!
-//! A mode's knee is the highest offered rate whose p99 stays under `bound_factor ×` its p99 at
-//! the lowest rate (its idle p99); its saturation rate the highest rate it achieved. The
+//! A mode's knee is the highest offered rate whose p99 stays under `bound_factor ×` its idle
+//! p99 (the lowest p99 at rates up to [`IDLE_SPAN`] × the lowest rate), scanning up from there; its saturation rate the highest rate it achieved. The
 //! report puts each knee beside the host's, with the backlog counters and CPU per request at
 //! the knee that explain the order. The load is bounded: at most [`MAX_POINTS`] rates, each
 //! below the generator's cap, blocks of [`BLOCK`] with a per-request timeout.
@@ -31,6 +31,8 @@ pub const MAX_POINTS: usize = 24;
 pub const MAX_SWEEP_CONNECTIONS: usize = 8;
 /// Where `auto` starts, requests/s.
 pub const AUTO_START_RPS: f64 = 2_000.0;
+/// A mode's idle p99 is the lowest p99 at rates up to this many times the lowest rate.
+pub const IDLE_SPAN: f64 = 4.0;
 /// `auto` stops bisecting a bracket narrower than this ratio.
 const BISECT_UNTIL: f64 = 1.08;
 /// The client's CPU and the servers' (the remote's data threads): one CPU, as the other sweeps
@@ -242,9 +244,25 @@ pub fn knees(points: &[Point], modes: &[String], factor: f64) -> Vec<Knee> {
             continue;
         }
         pts.sort_by(|a, b| a.1.offered_rps.total_cmp(&b.1.offered_rps));
-        let idle = pts[0].0.latency_us.p99;
+        // The idle p99: the lowest p99 on the flat start of the curve (rates up to 4× the
+        // lowest), so that one millisecond outlier at the lowest rate does not set the bound.
+        let flat = pts[0].1.offered_rps * IDLE_SPAN;
+        let (idle_at, idle) = pts
+            .iter()
+            .take_while(|(_, r)| r.offered_rps <= flat)
+            .map(|(p, _)| p.latency_us.p99)
+            .enumerate()
+            .fold(
+                (0, f64::INFINITY),
+                |a, (i, v)| if v < a.1 { (i, v) } else { a },
+            );
         let bound = idle * factor;
-        let first_over = pts.iter().position(|(p, _)| p.latency_us.p99 > bound);
+        // The first rate over the bound from the idle point up.
+        let first_over = pts
+            .iter()
+            .skip(idle_at)
+            .position(|(p, _)| p.latency_us.p99 > bound)
+            .map(|i| i + idle_at);
         let under = match first_over {
             Some(0) => None,
             Some(i) => Some(pts[i - 1]),
@@ -434,7 +452,7 @@ pub fn rate(opts: &RateOptions, progress: &dyn Progress) -> Result<SweepReport, 
             opts.timeout.as_millis()
         ),
         format!(
-            "Knee: the highest offered rate whose p99 stays under {}× the mode's p99 at the lowest rate measured (its idle p99); saturation: the highest achieved rate. Capacity vs host = knee / host's knee.",
+            "Knee: the highest offered rate whose p99 stays under {}× the mode's idle p99 (the lowest p99 at rates up to {IDLE_SPAN}× the lowest rate measured; one outlier at the lowest rate does not set the bound); saturation: the highest achieved rate. Capacity vs host = knee / host's knee.",
             opts.bound_factor
         ),
         format!(
@@ -494,6 +512,17 @@ mod tests {
         assert_eq!(k[0].bound_us, 90.0);
         assert_eq!(k[1].knee_rps, Some(2000.0));
         assert_eq!(k[1].vs_host, Some(0.25));
+        // An outlier at the lowest rate does not set the bound: the flat start's lowest p99 does.
+        let noisy = vec![
+            pt("host", 2000.0, 600.0, 2000.0),
+            pt("host", 4000.0, 100.0, 4000.0),
+            pt("host", 8000.0, 250.0, 8000.0),
+            pt("host", 16000.0, 400.0, 16000.0),
+        ];
+        let k = knees(&noisy, &["host".into()], 3.0);
+        assert_eq!(k[0].idle_p99_us, 100.0);
+        assert_eq!(k[0].knee_rps, Some(8000.0));
+        assert_eq!(k[0].over_rps, Some(16000.0));
     }
 
     #[test]

@@ -232,9 +232,7 @@ fn curves(
                 .collect(),
         })
         .collect();
-    // The rate axis stays linear: a knee is read against the rate itself (and a log axis over
-    // 2,000–128,000/s crowds its labels).
-    let log_x = r.axis != Axis::Rate && super::view::wants_log(r.points.iter().map(x_of));
+    let log_x = super::view::wants_log(r.points.iter().map(x_of));
     CurvePlot {
         title,
         x_label: match r.axis {

@@ -314,3 +314,20 @@ pub fn run(cmd: SweepCommand) -> anyhow::Result<()> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_parse_as_a_list_with_k_or_auto() {
+        assert_eq!(parse_rates("auto").unwrap(), sweep::Rates::Auto);
+        assert_eq!(
+            parse_rates("5000, 20k,1.5K").unwrap(),
+            sweep::Rates::List(vec![5000.0, 20000.0, 1500.0])
+        );
+        for bad in ["", "fast", "-5", "0", "5000,x"] {
+            assert!(parse_rates(bad).is_err(), "{bad}");
+        }
+    }
+}

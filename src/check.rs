@@ -128,6 +128,10 @@ pub struct ModeChecks {
 pub struct CheckMatrix {
     pub lab: String,
     pub host_shim: bool,
+    /// Why the checks that load nftables rules (Service, policy, policy (Svc)) could not run
+    /// (`None`: they ran); the other checks ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules_unavailable: Option<String>,
     pub modes: Vec<ModeChecks>,
 }
 
@@ -346,7 +350,11 @@ pub fn run_with(
     let remote_echo = Echo::start(&remote)?;
     let node_echo = Echo::start(&node)?;
     let firewall = lab.firewall();
-    firewall.set_service_dnat(CLUSTER_IP, CLUSTER_PORT, remote_addr, remote_echo.port)?;
+    // Without nft the Service and policy checks are not available; the rest still run.
+    let rules_unavailable = crate::firewall::nft_missing();
+    if rules_unavailable.is_none() {
+        firewall.set_service_dnat(CLUSTER_IP, CLUSTER_PORT, remote_addr, remote_echo.port)?;
+    }
     let cleanup = RuleCleanup { lab };
 
     let service = SocketAddr::new(CLUSTER_IP.into(), CLUSTER_PORT);
@@ -396,7 +404,13 @@ pub fn run_with(
             outcome
         };
 
-        row.service = tcp(&mut row, "service", &target.netns, service);
+        row.service = if rules_unavailable.is_none() {
+            tcp(&mut row, "service", &target.netns, service)
+        } else {
+            progress.started(mode.name(), check_label("service"));
+            progress.finished();
+            None
+        };
         row.container_to_remote = tcp(&mut row, "container_to_remote", &target.netns, to_remote);
         if !is_host {
             let echo = Echo::start(&target.netns)?;
@@ -419,7 +433,14 @@ pub fn run_with(
                     }
                 }
             }
-            policy_checks(&mut row, lab, &target, to_remote, service, shim, progress)?;
+            if rules_unavailable.is_none() {
+                policy_checks(&mut row, lab, &target, to_remote, service, shim, progress)?;
+            } else {
+                for check in ["policy", "policy_service"] {
+                    progress.started(mode.name(), check_label(check));
+                    progress.finished();
+                }
+            }
         }
         let mut wire_addrs = vec![node_addr, target.addr];
         wire_addrs.dedup();
@@ -433,6 +454,7 @@ pub fn run_with(
     Ok(CheckMatrix {
         lab: lab.name().to_string(),
         host_shim: shim,
+        rules_unavailable,
         modes: rows,
     })
 }

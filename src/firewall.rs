@@ -128,6 +128,35 @@ fn prefix(s: Subnet4) -> Value {
     json!({"prefix": {"addr": s.addr.to_string(), "len": s.len}})
 }
 
+/// `Some(reason)` when the `nft` program, which the nftables crate runs for every rule nslat
+/// loads, cannot run here (not installed, not executable): the modes and checks that load rules
+/// are then "not available" with this reason, and the rest goes on. Asked once per process.
+pub fn nft_missing() -> Option<String> {
+    static MISSING: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    MISSING
+        .get_or_init(|| {
+            let nft = "nft";
+            match std::process::Command::new(nft)
+                .arg("--version")
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+            {
+                Ok(s) if s.success() => None,
+                Ok(s) => Some(format!(
+                    "`{nft} --version` failed ({s}): nslat loads its rules with nft; \
+                     install nftables (apt install nftables)"
+                )),
+                Err(e) => Some(format!(
+                    "the `{nft}` program cannot run ({e}): nslat loads its rules with nft; \
+                     install nftables (apt install nftables)"
+                )),
+            }
+        })
+        .clone()
+}
+
 impl Firewall {
     /// The firewall of the namespace at `netns`.
     pub fn new(netns: &Path) -> Self {

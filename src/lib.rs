@@ -6,6 +6,7 @@ pub mod attach;
 pub mod bench;
 pub mod bpf;
 pub mod check;
+pub mod cidr;
 pub mod cli;
 pub mod compare;
 pub mod deploy;

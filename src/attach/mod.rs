@@ -15,6 +15,8 @@ use std::str::FromStr;
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
+use crate::cidr::parse_service_cidr;
+use crate::cidr::CidrError;
 use crate::netlink::{sysctl, IpvlanMode, Netlink, NetlinkError, Route};
 use crate::netns::{self, NetnsError};
 
@@ -31,8 +33,8 @@ pub enum AttachError {
     NotRoot,
     #[error("unknown attach mode '{0}': use macvlan, ipvlan-l2, ipvlan-l3 or bridge")]
     UnknownMode(String),
-    #[error("bad address '{0}': give an address with a prefix length, like 198.18.0.50/24")]
-    BadCidr(String),
+    #[error(transparent)]
+    Cidr(#[from] CidrError),
     #[error("--addr {addr}/{prefix}: {count} attached modes take {count} addresses counting up from it, and they leave its network: give a lower first address")]
     AddrRange {
         addr: IpAddr,
@@ -59,10 +61,6 @@ pub enum AttachError {
     BadShim(String),
     #[error("--host-shim applies to macvlan and ipvlan modes only (a bridge already reaches its containers)")]
     ShimNeedsMacvlanOrIpvlan,
-    #[error("bad --service-cidr '{0}': give an IPv4 network like 198.19.0.0/16 (your cluster's Service CIDR, e.g. 10.96.0.0/12)")]
-    BadServiceCidr(String),
-    #[error("bad --service-cidr '{given}': host bits are set; did you mean {net}?")]
-    ServiceCidrHostBits { given: String, net: String },
     #[error("--service-cidr {cidr} contains the container's own address {addr}: give the cluster's Service network, which the container's address is not in")]
     ServiceCidrHasAddr { cidr: String, addr: Ipv4Addr },
     #[error("--service-veth applies to macvlan and ipvlan modes only (a bridge already passes the node)")]
@@ -224,38 +222,6 @@ pub struct AttachRecord {
     pub warnings: Vec<String>,
 }
 
-/// Parses an IPv4 network `ADDR/LEN` (LEN 1..=32, no host bits) for `--service-cidr`.
-pub fn parse_service_cidr(s: &str) -> Result<(Ipv4Addr, u8), AttachError> {
-    let bad = || AttachError::BadServiceCidr(s.to_string());
-    let (a, l) = s.trim().split_once('/').ok_or_else(bad)?;
-    let addr: Ipv4Addr = a.parse().map_err(|_| bad())?;
-    let len: u8 = l.parse().map_err(|_| bad())?;
-    if !(1..=32).contains(&len) || addr.is_multicast() || addr.is_broadcast() {
-        return Err(bad());
-    }
-    let net = Ipv4Net::new(addr, len).map_err(|_| bad())?.trunc();
-    if net.addr() != addr {
-        return Err(AttachError::ServiceCidrHostBits {
-            given: s.to_string(),
-            net: net.to_string(),
-        });
-    }
-    Ok((addr, len))
-}
-
-/// Parses `ADDR/LEN` (v4 or v6).
-pub fn parse_cidr(s: &str) -> Result<(IpAddr, u8), AttachError> {
-    let bad = || AttachError::BadCidr(s.to_string());
-    let (a, l) = s.split_once('/').ok_or_else(bad)?;
-    let addr: IpAddr = a.parse().map_err(|_| bad())?;
-    let len: u8 = l.parse().map_err(|_| bad())?;
-    let max = if addr.is_ipv4() { 32 } else { 128 };
-    if len > max || addr.is_unspecified() || addr.is_multicast() {
-        return Err(bad());
-    }
-    Ok((addr, len))
-}
-
 fn validate_ifname(n: &str) -> Result<(), AttachError> {
     let ok = !n.is_empty()
         && n.len() <= 15
@@ -297,10 +263,7 @@ pub fn attach(spec: &AttachSpec) -> Result<AttachRecord, AttachError> {
     validate_ifname(&spec.ifname)?;
     let max = if spec.addr.is_ipv4() { 32 } else { 128 };
     if spec.prefix > max {
-        return Err(AttachError::BadCidr(format!(
-            "{}/{}",
-            spec.addr, spec.prefix
-        )));
+        return Err(CidrError::Bad(format!("{}/{}", spec.addr, spec.prefix)).into());
     }
     if let Some(gw) = spec.gateway {
         if gw.is_ipv4() != spec.addr.is_ipv4() || gw.is_unspecified() {
@@ -641,26 +604,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cidrs_parse() {
-        assert_eq!(
-            parse_cidr("198.18.0.50/24").unwrap(),
-            ("198.18.0.50".parse().unwrap(), 24)
-        );
-        assert_eq!(parse_cidr("2001:2::5/64").unwrap().1, 64);
-        for bad in [
-            "198.18.0.50",
-            "198.18.0.50/33",
-            "1.2.3/24",
-            "x/1",
-            "0.0.0.0/0",
-            "2001:2::5/129",
-            "/24",
-        ] {
-            assert!(parse_cidr(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
     fn modes_parse() {
         assert_eq!(
             "macvlan".parse::<AttachMode>().unwrap(),
@@ -671,37 +614,6 @@ mod tests {
             AttachMode::IpvlanL3
         );
         assert!("vxlan".parse::<AttachMode>().is_err());
-    }
-
-    #[test]
-    fn service_cidrs_parse() {
-        assert_eq!(
-            parse_service_cidr("198.19.0.0/16").unwrap(),
-            (Ipv4Addr::new(198, 19, 0, 0), 16)
-        );
-        assert_eq!(
-            parse_service_cidr(crate::lab::plan::CLUSTER_CIDR)
-                .unwrap()
-                .1,
-            16
-        );
-        assert_eq!(parse_service_cidr("10.96.0.0/12").unwrap().1, 12);
-        assert_eq!(parse_service_cidr("198.19.0.10/32").unwrap().1, 32);
-        match parse_service_cidr("198.19.0.10/16") {
-            Err(AttachError::ServiceCidrHostBits { net, .. }) => assert_eq!(net, "198.19.0.0/16"),
-            other => panic!("{other:?}"),
-        }
-        for bad in [
-            "198.19.0.0",
-            "198.19.0.0/0",
-            "198.19.0.0/33",
-            "2001:2::/64",
-            "224.0.0.0/4",
-            "x/16",
-            "",
-        ] {
-            assert!(parse_service_cidr(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

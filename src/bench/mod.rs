@@ -187,3 +187,12 @@ pub struct RunResult {
     #[serde(skip)]
     pub histogram: Option<hdrhistogram::Histogram<u64>>,
 }
+
+impl RunSpec {
+    /// The settings the paths of a schedule share (test, length), before any server: every path
+    /// brings its own server, namespace and token ([`crate::measure::sockets::PathSpec`]), so
+    /// the address here is a placeholder that no run connects to.
+    pub fn template(test: TestKind, duration: std::time::Duration) -> Self {
+        RunSpec::new(([127, 0, 0, 1], 1).into(), test, duration)
+    }
+}

@@ -35,10 +35,58 @@ pub fn tcp_client(
 ) -> io::Result<LoopOutcome> {
     let fd = std::os::fd::AsRawFd::as_raw_fd(s);
     timed_loop(warmup_ns, duration_ns, hist, |_| {
-        send_all(fd, req)?;
-        recv_exact(fd, resp)?;
+        tcp_transaction(fd, req, resp)?;
         Ok(true)
     })
+}
+
+/// One TCP_RR transaction on a connected stream: the request out, the whole response in. The
+/// one both the timed run and the interleaved blocks ([`crate::measure::sockets`]) make.
+#[inline(always)]
+pub fn tcp_transaction(fd: i32, req: &[u8], resp: &mut [u8]) -> io::Result<()> {
+    send_all(fd, req)?;
+    recv_exact(fd, resp)
+}
+
+/// One UDP_RR transaction on a connected socket whose read timeout is the per-transaction
+/// timeout: the request numbered `seq + 1` in its first `k` bytes ([`seq_len`]), then its
+/// response. `Ok(false)`: lost (no answer in time, or an ICMP error from an earlier datagram);
+/// late answers to earlier requests are skipped. The one both the timed run and the
+/// interleaved blocks ([`crate::measure::sockets`]) make: no allocation, no clock read.
+#[inline(always)]
+pub fn udp_transaction(
+    fd: i32,
+    req: &mut [u8],
+    resp: &mut [u8],
+    k: usize,
+    seq: &mut u64,
+) -> io::Result<bool> {
+    *seq = seq.wrapping_add(1);
+    let tag = seq.to_le_bytes();
+    req[..k].copy_from_slice(&tag[..k]);
+    if sys_send(fd, req) < 0 {
+        let e = io::Error::last_os_error();
+        // An ICMP error from an earlier datagram: this request is lost, not the run.
+        if e.kind() == io::ErrorKind::ConnectionRefused {
+            return Ok(false);
+        }
+        return Err(e);
+    }
+    loop {
+        let n = sys_recv(fd, resp);
+        if n >= 0 {
+            if n as usize >= k && resp[..k] == tag[..k] {
+                return Ok(true);
+            }
+            continue; // a late answer to an earlier, timed-out request
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            _ if is_timeout(&e) => return Ok(false),
+            io::ErrorKind::Interrupted => continue,
+            _ => return Err(e),
+        }
+    }
 }
 
 /// Client: UDP_RR over a connected socket whose read timeout is the per-transaction timeout.
@@ -54,32 +102,7 @@ pub fn udp_client(
     let fd = std::os::fd::AsRawFd::as_raw_fd(s);
     let mut seq: u64 = 0;
     timed_loop(warmup_ns, duration_ns, hist, |_| {
-        seq = seq.wrapping_add(1);
-        let tag = seq.to_le_bytes();
-        req[..k].copy_from_slice(&tag[..k]);
-        if sys_send(fd, req) < 0 {
-            let e = io::Error::last_os_error();
-            // An ICMP error from an earlier datagram: this request is lost, not the run.
-            if e.kind() == io::ErrorKind::ConnectionRefused {
-                return Ok(false);
-            }
-            return Err(e);
-        }
-        loop {
-            let n = sys_recv(fd, resp);
-            if n >= 0 {
-                if n as usize >= k && resp[..k] == tag[..k] {
-                    return Ok(true);
-                }
-                continue; // a late answer to an earlier, timed-out request
-            }
-            let e = io::Error::last_os_error();
-            match e.kind() {
-                _ if is_timeout(&e) => return Ok(false),
-                io::ErrorKind::Interrupted => continue,
-                _ => return Err(e),
-            }
-        }
+        udp_transaction(fd, req, resp, k, &mut seq)
     })
 }
 

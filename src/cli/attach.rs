@@ -90,7 +90,7 @@ pub struct DetachArgs {
 
 pub fn run_attach(args: AttachArgs) -> anyhow::Result<()> {
     let mode = args.mode.parse()?;
-    let (addr, prefix) = attach::parse_cidr(&args.addr)?;
+    let (addr, prefix) = crate::cidr::parse_cidr(&args.addr)?;
     let gateway = match &args.gateway {
         Some(g) => Some(
             g.parse()
@@ -106,7 +106,7 @@ pub fn run_attach(args: AttachArgs) -> anyhow::Result<()> {
         None => None,
     };
     let service_cidr = match args.service_veth {
-        true => Some(attach::parse_service_cidr(&args.service_cidr)?),
+        true => Some(crate::cidr::parse_service_cidr(&args.service_cidr)?),
         false => None,
     };
     let spec = AttachSpec {

@@ -10,12 +10,11 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::run::{parse_host, parse_positive_secs, parse_rr_sizes, parse_secs, Family, LockArgs};
 use crate::attach::{AttachMode, NicSpec};
 use crate::bench::TestKind;
-use crate::compare::AttachPlan;
 use crate::compare::{
-    self, CompareOptions, CompareReport, CpuChoice, Progress, RemoteTarget, RepsChoice,
-    ScheduleChoice, TargetPlan,
+    self, AttachPlan, CompareOptions, CompareReport, CpuChoice, Flow, LabPlan, Progress,
+    RemotePlan, RepsChoice, ScheduleChoice, Stamp, TargetPlan,
 };
-use crate::lab::{self, mode, Mode};
+use crate::lab::{mode, Mode};
 use crate::report::{
     self, CsvExporter, Exporter, JsonExporter, MarkdownExporter, TerminalExporter,
 };
@@ -70,7 +69,7 @@ pub struct CompareArgs {
     /// `interleaved`: every mode at once, in blocks of transactions taken in turn, each mode
     /// compared with the host round by round (with an A/A control); `runs`: one run per mode
     /// after another, repeated (the previous method).
-    #[arg(long, value_name = "interleaved|runs", default_value = "interleaved", value_parser = parse_schedule)]
+    #[arg(long, value_name = "interleaved|runs", default_value = "interleaved")]
     schedule: ScheduleChoice,
     /// Interleaved: target time of one block (B transactions are chosen to fill it).
     #[arg(long, value_name = "SECS", default_value = "0.001", allow_hyphen_values = true, value_parser = parse_positive_secs)]
@@ -106,7 +105,7 @@ pub struct CompareArgs {
     #[arg(long)]
     no_other_host: bool,
     /// CPU placement: `same` (client and server on one CPU), `split` (different CPUs), or `both`.
-    #[arg(long, value_name = "same|split|both", default_value = "same", value_parser = parse_cpu)]
+    #[arg(long, value_name = "same|split|both", default_value = "same")]
     cpu: CpuChoice,
     /// Also attribute the bridge mode's overhead to veth, bridge, conntrack and MASQUERADE:
     /// six variants (host and containers at three NAT levels, one node namespace per level,
@@ -255,30 +254,11 @@ fn parse_reps(s: &str) -> Result<RepsChoice, String> {
     }
 }
 
-fn parse_schedule(s: &str) -> Result<ScheduleChoice, String> {
-    match s {
-        "interleaved" => Ok(ScheduleChoice::Interleaved),
-        "runs" => Ok(ScheduleChoice::Runs),
-        _ => Err(format!("'{s}' is not a schedule: use interleaved or runs")),
-    }
-}
-
 fn parse_target_ci(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(x) if x > 0.0 && x <= 100.0 => Ok(x),
         _ => Err(format!(
             "'{s}' is not a CI target: give percentage points, more than 0 and at most 100"
-        )),
-    }
-}
-
-fn parse_cpu(s: &str) -> Result<CpuChoice, String> {
-    match s {
-        "same" => Ok(CpuChoice::Same),
-        "split" => Ok(CpuChoice::Split),
-        "both" => Ok(CpuChoice::Both),
-        _ => Err(format!(
-            "'{s}' is not a CPU placement: use same, split or both"
         )),
     }
 }
@@ -373,67 +353,53 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     }
     // The run starts now, with the command line as typed (the page header and the JSON keep it).
     let context = crate::compare::RunContext::now(std::env::args().collect());
-    if !args.targets.is_empty() {
-        return run_targets(args, context);
-    }
-    if args.remote.is_some() && (args.parent.is_none() || args.addr.is_none()) {
-        bail!("--remote needs --parent IFACE and --addr CIDR (the NIC the modes attach to), or --target NAME=SPEC to measure your own containers");
-    }
-    let remote = match &args.remote {
-        None => None,
-        Some(host) => Some(remote_target(&args, host)?),
-    };
-    let pair = pair_label(&args);
-    let opts = CompareOptions {
-        checks: !args.no_checks,
-        lab: args.lab.clone(),
-        keep_lab: args.keep_lab,
-        remote,
-        ..options(&args)
-    };
+    let opts = options(&args);
+    let flow = flow(&args)?;
     // Bad options fail at once, not after waiting for another measurement's CPUs.
-    opts.validate()
-        .map_err(anyhow::Error::msg)
-        .context("compare")?;
+    compare::check(&opts, flow.as_ref()).context("compare")?;
 
     let lock = args.lock.acquire(&pinned_cpus(&opts))?;
-    if opts.remote.is_none() && crate::netns::is_root() {
-        remove_stale_labs();
-    }
-
+    let stamp = Stamp {
+        context: Some(context),
+        pair: pair_label(&args),
+        flags: lock.contention.iter().map(|c| c.describe()).collect(),
+    };
     let progress = CliProgress::new();
-    let mut reports = compare::run(&opts, &progress).context("compare")?;
+    let finished = compare::run(&opts, flow.as_ref(), &stamp, &progress);
     progress.done();
-    if opts.keep_lab && opts.lab.is_none() && opts.remote.is_none() {
-        // Kept: no later compare may take it for a crashed one's.
-        let name = lab::inventory::compare_lab_name(std::process::id());
-        if let Err(e) = lab::inventory::keep(&name) {
-            eprintln!("warning: lab '{name}' may be removed by a later compare: {e}");
-        }
-    }
-    if let Some(c) = &lock.contention {
-        for r in &mut reports {
-            r.flags.insert(0, c.describe());
-        }
-    }
     drop(lock);
-    for r in &mut reports {
-        finish(r, pair.clone(), &context);
-    }
+    let finished = finished.context("compare")?;
 
-    export_all(&args, &reports)
+    export_all(&args, &finished.reports)?;
+    if !finished.failed.is_empty() {
+        return Err(PartialSuccess(format!(
+            "partial success: {} of {} targets failed during the run ({}); the rest was measured",
+            finished.failed.len(),
+            args.targets.len(),
+            finished.failed.join("; ")
+        ))
+        .into());
+    }
+    Ok(())
 }
 
-/// The last of a report before it is written: its node pair, when and how it ran, and the
-/// recommendation (as every exporter renders it) for readers of the JSON.
-fn finish(
-    r: &mut CompareReport,
-    pair: Option<crate::compare::PairLabel>,
-    context: &crate::compare::RunContext,
-) {
-    r.pair = pair;
-    r.context = Some(context.clone());
-    r.recommendation = report::recommend::lines(r);
+/// The flow the flags ask for: `--target`, `--remote`, or the lab.
+fn flow(args: &CompareArgs) -> anyhow::Result<Box<dyn Flow>> {
+    if !args.targets.is_empty() {
+        return Ok(Box::new(target_plan(args)?));
+    }
+    match &args.remote {
+        Some(host) => {
+            if args.parent.is_none() || args.addr.is_none() {
+                bail!("--remote needs --parent IFACE and --addr CIDR (the NIC the modes attach to), or --target NAME=SPEC to measure your own containers");
+            }
+            Ok(Box::new(remote_plan(args, host)?))
+        }
+        None => Ok(Box::new(LabPlan {
+            name: args.lab.clone(),
+            keep: args.keep_lab,
+        })),
+    }
 }
 
 /// Every CPU the placements pin a client or server to: what the measurement lock holds.
@@ -469,7 +435,7 @@ fn options(args: &CompareArgs) -> CompareOptions {
         reps: args.reps,
         cpu: args.cpu,
         explain: args.explain,
-        checks: false,
+        checks: !args.no_checks,
         schedule: args.schedule,
         block_time: args.block_time,
         block_transactions: args.block_transactions,
@@ -484,7 +450,7 @@ fn options(args: &CompareArgs) -> CompareOptions {
 }
 
 /// `--target`: the user's containers against `--remote`, beside the host and the lab's figures.
-fn run_targets(args: CompareArgs, context: crate::compare::RunContext) -> anyhow::Result<()> {
+fn target_plan(args: &CompareArgs) -> anyhow::Result<TargetPlan> {
     let Some(host) = &args.remote else {
         bail!("--target needs --remote HOST: a machine running `nslat serve` that the containers reach (the lab's remote lives in a namespace no container can reach)");
     };
@@ -500,7 +466,7 @@ fn run_targets(args: CompareArgs, context: crate::compare::RunContext) -> anyhow
             bail!("--attach needs --parent IFACE and --addr CIDR: the NIC the modes attach to and the first free address on its network")
         }
         (Some(modes), Some(parent), Some(cidr)) => {
-            let (addr, prefix) = crate::attach::parse_cidr(cidr)?;
+            let (addr, prefix) = crate::cidr::parse_cidr(cidr)?;
             Some(AttachPlan {
                 nic: NicSpec {
                     parent: parent.clone(),
@@ -513,7 +479,7 @@ fn run_targets(args: CompareArgs, context: crate::compare::RunContext) -> anyhow
             })
         }
     };
-    let plan = TargetPlan {
+    Ok(TargetPlan {
         targets: args.targets.clone(),
         server,
         token: args.token.clone(),
@@ -521,58 +487,7 @@ fn run_targets(args: CompareArgs, context: crate::compare::RunContext) -> anyhow
         lab_figures: !args.no_lab,
         attach,
         lab_docker_forward: args.lab_docker_forward,
-    };
-    let opts = options(&args);
-    let pair = pair_label(&args);
-    let lock = args.lock.acquire(&pinned_cpus(&opts))?;
-    if crate::netns::is_root() {
-        remove_stale_labs();
-    }
-    let progress = CliProgress::new();
-    let mut outcome = compare::run_targets(&opts, &plan, &progress).context("compare")?;
-    progress.done();
-    for r in &mut outcome.reports {
-        if let Some(c) = &lock.contention {
-            r.flags.insert(0, c.describe());
-        }
-        finish(r, pair.clone(), &context);
-    }
-    drop(lock);
-    export_all(&args, &outcome.reports)?;
-    if !outcome.failed.is_empty() {
-        return Err(PartialSuccess(format!(
-            "partial success: {} of {} targets failed during the run ({}); the rest was measured",
-            outcome.failed.len(),
-            args.targets.len(),
-            outcome.failed.join("; ")
-        ))
-        .into());
-    }
-    Ok(())
-}
-
-/// Removes the labs of compares that are gone (kill -9, a crash) and says so, one line each.
-fn remove_stale_labs() {
-    for (e, result) in lab::inventory::remove_stale_compare_labs() {
-        let owner = e.owner.map(|p| format!(" (pid {p})")).unwrap_or_default();
-        match result {
-            Ok(r) if r.errors.is_empty() => eprintln!(
-                "removed stale lab '{}': its compare{owner} is gone ({} namespaces)",
-                e.name,
-                r.removed.len()
-            ),
-            Ok(r) => eprintln!(
-                "warning: stale lab '{}' of a compare that is gone{owner} only partly removed: {}",
-                e.name,
-                r.errors.join("; ")
-            ),
-            Err(err) => eprintln!(
-                "warning: stale lab '{}' of a compare that is gone{owner} not removed: {}",
-                e.name,
-                crate::error::error_chain(&err)
-            ),
-        }
-    }
+    })
 }
 
 /// `--node`/`--peer`/`--peer-network`: the pair the report is labelled with, if any was given.
@@ -597,15 +512,15 @@ fn pair_label(args: &CompareArgs) -> Option<crate::compare::PairLabel> {
     })
 }
 
-fn remote_target(args: &CompareArgs, host: &str) -> anyhow::Result<RemoteTarget> {
+fn remote_plan(args: &CompareArgs, host: &str) -> anyhow::Result<RemotePlan> {
     let server = parse_host(host, Family::Any).map_err(|e| anyhow::anyhow!("--remote: {e}"))?;
     let cidr = args.addr.as_deref().unwrap_or_default();
-    let (addr, prefix) = crate::attach::parse_cidr(cidr)?;
+    let (addr, prefix) = crate::cidr::parse_cidr(cidr)?;
     let machine_netns = match &args.machine_netns {
         Some(ns) => Some(crate::netns::resolve(ns)?),
         None => None,
     };
-    Ok(RemoteTarget {
+    Ok(RemotePlan {
         server,
         parent: args.parent.clone().unwrap_or_default(),
         addr,
@@ -734,9 +649,13 @@ impl Progress for CliProgress {
     fn note(&self, message: &str) {
         match &self.bar {
             Some(bar) => {
-                // One println per line: the bar redraws below each.
-                for line in super::wrap_for_stderr(&format!("note: {message}")).lines() {
-                    bar.println(line);
+                let text = super::wrap_for_stderr(&format!("note: {message}"));
+                if bar.is_hidden() {
+                    // Not shown yet (before the first placement): its println would drop it.
+                    eprintln!("{text}");
+                } else {
+                    // One println per line: the bar redraws below each.
+                    text.lines().for_each(|line| bar.println(line));
                 }
             }
             None => eprintln!("compare: {message}"),
@@ -779,15 +698,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reps_and_cpu_parse() {
+    fn reps_and_ci_target_parse() {
         assert_eq!(parse_reps("auto").unwrap(), RepsChoice::Auto);
         assert_eq!(parse_reps("7").unwrap(), RepsChoice::Fixed(7));
         assert!(parse_reps("0").is_err());
         assert!(parse_reps("-3").is_err());
-        assert_eq!(parse_cpu("both").unwrap(), CpuChoice::Both);
-        assert!(parse_cpu("diagonal").is_err());
-        assert_eq!(parse_schedule("runs").unwrap(), ScheduleChoice::Runs);
-        assert!(parse_schedule("sometimes").is_err());
         assert_eq!(parse_target_ci("0.5").unwrap(), 0.5);
         assert!(parse_target_ci("0").is_err() && parse_target_ci("x").is_err());
     }

@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 
-use super::experiment::Progress;
+use super::progress::Progress;
 use crate::attach::{self, AttachMode, NicSpec, TempAttached};
 use crate::error::error_chain;
 use crate::lab::Mode;

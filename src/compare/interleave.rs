@@ -3,13 +3,11 @@
 //! [`crate::measure`]'s interleaved schedule and turned into the report model's inputs.
 //! It must not build or change what it measures: callers make every path exist first.
 
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
-
-use super::experiment::{CompareError, Progress};
+use super::error::CompareError;
 use super::model::{ModeInput, PairedInput, RepInput, Warning};
-use super::options::{CompareOptions, CpuPlacement};
-use crate::bench::RunSpec;
+use super::options::CpuPlacement;
+use super::progress::Progress;
+use super::runs::Runner;
 use crate::error::error_chain;
 use crate::measure::sockets::{self, MeasureError, PathSpec};
 use crate::measure::{paired, BlockSize, Ci, Stopped};
@@ -41,42 +39,28 @@ fn scale(c: Ci, k: f64) -> Ci {
     }
 }
 
-/// The engine's settings for a placement (each path's server and namespace are its own).
-pub(super) fn template(opts: &CompareOptions, placement: CpuPlacement) -> RunSpec {
-    let (client_cpu, server_cpu) = CompareOptions::cpus_for(placement);
-    let any = ([127, 0, 0, 1], 1).into();
-    let mut spec = RunSpec::new(any, opts.test, opts.duration);
-    spec.warmup = opts.warmup;
-    spec.request_size = opts.request_size;
-    spec.response_size = opts.response_size;
-    spec.client_cpu = Some(client_cpu);
-    spec.server_cpu = Some(server_cpu);
-    spec
-}
-
 /// Measures `paths` (the first is the baseline) interleaved, as `opts` says: one replicate of
 /// each.
 pub(super) fn measure(
-    opts: &CompareOptions,
+    runner: &Runner,
     paths: &[PathSpec],
     placement: CpuPlacement,
-    stop: &Arc<AtomicBool>,
     progress: &dyn Progress,
 ) -> Result<Measurement, CompareError> {
-    measure_replicated(opts, paths, 1, placement, stop, progress)
+    measure_replicated(runner, paths, 1, placement, progress)
 }
 
 /// Measures `paths` interleaved: G groups of `replicates` paths (path `r * G + g` is
 /// replicate `r` of group `g`; group 0 is the baseline), each group compared with the baseline
 /// replicate by replicate.
 pub(super) fn measure_replicated(
-    opts: &CompareOptions,
+    runner: &Runner,
     paths: &[PathSpec],
     replicates: usize,
     placement: CpuPlacement,
-    stop: &Arc<AtomicBool>,
     progress: &dyn Progress,
 ) -> Result<Measurement, CompareError> {
+    let opts = runner.opts;
     let replicates = replicates.max(1);
     let cfg = opts.schedule_config(paths.len(), replicates);
     let label = if replicates > 1 {
@@ -88,12 +72,13 @@ pub(super) fn measure_replicated(
         format!("{} paths interleaved", paths.len())
     };
     progress.run_started(placement.name(), &label, 1, 1);
-    let m =
-        sockets::measure(paths, &template(opts, placement), &cfg, stop).map_err(|e| match e {
+    let m = sockets::measure(paths, &opts.run_spec(placement), &cfg, &runner.stop).map_err(
+        |e| match e {
             MeasureError::Baseline { error, .. } => CompareError::Baseline(error),
             e => CompareError::Invalid(error_chain(&e)),
-        })?;
-    if m.rounds.stopped == Stopped::Interrupted || stop.load(std::sync::atomic::Ordering::SeqCst) {
+        },
+    )?;
+    if m.rounds.stopped == Stopped::Interrupted || runner.stopped() {
         return Err(CompareError::Interrupted(""));
     }
     let rounds = m.rounds.rounds();

@@ -5,8 +5,8 @@ use std::time::Duration;
 use crate::bench::{client, RunSpec, TestKind};
 use crate::lab::Mode;
 
-/// Where the client and server loops run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where the client and server loops run (`--cpu`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum CpuChoice {
     /// Client and server pinned to one CPU (the default: the path's own cost shows).
     Same,
@@ -52,8 +52,8 @@ impl std::fmt::Display for CpuPlacement {
     }
 }
 
-/// How the modes' measurements are scheduled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How the modes' measurements are scheduled (`--schedule`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum ScheduleChoice {
     /// Every mode at once, in interleaved blocks, compared round by round (the default).
     #[default]
@@ -97,14 +97,8 @@ pub struct CompareOptions {
     pub explain: bool,
     /// Run the feature checks and put the matrix beside the latency table.
     pub checks: bool,
-    /// Lab name; `None`: a fresh lab named after the process, removed afterwards.
-    pub lab: Option<String>,
-    /// Keep the lab afterwards.
-    pub keep_lab: bool,
     /// Time budget per placement for `RepsChoice::Auto` (more rounds stop when the next would pass it).
     pub budget: Duration,
-    /// `--remote`: measure against a real remote, attaching modes to a real NIC (no lab).
-    pub remote: Option<super::RemoteTarget>,
     /// `--schedule`.
     pub schedule: ScheduleChoice,
     /// `--block-time`: target time of one interleaved block.
@@ -149,10 +143,7 @@ impl Default for CompareOptions {
             cpu: CpuChoice::Same,
             explain: false,
             checks: true,
-            lab: None,
-            keep_lab: false,
             budget: Duration::from_secs(50),
-            remote: None,
             schedule: ScheduleChoice::Interleaved,
             block_time: Duration::from_millis(1),
             block_transactions: None,
@@ -207,11 +198,6 @@ impl CompareOptions {
         if self.measure_budget.is_zero() {
             return Err("--budget must be more than 0 seconds".into());
         }
-        if self.remote.is_some() && self.explain {
-            return Err(
-                "--explain builds its variants beside a lab; it cannot run with --remote".into(),
-            );
-        }
         if self.explain && self.schedule == ScheduleChoice::Runs {
             return Err(
                 "--explain measures its variants interleaved and paired; it cannot run with \
@@ -231,10 +217,25 @@ impl CompareOptions {
         if self.cpu != CpuChoice::Same && ncpu < 2 {
             return Err("--cpu split needs at least 2 CPUs".into());
         }
-        let mut spec = RunSpec::new(([127, 0, 0, 1], 1).into(), self.test, self.duration);
+        self.cpu
+            .placements()
+            .iter()
+            .try_for_each(|&p| client::validate(&self.run_spec(p)))
+            .map_err(|e| e.to_string())
+    }
+
+    /// The engine's settings of every run of a placement: test, sizes, length, warm-up and CPUs.
+    /// The one place a comparison's [`RunSpec`] is built; each path then gives its server,
+    /// namespace and token.
+    pub fn run_spec(&self, placement: CpuPlacement) -> RunSpec {
+        let (client_cpu, server_cpu) = Self::cpus_for(placement);
+        let mut spec = RunSpec::template(self.test, self.duration);
+        spec.warmup = self.warmup;
         spec.request_size = self.request_size;
         spec.response_size = self.response_size;
-        client::validate(&spec).map_err(|e| e.to_string())
+        spec.client_cpu = Some(client_cpu);
+        spec.server_cpu = Some(server_cpu);
+        spec
     }
 
     /// The (client CPU, server CPU) pair of a placement. `same` uses the last CPU (CPU 0 usually

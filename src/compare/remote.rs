@@ -11,22 +11,24 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 use super::attached::{self, Attached};
-use super::experiment::{probe_run, trace_config, CompareError, Progress};
+use super::error::CompareError;
+use super::flow::{Finished, Flow};
+use super::interleave;
 use super::model::{self, build_report, CompareReport, ModeInput, ReportMeta, Warning};
 use super::options::{CompareOptions, CpuPlacement};
+use super::progress::Progress;
+use super::runs::{trace_config, Runner};
 use crate::attach::temp::{check_nic, parent_groups};
 use crate::attach::{AttachMode, NicSpec};
 use crate::error::error_chain;
 use crate::lab::Mode;
 use crate::measure::sockets::PathSpec;
 
-/// Where the remote is and how to attach the modes to the real NIC.
+/// The `--remote` flow: where the remote is and how to attach the modes to the real NIC.
 #[derive(Debug, Clone)]
-pub struct RemoteTarget {
+pub struct RemotePlan {
     /// The remote's `nslat serve` control address.
     pub server: SocketAddr,
     /// The NIC the modes attach to (`--parent`).
@@ -41,7 +43,7 @@ pub struct RemoteTarget {
     pub token: Option<String>,
 }
 
-impl RemoteTarget {
+impl RemotePlan {
     /// The NIC and addresses the attached modes take.
     pub fn nic(&self) -> NicSpec {
         NicSpec {
@@ -73,13 +75,32 @@ fn input(label: &str, unavailable: Option<String>) -> ModeInput {
     }
 }
 
+impl Flow for RemotePlan {
+    fn check(&self, opts: &CompareOptions) -> Result<(), String> {
+        if opts.explain {
+            return Err(
+                "--explain builds its variants beside a lab; it cannot run with --remote".into(),
+            );
+        }
+        Ok(())
+    }
+
+    fn builds_lab(&self) -> bool {
+        false
+    }
+
+    fn measure(&self, runner: &Runner, progress: &dyn Progress) -> Result<Finished, CompareError> {
+        run(runner, self, progress).map(Finished::from)
+    }
+}
+
 /// Runs the comparison against a real remote and returns one report per CPU placement.
-pub(super) fn run(
-    opts: &CompareOptions,
-    target: &RemoteTarget,
-    stop: &Arc<AtomicBool>,
+fn run(
+    runner: &Runner,
+    target: &RemotePlan,
     progress: &dyn Progress,
 ) -> Result<Vec<CompareReport>, CompareError> {
+    let opts = runner.opts;
     let nic = target.nic();
     let mut attach: Vec<AttachMode> = Vec::new();
     let mut inputs: Vec<ModeInput> = Vec::new();
@@ -99,32 +120,24 @@ pub(super) fn run(
     let groups = parent_groups(&attach);
     let mut reports = Vec::new();
     for &placement in opts.cpu.placements() {
-        let report = measure_placement(
-            opts, target, &nic, &groups, &inputs, placement, stop, progress,
-        )
-        .map_err(|e| match e {
-            CompareError::Interrupted(_) => {
-                CompareError::Interrupted("the modes it attached were detached")
-            }
-            e => e,
-        })?;
+        let report = measure_placement(runner, target, &nic, &groups, &inputs, placement, progress)
+            .map_err(|e| e.after_interrupt("the modes it attached were detached"))?;
         reports.push(report);
     }
     Ok(reports)
 }
 
 /// One placement: every group in turn, each interleaved beside the host.
-#[allow(clippy::too_many_arguments)]
 fn measure_placement(
-    opts: &CompareOptions,
-    target: &RemoteTarget,
+    runner: &Runner,
+    target: &RemotePlan,
     nic: &NicSpec,
     groups: &[Vec<AttachMode>],
     not_attachable: &[ModeInput],
     placement: CpuPlacement,
-    stop: &Arc<AtomicBool>,
     progress: &dyn Progress,
 ) -> Result<CompareReport, CompareError> {
+    let opts = runner.opts;
     let traced = trace_config(placement);
     let mut host = None;
     let mut control = None;
@@ -162,17 +175,17 @@ fn measure_placement(
         }
         paths.extend(held.iter().map(|a| a.path.clone()));
         progress.placement(placement.name(), paths.len(), opts.seconds_per_run());
-        let m = super::interleave::measure(opts, &paths, placement, stop, progress)?;
+        let m = interleave::measure(runner, &paths, placement, progress)?;
         let mut got = m.inputs.into_iter();
         let mut base = got.next().expect("the baseline's input");
         if g == 0 {
-            base.trace_run = probe_run(opts, placement, &paths[0], &traced);
+            base.trace_run = runner.probe_run(placement, &paths[0], &traced);
             host = Some(base);
             control = got.next();
         }
         for (a, mut i) in held.iter().zip(got) {
             if i.unavailable.is_none() {
-                i.trace_run = probe_run(opts, placement, &a.path, &traced);
+                i.trace_run = runner.probe_run(placement, &a.path, &traced);
             }
             measured.push(i);
         }

@@ -9,21 +9,21 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::attached::{self, Attached};
-use super::experiment::{probe_config, probe_run, CompareError, Progress};
+use super::error::CompareError;
+use super::flow::{Finished, Flow};
 use super::model::{
     self, build_mode, build_report, CompareReport, ModeInput, ModeResult, RepInput, ReportMeta,
-    VsHost,
+    VsHost, Warning, BASELINE,
 };
 use super::options::{CompareOptions, CpuPlacement};
-use super::{Warning, BASELINE};
+use super::progress::Progress;
+use super::runs::{probe_config, Runner};
 use crate::attach::temp::check_nic;
 use crate::attach::{AttachMode, NicSpec};
 use crate::bench::server::{Server, ServerConfig, ServerHandle};
-use crate::bench::RunSpec;
 use crate::error::error_chain;
 use crate::lab::{self, Lab, LabSpec, Mode};
 use crate::measure::sockets::{self, MeasureError, PathCut, PathSpec};
@@ -34,7 +34,7 @@ use crate::target::{
     TargetSpec,
 };
 
-/// What `--target` adds to a comparison.
+/// The `--target` flow: the user's containers, and what is measured beside them.
 #[derive(Debug, Clone)]
 pub struct TargetPlan {
     pub targets: Vec<TargetSpec>,
@@ -58,14 +58,6 @@ pub struct TargetPlan {
 pub struct AttachPlan {
     pub nic: NicSpec,
     pub modes: Vec<AttachMode>,
-}
-
-/// The reports, and the targets that failed during the run (partial success when not empty).
-#[derive(Debug)]
-pub struct TargetOutcome {
-    pub reports: Vec<CompareReport>,
-    /// One line per target that failed mid-run.
-    pub failed: Vec<String>,
 }
 
 /// Prefix of the lab's rows in a target report.
@@ -111,32 +103,33 @@ fn input(label: &str) -> ModeInput {
     }
 }
 
-/// Runs a comparison of targets: checks the options, then resolves the targets (before anything
-/// is built: a bad target changes nothing), builds the lab for the lab's figures, measures.
-pub fn run(
-    opts: &CompareOptions,
-    plan: &TargetPlan,
-    progress: &dyn Progress,
-) -> Result<TargetOutcome, CompareError> {
-    opts.validate().map_err(CompareError::Invalid)?;
-    if opts.explain {
-        return Err(CompareError::Invalid(
-            "--explain builds its variants beside a lab; it cannot run with --target".into(),
-        ));
+impl Flow for TargetPlan {
+    fn check(&self, opts: &CompareOptions) -> Result<(), String> {
+        if opts.explain {
+            return Err(
+                "--explain builds its variants beside a lab; it cannot run with --target".into(),
+            );
+        }
+        Ok(())
     }
-    if !netns::is_root() {
-        return Err(CompareError::NotRoot);
+
+    fn builds_lab(&self) -> bool {
+        self.lab_figures
     }
-    let stop = super::experiment::interrupt_flag();
-    run_with(opts, plan, &stop, progress)
+
+    /// Resolves the targets (before anything is built: a bad target changes nothing), builds
+    /// the lab for the lab's figures, measures.
+    fn measure(&self, runner: &Runner, progress: &dyn Progress) -> Result<Finished, CompareError> {
+        run(runner, self, progress)
+    }
 }
 
-fn run_with(
-    opts: &CompareOptions,
+fn run(
+    runner: &Runner,
     plan: &TargetPlan,
-    stop: &Arc<AtomicBool>,
     progress: &dyn Progress,
-) -> Result<TargetOutcome, CompareError> {
+) -> Result<Finished, CompareError> {
+    let opts = runner.opts;
     target::check_unique(&plan.targets)?;
     let resolved = target::resolve_all(&plan.targets)?;
     // The NIC and the attached modes' addresses, before anything is said or built.
@@ -333,11 +326,10 @@ fn run_with(
             p.paired = None;
         }
         let rounds = measure_paths(
-            opts,
+            runner,
             &mut paths,
             &resolved,
             placement,
-            stop,
             progress,
             &mut failed,
         )?;
@@ -353,31 +345,20 @@ fn run_with(
     }
     drop(guard);
     drop(held);
-    Ok(TargetOutcome { reports, failed })
-}
-
-fn template(opts: &CompareOptions, server: SocketAddr, placement: CpuPlacement) -> RunSpec {
-    let (client_cpu, server_cpu) = CompareOptions::cpus_for(placement);
-    let mut spec = RunSpec::new(server, opts.test, opts.duration);
-    spec.warmup = opts.warmup;
-    spec.request_size = opts.request_size;
-    spec.response_size = opts.response_size;
-    spec.client_cpu = Some(client_cpu);
-    spec.server_cpu = Some(server_cpu);
-    spec
+    Ok(Finished { reports, failed })
 }
 
 /// Every active path in one interleaved, paired schedule (the measuring seam), then one short
 /// probe run per path; returns the timed rounds.
 fn measure_paths(
-    opts: &CompareOptions,
+    runner: &Runner,
     paths: &mut [Measured],
     resolved: &[ResolvedTarget],
     placement: CpuPlacement,
-    stop: &Arc<AtomicBool>,
     progress: &dyn Progress,
     failed: &mut Vec<String>,
 ) -> Result<usize, CompareError> {
+    let opts = runner.opts;
     for p in paths.iter_mut() {
         if let Some(t) = p.target.map(|i| &resolved[i]) {
             if p.active {
@@ -413,12 +394,12 @@ fn measure_paths(
         .collect();
     let cut = PathCut::new();
     let done = AtomicBool::new(false);
-    let template = template(opts, paths[0].server, placement);
+    let template = opts.run_spec(placement);
     let m = std::thread::scope(|s| {
         if !watched.is_empty() {
             s.spawn(|| cut_exited(&watched, &cut, &done));
         }
-        let m = sockets::measure_cuttable(&specs, &template, &cfg, stop, cut.clone());
+        let m = sockets::measure_cuttable(&specs, &template, &cfg, &runner.stop, cut.clone());
         done.store(true, Ordering::SeqCst);
         m
     })
@@ -426,7 +407,7 @@ fn measure_paths(
         MeasureError::Baseline { error, .. } => CompareError::Baseline(error),
         e => CompareError::Invalid(e.to_string()),
     })?;
-    if stop.load(Ordering::SeqCst) {
+    if runner.stopped() {
         return Err(CompareError::Interrupted("the lab it built was removed"));
     }
     let rounds = m.rounds.rounds();
@@ -478,7 +459,7 @@ fn measure_paths(
             server: p.server,
             token: p.token.clone(),
         };
-        p.input.trace_run = probe_run(opts, placement, &spec, &probes);
+        p.input.trace_run = runner.probe_run(placement, &spec, &probes);
     }
     Ok(rounds)
 }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsFd;
+use std::path::PathBuf;
 
 use super::plan::{self, v6};
 use super::signals::UpGuard;
@@ -84,18 +85,39 @@ pub(super) fn up(spec: &LabSpec) -> Result<LabState, LabError> {
     }
 }
 
-/// Builds `spec`'s remote, node, wire and modes as namespaces `PREFIX-remote`, `PREFIX-node`,
-/// ... under `prefix` instead of the lab's own (for [`super::explain`]): no state file, no lock
-/// (the caller holds the lab's). SIGINT/SIGTERM stop it after the current step with
-/// [`LabError::Interrupted`]; on any error the caller removes the namespaces under `prefix`.
-/// Returns the modes and the NAT level the bridge driver left.
-pub(super) fn topology_under(
-    spec: &LabSpec,
+/// A closed copy of lab `lab`'s topology under a prefix of its own: its remote, node, wire and
+/// the containers of `modes` (what a measurement cell and an `--explain` node are made of).
+pub(super) struct TopologyCopy {
+    /// `PREFIX-remote`: where the copy's server listens.
+    pub remote: PathBuf,
+    /// `PREFIX-node`.
+    pub node: PathBuf,
+    /// Every mode asked, built or why not.
+    pub modes: Vec<(super::Mode, ModeStatus)>,
+    /// The NAT level the drivers left in the node (bridge's MASQUERADE, or none).
+    pub nat: NatLevel,
+}
+
+/// Builds `modes` of lab `lab` (its remote, node, wire and containers) as namespaces
+/// `PREFIX-remote`, `PREFIX-node`, ... under `prefix` instead of the lab's own, by the same
+/// drivers: no state file, no lock. SIGINT/SIGTERM stop it after the current step with
+/// [`LabError::Interrupted`]; on any error the caller removes the copy ([`remove_copy`]).
+pub(super) fn copy_under(
+    lab: &str,
     prefix: String,
-) -> Result<(Vec<(super::Mode, ModeStatus)>, NatLevel), LabError> {
+    modes: Vec<super::Mode>,
+) -> Result<TopologyCopy, LabError> {
+    let spec = LabSpec {
+        name: lab.to_string(),
+        modes,
+        ipv6: false,
+        host_shim: false,
+    };
+    let remote = netns::path_of(&format!("{prefix}remote"));
+    let node = netns::path_of(&format!("{prefix}node"));
     let guard = UpGuard::enter();
     let mut b = Builder {
-        spec,
+        spec: &spec,
         prefix,
         step: 0,
         abort_after: None,
@@ -109,7 +131,20 @@ pub(super) fn topology_under(
         ipvlan: None,
     };
     let modes = b.topology()?;
-    Ok((modes, b.nat))
+    Ok(TopologyCopy {
+        remote,
+        node,
+        modes,
+        nat: b.nat,
+    })
+}
+
+/// Removes every namespace a copy under `prefix` can have (its links and rules go with them).
+/// Idempotent.
+pub(super) fn remove_copy(prefix: &str) {
+    for s in plan::topology_suffixes() {
+        let _ = netns::delete(&format!("{prefix}{s}"));
+    }
 }
 
 /// Removes every namespace of lab `name` (recorded or found by name) and its state file.

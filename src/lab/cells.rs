@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::build;
 use super::plan;
-use super::{bridge_subnet, LabError, LabSpec, Mode, ModeInfo};
+use super::{bridge_subnet, LabError, Mode, ModeInfo};
 use crate::firewall::{Firewall, NatLevel};
 use crate::netns;
 
@@ -165,24 +165,21 @@ impl Drop for CellSet {
 }
 
 fn build_cell(lab: &str, i: usize, spec: CellSpec) -> Result<Cell, LabError> {
-    let lab_spec = LabSpec {
-        name: lab.to_string(),
-        modes: vec![spec.mode],
-        ipv6: false,
-        host_shim: false,
-    };
-    let prefix = plan::cell_prefix(lab, i);
-    let remote = netns::path_of(&format!("{prefix}remote"));
-    let node = netns::path_of(&format!("{prefix}node"));
-    let (built, left) = build::topology_under(&lab_spec, prefix)?;
-    let info = match built.into_iter().next() {
+    let copy = build::copy_under(lab, plan::cell_prefix(lab, i), vec![spec.mode])?;
+    let (remote, node, left) = (copy.remote, copy.node, copy.nat);
+    let info = match copy.modes.into_iter().next() {
         Some((_, Ok(info))) => info,
-        Some((mode, Err(reason))) => {
-            return Err(LabError::ExplainUnavailable { mode, reason });
-        }
+        Some((_, Err(reason))) => return Err(LabError::Unavailable(reason)),
         None => return Err(LabError::NoModes),
     };
     let want = spec.node.nat_level();
+    if want != NatLevel::None {
+        if let Some(why) = crate::firewall::nft_missing() {
+            return Err(LabError::Unavailable(format!(
+                "a node with a NAT table cannot be built: {why}"
+            )));
+        }
+    }
     let nat = if left == NatLevel::None && want != NatLevel::None {
         Firewall::new(&node).init_nat(want, bridge_subnet(), "eth0")?;
         want
@@ -199,10 +196,7 @@ fn build_cell(lab: &str, i: usize, spec: CellSpec) -> Result<Cell, LabError> {
 }
 
 fn remove_cell(lab: &str, i: usize) {
-    let prefix = plan::cell_prefix(lab, i);
-    for s in plan::topology_suffixes() {
-        let _ = netns::delete(&format!("{prefix}{s}"));
-    }
+    build::remove_copy(&plan::cell_prefix(lab, i));
 }
 
 /// Removes every cell namespace of lab `lab` (their links and rules go with them). Idempotent;

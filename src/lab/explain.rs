@@ -23,9 +23,8 @@ use std::path::{Path, PathBuf};
 use super::build;
 use super::plan;
 use super::state::LabLock;
-use super::{bridge_subnet, Lab, LabError, LabSpec, Mode, ModeInfo};
+use super::{bridge_subnet, Lab, LabError, Mode, ModeInfo};
 use crate::firewall::{Firewall, NatLevel};
-use crate::netns;
 
 /// One variant of the ablation: a mode on the explain node of a NAT level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,21 +163,15 @@ impl Drop for ExplainSet {
 }
 
 fn build_node(lab: &str, level: NatLevel) -> Result<ExplainNode, LabError> {
-    let spec = LabSpec {
-        name: lab.to_string(),
-        modes: VARIANTS
-            .iter()
-            .filter(|v| v.nat == level)
-            .map(|v| v.mode)
-            .collect(),
-        ipv6: false,
-        host_shim: false,
-    };
-    let prefix = plan::explain_prefix(lab, level);
-    let remote = netns::path_of(&format!("{prefix}remote"));
-    let node = netns::path_of(&format!("{prefix}node"));
-    let (built, left) = build::topology_under(&spec, prefix)?;
-    let modes = built
+    let modes = VARIANTS
+        .iter()
+        .filter(|v| v.nat == level)
+        .map(|v| v.mode)
+        .collect();
+    let copy = build::copy_under(lab, plan::explain_prefix(lab, level), modes)?;
+    let (remote, node, left) = (copy.remote, copy.node, copy.nat);
+    let modes = copy
+        .modes
         .into_iter()
         .map(|(mode, status)| {
             status
@@ -200,9 +193,8 @@ fn build_node(lab: &str, level: NatLevel) -> Result<ExplainNode, LabError> {
 /// Removes every explain namespace of lab `lab` (their links and rules go with them).
 /// Idempotent; the lab's own namespaces are not touched.
 pub fn remove_namespaces(lab: &str) {
-    let prefix = plan::prefix(lab);
-    for s in plan::explain_suffixes() {
-        let _ = netns::delete(&format!("{prefix}{s}"));
+    for level in LEVELS {
+        build::remove_copy(&plan::explain_prefix(lab, level));
     }
 }
 

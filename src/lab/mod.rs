@@ -60,6 +60,10 @@ pub enum LabError {
     NoNat,
     #[error("--explain needs the {mode} mode, which is unavailable: {reason}")]
     ExplainUnavailable { mode: Mode, reason: String },
+    /// A mode or node state that this machine cannot build (the kernel lacks it, a tool is
+    /// missing): the reason, said as "not available: …" by whoever asked for it.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("state file {path} is unreadable ({reason}): remove the lab with `nslat lab down`")]
     State { path: PathBuf, reason: String },
     #[error("{what}")]

@@ -20,11 +20,8 @@ use super::schedule::{
 };
 use crate::bench::client::{self, ClientError, Watchdog, DATA_TIMEOUT};
 use crate::bench::control::ServerDone;
-use crate::bench::rr::{seq_len, UDP_TIMEOUT};
-use crate::bench::timing::{
-    is_timeout, new_histogram, now_ns, pin_to, recv_exact, send_all, sys_recv, sys_send,
-    thread_cpu_ns, LoopOutcome,
-};
+use crate::bench::rr::{seq_len, tcp_transaction, udp_transaction, UDP_TIMEOUT};
+use crate::bench::timing::{new_histogram, now_ns, pin_to, thread_cpu_ns, LoopOutcome};
 use crate::bench::{RunResult, RunSpec, TestKind};
 use crate::netns::NetnsError;
 
@@ -403,10 +400,7 @@ fn tcp_rr_block(
     spec: BlockSpec,
 ) -> io::Result<Block> {
     let bytes = req.len() + resp.len();
-    timed_block(n, bytes, hist, spec, || {
-        send_all(fd, req)?;
-        recv_exact(fd, resp)
-    })
+    timed_block(n, bytes, hist, spec, || tcp_transaction(fd, req, resp))
 }
 
 /// Times one completed transaction: into the histogram when timed, into the stalls when slow.
@@ -439,32 +433,7 @@ fn udp_rr_block(
     let start = now_ns();
     let mut t0 = start;
     for _ in 0..n {
-        *seq = seq.wrapping_add(1);
-        let tag = seq.to_le_bytes();
-        req[..k].copy_from_slice(&tag[..k]);
-        let answered = if sys_send(fd, req) < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::ConnectionRefused {
-                return Err(e);
-            }
-            false
-        } else {
-            loop {
-                let got = sys_recv(fd, resp);
-                if got >= 0 {
-                    if got as usize >= k && resp[..k] == tag[..k] {
-                        break true;
-                    }
-                    continue; // a late answer to an earlier, timed-out request
-                }
-                let e = io::Error::last_os_error();
-                match e.kind() {
-                    _ if is_timeout(&e) => break false,
-                    io::ErrorKind::Interrupted => continue,
-                    _ => return Err(e),
-                }
-            }
-        };
+        let answered = udp_transaction(fd, req, resp, k, seq)?;
         let t1 = now_ns();
         if answered {
             record(&mut b, hist, spec, t1 - t0);

@@ -55,6 +55,11 @@ pub fn table_rows(matrix: &CheckMatrix) -> (Vec<String>, Vec<Vec<String>>) {
 /// One line per unavailable mode and per explained check, e.g. "macvlan service: …".
 pub fn notes(matrix: &CheckMatrix) -> Vec<String> {
     let mut out = Vec::new();
+    if let Some(why) = &matrix.rules_unavailable {
+        out.push(format!(
+            "Service, policy and policy (Svc) (they load nftables rules): not available: {why}"
+        ));
+    }
     for m in &matrix.modes {
         if let Some(reason) = &m.reason {
             out.push(format!("{}: not available: {reason}", m.mode));
@@ -119,6 +124,7 @@ mod tests {
         let m = CheckMatrix {
             lab: "x".into(),
             host_shim: false,
+            rules_unavailable: None,
             modes: vec![
                 ModeChecks {
                     mode: "macvlan".into(),

@@ -64,11 +64,11 @@ pub fn compare_with(r: &CompareReport, detail: Detail) -> View {
             flags.into_iter().map(Block::Text).collect(),
         ));
     }
-    let recommendation = super::recommend::lines(r);
-    if !recommendation.is_empty() {
+    // Computed once, when the comparison finished the report.
+    if !r.recommendation.is_empty() {
         sections.push(Section::new(
             Some("Recommendation".into()),
-            vec![Block::Bullets(recommendation)],
+            vec![Block::Bullets(r.recommendation.clone())],
         ));
     }
     let mut main = main_blocks(r);
@@ -103,7 +103,7 @@ pub fn compare_with(r: &CompareReport, detail: Detail) -> View {
     if let Some(targets) = super::targets::section(r) {
         sections.push(targets);
     }
-    let why = super::recommend::why_lines(r);
+    let why = crate::compare::recommend::why_lines(r);
     if !why.is_empty() {
         sections.push(Section::new(
             Some("Why (backlog packets per round trip, from /proc/net/softnet_stat)".into()),

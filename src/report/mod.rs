@@ -14,7 +14,6 @@ pub mod html;
 pub mod json;
 pub mod markdown;
 pub mod plots;
-pub mod recommend;
 pub mod sweep;
 pub mod table;
 pub mod targets;
@@ -403,6 +402,6 @@ pub fn sample_report() -> CompareReport {
         }),
         recommendation: Vec::new(),
     };
-    report.recommendation = recommend::lines(&report);
+    report.recommendation = crate::compare::recommend::lines(&report);
     report
 }

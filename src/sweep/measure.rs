@@ -88,7 +88,7 @@ impl PointConfig {
     }
 
     fn template(&self) -> RunSpec {
-        let mut spec = RunSpec::new(([127, 0, 0, 1], 1).into(), self.test, self.duration);
+        let mut spec = RunSpec::template(self.test, self.duration);
         spec.client_cpu = Some(self.cpus.0);
         spec.server_cpu = Some(self.cpus.1);
         spec

@@ -295,12 +295,21 @@ pub fn services(
         progress,
     )?;
     let node = bench.lab.node_netns().to_path_buf();
-    let bridge = bench
-        .lab
-        .available(Mode::Bridge)
-        .ok_or_else(|| SweepError::Invalid("the lab has no bridge container".into()))?
-        .netns
-        .clone();
+    let bridge = match bench.lab.mode(Mode::Bridge) {
+        Some(Ok(info)) => info.netns.clone(),
+        // The Services are DNAT rules in front of the bridge container: without it, nothing
+        // of this sweep can be measured.
+        Some(Err(why)) => {
+            return Err(SweepError::Invalid(format!(
+                "the Service sweep measures through the bridge mode, which is not available: {why}"
+            )))
+        }
+        None => {
+            return Err(SweepError::Invalid(
+                "the lab has no bridge container".into(),
+            ))
+        }
+    };
     let paths = [
         PathSpec {
             label: "direct to the endpoint".into(),

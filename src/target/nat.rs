@@ -20,15 +20,19 @@ pub struct NatRule {
     pub action: String,
     /// The rule's matches in nft's words, e.g. `ip saddr 172.17.0.0/16, oifname != docker0`.
     pub matches: String,
+    /// The chains jumped through to reach `chain`, from the postrouting base chain (empty: the
+    /// rule is in the base chain itself), e.g. `["POSTROUTING"]` for netavark's per-network chain.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub via: Vec<String>,
 }
 
 impl std::fmt::Display for NatRule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} in {} {} ({})",
-            self.action, self.table, self.chain, self.matches
-        )
+        write!(f, "{} in {} {}", self.action, self.table, self.chain)?;
+        if !self.via.is_empty() {
+            write!(f, " (jumped to from {})", self.via.join(" → "))?;
+        }
+        write!(f, " ({})", self.matches)
     }
 }
 
@@ -115,52 +119,161 @@ fn nat_action(s: &Statement) -> Option<&'static str> {
     }
 }
 
-/// The first rule that masquerades or SNATs traffic from `addr`: a NAT rule with an `ip saddr`
-/// match covering `addr` (`==`) or excluding it (`!=` not covering it). Rules without a source
-/// match are left out: they name an interface, not this target.
-pub fn find_source_nat(ruleset: &Nftables, addr: Ipv4Addr) -> Option<NatRule> {
-    for obj in ruleset.objects.iter() {
-        let NfObject::ListObject(NfListObject::Rule(rule)) = obj else {
-            continue;
-        };
-        let Some(action) = rule.expr.iter().find_map(nat_action) else {
-            continue;
-        };
-        let mut saddr_ok = None;
-        let mut matches = Vec::new();
-        for s in rule.expr.iter() {
-            let Statement::Match(m) = s else { continue };
-            matches.push(format!(
-                "{} {} {}",
-                expr_text(&m.left),
-                op_text(&m.op),
-                expr_text(&m.right)
-            ));
-            if is_ip_saddr(&m.left) {
-                if let Some(net) = v4_net(&m.right) {
-                    let inside = contains(net, addr);
-                    let ok = match m.op {
-                        Operator::NEQ => !inside,
-                        _ => inside,
-                    };
-                    saddr_ok = Some(saddr_ok.unwrap_or(true) && ok);
-                }
+/// How a rule's `ip saddr` matches treat `addr`: `Some(true)` all cover it, `Some(false)` one
+/// excludes it, `None` the rule has no source match. Also the rule's matches in nft's words.
+fn source_match(rule: &nftables::schema::Rule, addr: Ipv4Addr) -> (Option<bool>, Vec<String>) {
+    let mut saddr_ok = None;
+    let mut matches = Vec::new();
+    for s in rule.expr.iter() {
+        let Statement::Match(m) = s else { continue };
+        matches.push(format!(
+            "{} {} {}",
+            expr_text(&m.left),
+            op_text(&m.op),
+            expr_text(&m.right)
+        ));
+        if is_ip_saddr(&m.left) {
+            if let Some(net) = v4_net(&m.right) {
+                let inside = contains(net, addr);
+                let ok = match m.op {
+                    Operator::NEQ => !inside,
+                    _ => inside,
+                };
+                saddr_ok = Some(saddr_ok.unwrap_or(true) && ok);
             }
         }
-        if saddr_ok == Some(true) {
-            return Some(NatRule {
-                table: format!("{} {}", family_name(&rule.family), rule.table),
-                chain: rule.chain.to_string(),
-                action: action.to_string(),
-                matches: matches
-                    .iter()
-                    .map(|m| m.replace(" == ", " "))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            });
+    }
+    (saddr_ok, matches)
+}
+
+/// The chain a rule jumps or goes to, if it does.
+fn jump_target<'r>(rule: &'r nftables::schema::Rule) -> Option<&'r str> {
+    rule.expr.iter().find_map(|s| match s {
+        Statement::Jump(j) | Statement::Goto(j) => Some(j.target.as_ref()),
+        _ => None,
+    })
+}
+
+/// Whether a rule ends its chain for every packet: `accept`/`return`/`drop` with no match.
+fn ends_chain(rule: &nftables::schema::Rule) -> bool {
+    let unconditional = !rule.expr.iter().any(|s| matches!(s, Statement::Match(_)));
+    unconditional
+        && rule.expr.iter().any(|s| {
+            matches!(
+                s,
+                Statement::Accept(_) | Statement::Return(_) | Statement::Drop(_)
+            )
+        })
+}
+
+/// The deepest chain a jump is followed into (a loop or a very deep ruleset stops there).
+const MAX_JUMPS: usize = 8;
+
+/// The rules of one table, chain by chain, in ruleset order.
+type Chains<'r, 'a> =
+    std::collections::HashMap<(String, String), Vec<&'r nftables::schema::Rule<'a>>>;
+
+/// The first rule that masquerades or SNATs traffic from `addr`, as the kernel walks the NAT
+/// chains of the postrouting hook: from each such base chain, rule by rule, into the chains it
+/// jumps to (`jump`/`goto`: netavark's `NETAVARK-…`, the CNI bridge plugin's `CNI-…`,
+/// Calico's and kube-proxy's chains), up to [`MAX_JUMPS`] deep. A NAT rule counts when its
+/// `ip saddr` match covers `addr` (`==`) or excludes it (`!=` not covering it), or when it has
+/// no source match but was reached through a jump whose source match covered `addr` (the
+/// per-network chains, whose rules match only on the destination). Rules reached with no source
+/// match at all are left out: they name an interface or a mark, not this target. A ruleset
+/// without postrouting NAT base chains (a recorded rule list) is read rule by rule.
+pub fn find_source_nat(ruleset: &Nftables, addr: Ipv4Addr) -> Option<NatRule> {
+    let mut chains: Chains<'_, '_> = std::collections::HashMap::new();
+    let mut bases = Vec::new();
+    for obj in ruleset.objects.iter() {
+        match obj {
+            NfObject::ListObject(NfListObject::Rule(rule)) => chains
+                .entry((rule.table.to_string(), rule.chain.to_string()))
+                .or_default()
+                .push(rule),
+            NfObject::ListObject(NfListObject::Chain(c))
+                if c._type == Some(nftables::types::NfChainType::NAT)
+                    && c.hook == Some(nftables::types::NfHook::Postrouting) =>
+            {
+                bases.push((c.table.to_string(), c.name.to_string()));
+            }
+            _ => {}
+        }
+    }
+    if bases.is_empty() {
+        // No chain objects: every rule on its own, no jumps followed.
+        return ruleset.objects.iter().find_map(|obj| match obj {
+            NfObject::ListObject(NfListObject::Rule(rule)) => {
+                let (ok, matches) = source_match(rule, addr);
+                let action = rule.expr.iter().find_map(nat_action)?;
+                (ok == Some(true)).then(|| nat_rule(rule, action, &matches, Vec::new()))
+            }
+            _ => None,
+        });
+    }
+    bases.iter().find_map(|(table, chain)| {
+        walk(&chains, table, chain, addr, false, &mut vec![chain.clone()])
+    })
+}
+
+/// Walks `chain` of `table` for a NAT rule of `addr` (see [`find_source_nat`]); `selected`: a
+/// jump on the way matched `addr`'s source; `path`: the chains walked so far, this one last.
+fn walk(
+    chains: &Chains<'_, '_>,
+    table: &str,
+    chain: &str,
+    addr: Ipv4Addr,
+    selected: bool,
+    path: &mut Vec<String>,
+) -> Option<NatRule> {
+    for rule in chains.get(&(table.to_string(), chain.to_string()))? {
+        let (saddr_ok, matches) = source_match(rule, addr);
+        if saddr_ok == Some(false) {
+            continue;
+        }
+        let selects = saddr_ok == Some(true) || selected;
+        if let Some(action) = rule.expr.iter().find_map(nat_action) {
+            if selects {
+                let via = path[..path.len() - 1].to_vec();
+                return Some(nat_rule(rule, action, &matches, via));
+            }
+            continue;
+        }
+        if let Some(target) = jump_target(rule) {
+            if path.len() <= MAX_JUMPS && !path.iter().any(|c| c == target) {
+                path.push(target.to_string());
+                let found = walk(chains, table, target, addr, selects, path);
+                path.pop();
+                if found.is_some() {
+                    return found;
+                }
+            }
+            continue;
+        }
+        if ends_chain(rule) {
+            return None;
         }
     }
     None
+}
+
+fn nat_rule(
+    rule: &nftables::schema::Rule,
+    action: &str,
+    matches: &[String],
+    via: Vec<String>,
+) -> NatRule {
+    NatRule {
+        table: format!("{} {}", family_name(&rule.family), rule.table),
+        chain: rule.chain.to_string(),
+        action: action.to_string(),
+        matches: matches
+            .iter()
+            .map(|m| m.replace(" == ", " "))
+            .collect::<Vec<_>>()
+            .join(", "),
+        via,
+    }
 }
 
 /// A namespace's netfilter state as its ruleset shows it: whether a NAT table (a chain of type
@@ -205,13 +318,79 @@ pub fn netfilter_state(ruleset: &Nftables) -> NetfilterState {
 mod tests {
     use super::*;
 
-    fn docker_ruleset() -> Nftables<'static> {
-        let path = format!(
-            "{}/tests/fixtures/nft_docker_ruleset.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
+    fn ruleset(name: &str) -> Nftables<'static> {
+        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(path).unwrap();
         serde_json::from_str(&text).unwrap()
+    }
+
+    fn docker_ruleset() -> Nftables<'static> {
+        ruleset("nft_docker_ruleset.json")
+    }
+
+    #[test]
+    fn netavarks_per_network_chain_is_followed() {
+        // Recorded from a real `podman run` (podman 4.3, netavark 1.4, iptables-nft) on a host
+        // that also runs Docker: POSTROUTING jumps to NETAVARK-<id> for 10.88.0.0/16, which
+        // masquerades everything not multicast.
+        let r = ruleset("nft_podman_netavark_nat.json");
+        let nat = find_source_nat(&r, "10.88.0.2".parse().unwrap()).unwrap();
+        assert_eq!(nat.action, "MASQUERADE");
+        assert_eq!(nat.chain, "NETAVARK-1D8721804F16F", "{nat}");
+        assert_eq!(nat.via, vec!["POSTROUTING".to_string()]);
+        assert!(nat.matches.contains("ip daddr != 224.0.0.0/4"), "{nat}");
+        assert!(
+            nat.to_string().contains("jumped to from POSTROUTING"),
+            "{nat}"
+        );
+        // Docker's own rule in the same table is still found directly ...
+        let docker = find_source_nat(&r, "172.17.0.2".parse().unwrap()).unwrap();
+        assert_eq!(
+            (docker.chain.as_str(), docker.via.len()),
+            ("POSTROUTING", 0)
+        );
+        // ... and the mark-based NETAVARK-HOSTPORT-MASQ (an unconditional jump, no source
+        // match) does not NAT an address no network covers.
+        assert_eq!(find_source_nat(&r, "198.18.0.5".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn the_cni_bridge_plugins_per_container_chain_is_followed() {
+        // Recorded from the real CNI bridge plugin (containernetworking-plugins, ipMasq: true)
+        // run in a private namespace: POSTROUTING jumps for the container's /32 to CNI-<id>,
+        // which accepts its own subnet and masquerades the rest.
+        let r = ruleset("nft_cni_bridge_ipmasq.json");
+        let nat = find_source_nat(&r, "198.19.77.2".parse().unwrap()).unwrap();
+        assert!(nat.chain.starts_with("CNI-"), "{nat}");
+        assert_eq!(nat.via, vec!["POSTROUTING".to_string()]);
+        assert_eq!(find_source_nat(&r, "198.19.77.3".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn jump_loops_and_unconditional_returns_end_the_walk() {
+        let doc = serde_json::json!({"nftables": [
+            {"chain": {"family": "ip", "table": "nat", "name": "POSTROUTING", "type": "nat",
+                       "hook": "postrouting", "prio": 100, "policy": "accept"}},
+            {"chain": {"family": "ip", "table": "nat", "name": "A"}},
+            {"chain": {"family": "ip", "table": "nat", "name": "B"}},
+            {"rule": {"family": "ip", "table": "nat", "chain": "POSTROUTING", "expr": [
+                {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}},
+                           "right": {"prefix": {"addr": "10.1.0.0", "len": 16}}}},
+                {"jump": {"target": "A"}}]}},
+            {"rule": {"family": "ip", "table": "nat", "chain": "A", "expr": [{"jump": {"target": "B"}}]}},
+            {"rule": {"family": "ip", "table": "nat", "chain": "B", "expr": [{"jump": {"target": "A"}}]}},
+            {"rule": {"family": "ip", "table": "nat", "chain": "B", "expr": [{"return": null}]}},
+            {"rule": {"family": "ip", "table": "nat", "chain": "B", "expr": [{"masquerade": null}]}},
+            {"rule": {"family": "ip", "table": "nat", "chain": "A", "expr": [{"masquerade": null}]}}
+        ]});
+        let r: Nftables = serde_json::from_value(doc).unwrap();
+        // A → B → (A again: not followed) → return: back in A, whose masquerade applies.
+        let nat = find_source_nat(&r, "10.1.2.3".parse().unwrap()).unwrap();
+        assert_eq!(
+            (nat.chain.as_str(), nat.via.clone()),
+            ("A", vec!["POSTROUTING".to_string()])
+        );
+        assert_eq!(find_source_nat(&r, "10.2.0.1".parse().unwrap()), None);
     }
 
     #[test]

@@ -815,7 +815,10 @@ fn compare_bad_input() {
         c(&["--warmup", "-1"], &["0 or more"]),
         c(&["--reps", "0"], &["repetition", "auto"]),
         c(&["--reps", "-2"], &["repetition", "auto"]),
-        c(&["--cpu", "diagonal"], &["cpu placement", "same"]),
+        c(
+            &["--cpu", "diagonal"],
+            &["--cpu", "possible values: same, split, both"],
+        ),
         c(&["-t", "FOO"], &["unknown test"]),
         c(
             &["--explain", "--schedule", "runs"],

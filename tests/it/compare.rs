@@ -171,7 +171,7 @@ fn explain_attributes_the_bridge_gap_and_restores_nat() {
     }
     let root = common::RootSnapshot::take();
     let _serial = serial();
-    use nslat::compare::{self, CompareOptions, RepsChoice, SilentProgress};
+    use nslat::compare::{self, CompareOptions, LabPlan, RepsChoice, SilentProgress, Stamp};
     use nslat::lab::Mode;
     use std::time::Duration;
 
@@ -183,10 +183,15 @@ fn explain_attributes_the_bridge_gap_and_restores_nat() {
         reps: RepsChoice::Fixed(2),
         explain: true,
         checks: false,
-        lab: Some(lab.clone()),
         ..Default::default()
     };
-    let reports = compare::run(&opts, &SilentProgress).expect("compare --explain");
+    let plan = LabPlan {
+        name: Some(lab.clone()),
+        keep: false,
+    };
+    let reports = compare::run(&opts, &plan, &Stamp::default(), &SilentProgress)
+        .expect("compare --explain")
+        .reports;
     assert!(lab_namespaces(&lab).is_empty(), "lab left behind");
     let explain = reports[0].explain.as_ref().expect("explain breakdown");
     let names: Vec<&str> = explain.parts.iter().map(|p| p.name.as_str()).collect();
@@ -438,7 +443,7 @@ fn explain_steps_for_veth_and_bridge_are_positive_on_a_real_lab() {
     }
     let root = common::RootSnapshot::take();
     let _serial = serial();
-    use nslat::compare::{self, CompareOptions, RepsChoice, SilentProgress};
+    use nslat::compare::{self, CompareOptions, LabPlan, RepsChoice, SilentProgress, Stamp};
     use nslat::lab::Mode;
     use std::time::Duration;
 
@@ -454,10 +459,15 @@ fn explain_steps_for_veth_and_bridge_are_positive_on_a_real_lab() {
             reps: RepsChoice::Fixed(3),
             explain: true,
             checks: false,
-            lab: Some(lab.clone()),
             ..Default::default()
         };
-        let reports = compare::run(&opts, &SilentProgress).expect("compare --explain");
+        let plan = LabPlan {
+            name: Some(lab.clone()),
+            keep: false,
+        };
+        let reports = compare::run(&opts, &plan, &Stamp::default(), &SilentProgress)
+            .expect("compare --explain")
+            .reports;
         assert!(lab_namespaces(&lab).is_empty(), "lab left behind");
         let e = reports[0].explain.clone().expect("explain breakdown");
         assert_eq!(e.baseline, "host, no NAT table");

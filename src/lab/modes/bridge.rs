@@ -39,6 +39,10 @@ impl ModeDriver for Bridge {
     fn plan(&self) -> ModePlan {
         ModePlan::at(plan::BRIDGE_CTR)
     }
+    fn unavailable(&self, _b: &mut Builder) -> Result<Option<String>, LabError> {
+        // The MASQUERADE rule is loaded with nft.
+        Ok(crate::firewall::nft_missing())
+    }
     fn build(&self, b: &mut Builder, ns: &str) -> Result<ModeInfo, LabError> {
         let fd = b.ns_fd(ns)?;
         b.nl("node").create_bridge(BRIDGE_IF)?;

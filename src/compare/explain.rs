@@ -9,13 +9,14 @@
 //! the timed blocks. This module builds no topology and changes no lab.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::experiment::{probe_config, Bench, CompareError, Progress};
+use super::error::CompareError;
 use super::interleave;
 use super::model::{explain_from_paired, Explain, ExplainStep, RepInput};
 use super::options::CpuPlacement;
+use super::progress::Progress;
+use super::runs::{probe_config, Runner};
 use crate::bench::server::{Server, ServerConfig, ServerHandle};
 use crate::lab::explain::{ExplainSet, VariantPath, VARIANTS};
 use crate::lab::{Lab, LabError, Mode};
@@ -28,14 +29,14 @@ const TARGET: &str = "bridge";
 
 /// Builds the variants, measures them interleaved, removes them, and builds the breakdown.
 pub(super) fn run(
-    bench: &Bench,
+    runner: &Runner,
     lab: &Lab,
     placement: CpuPlacement,
     progress: &dyn Progress,
 ) -> Result<Explain, CompareError> {
     let started = Instant::now();
     let set = ExplainSet::build(lab).map_err(|e| match e {
-        _ if bench.stop.load(Ordering::SeqCst) => CompareError::Interrupted(""),
+        _ if runner.stopped() => CompareError::Interrupted(""),
         LabError::Step { source, .. } if matches!(*source, LabError::Interrupted) => {
             CompareError::Interrupted("")
         }
@@ -52,7 +53,7 @@ pub(super) fn run(
             .collect::<Vec<_>>()
             .join("; ")
     ));
-    if bench.stop.load(Ordering::SeqCst) {
+    if runner.stopped() {
         return Err(CompareError::Interrupted(""));
     }
     let servers = Servers::start(&set)?;
@@ -67,7 +68,7 @@ pub(super) fn run(
         .collect();
     progress.placement(&format!("{placement}, --explain"), specs.len(), 1.0);
     let measure_started = Instant::now();
-    let m = interleave::measure(bench.opts, &specs, placement, &bench.stop, progress)?;
+    let m = interleave::measure(runner, &specs, placement, progress)?;
     let wall_s = measure_started.elapsed().as_secs_f64();
     if let Some((p, why)) = specs
         .iter()
@@ -85,8 +86,7 @@ pub(super) fn run(
     for p in &specs {
         let label = format!("{} (probes)", p.label);
         progress.run_started(placement.name(), &label, 1, 1);
-        let netns = p.netns.as_deref().expect("every variant has a namespace");
-        let rep = bench.probe_run(netns, p.server, placement, &probes)?;
+        let rep = runner.traced(placement, p, &probes)?;
         progress.run_finished(&label, rep.run.latency_us.mean);
         backlog.push(backlog_per_tx(&rep));
     }

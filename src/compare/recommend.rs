@@ -5,8 +5,8 @@
 //!
 //! Pure: reads a [`CompareReport`] (its latencies and check matrix), returns lines; no I/O.
 
+use super::model::{is_host_row, CompareReport, ModeResult};
 use crate::check::{CheckMatrix, ModeChecks};
-use crate::compare::{CompareReport, ModeResult};
 
 /// The features a mode must keep to be recommended without a fix, as the check matrix names
 /// them.
@@ -64,7 +64,7 @@ pub fn lines(r: &CompareReport) -> Vec<String> {
     let containers: Vec<&ModeResult> = r
         .modes
         .iter()
-        .filter(|m| m.available && !crate::compare::is_host_row(&m.mode) && latency(m).is_some())
+        .filter(|m| m.available && !is_host_row(&m.mode) && latency(m).is_some())
         .collect();
     let Some(fastest) = containers
         .iter()
@@ -226,7 +226,7 @@ mod tests {
 
     #[test]
     fn recommends_the_fastest_that_keeps_everything_and_the_fix_for_the_fastest() {
-        let mut r = super::super::sample_report();
+        let mut r = crate::report::sample_report();
         r.checks = Some(checks(&[
             ("host", true),
             ("bridge", true),
@@ -274,7 +274,7 @@ mod tests {
 
     #[test]
     fn why_counts_packet_receptions_against_the_host() {
-        let w = why_lines(&super::super::sample_report());
+        let w = why_lines(&crate::report::sample_report());
         assert!(
             w[0].starts_with("bridge: 5 packet receptions per round trip vs the host's 2 (+3)"),
             "{w:?}"

@@ -1,83 +1,74 @@
-//! Running a comparison: build (or reuse) the lab, serve in the remote, run every mode in
-//! interleaved rounds with probes around each run, and build the reports.
+//! The lab flow (the default): build (or reuse) the one-machine lab for the checks, build one
+//! closed cell per measured path and replicate, serve in every cell's remote, measure every
+//! mode interleaved (or in runs, `--schedule runs`) with probes beside, attach `--explain`'s
+//! breakdown ([`super::explain`]) and the feature checks, and remove what it built.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::ablation;
-use super::model::{self, build_report, CompareReport, ModeInput, RepInput, ReportMeta};
+use super::error::CompareError;
+use super::explain;
+use super::flow::{Finished, Flow};
+use super::interleave;
+use super::model::{self, build_report, CompareReport, ModeInput, ReportMeta};
 use super::options::{CompareOptions, CpuPlacement, RepsChoice, ScheduleChoice};
-use crate::bench::client::{self, ClientError};
-use crate::bench::server::{Server, ServerConfig, ServerError};
-use crate::bench::RunSpec;
+use super::progress::{ChecksProgress, Progress};
+use super::runs::{probe_config, trace_config, Runner};
+use crate::bench::client::ClientError;
+use crate::bench::server::{Server, ServerConfig};
 use crate::lab::cells::{Cell, CellSet, CellSpec};
 use crate::lab::{self, Lab, LabError, LabSpec, Mode};
-use crate::netns::{self, NetnsError};
-use crate::probe::{self, ProbeConfig, Snapshot};
+use crate::measure::sockets::PathSpec;
+use crate::netns;
 use crate::stats;
 
-/// Errors that stop a comparison (a single mode failing does not: it is reported as unavailable).
-#[derive(Debug, thiserror::Error)]
-pub enum CompareError {
-    #[error("{0}")]
-    Invalid(String),
-    #[error("nslat compare builds network namespaces and needs root; run it with sudo")]
-    NotRoot,
-    #[error("lab")]
-    Lab(#[from] LabError),
-    #[error("starting the server in the remote namespace")]
-    Server(#[from] ServerError),
-    #[error("the baseline (host) could not be measured: {0}")]
-    Baseline(ClientError),
-    /// The text says what became of what nslat built (see [`CompareError::interrupted`]).
-    #[error("interrupted by a signal; {0}")]
-    Interrupted(&'static str),
-    #[error(transparent)]
-    Netns(#[from] NetnsError),
-    #[error(transparent)]
-    Target(#[from] crate::target::TargetError),
+/// The lab flow: which lab, and whether it stays.
+#[derive(Debug, Clone, Default)]
+pub struct LabPlan {
+    /// `--lab NAME`: use (and keep) this lab if it exists, else build it under this name;
+    /// `None`: a fresh lab named after the process, removed afterwards.
+    pub name: Option<String>,
+    /// `--keep-lab`: keep the lab afterwards.
+    pub keep: bool,
 }
 
-/// Progress of a comparison, for a progress bar or plain lines. Every method has a no-op default.
-pub trait Progress {
-    /// A placement begins: about `runs` runs of `seconds_per_run` each are planned.
-    fn placement(&self, _placement: &str, _runs: usize, _seconds_per_run: f64) {}
-    /// One run begins.
-    fn run_started(&self, _placement: &str, _label: &str, _rep: usize, _reps: usize) {}
-    /// One run ended with this mean latency (µs).
-    fn run_finished(&self, _label: &str, _latency_us: f64) {}
-    /// Something worth a line (lab built, mode unavailable, extra rounds).
-    fn note(&self, _message: &str) {}
-    /// The feature checks begin: `checks` are planned (at least 1).
-    fn checks_planned(&self, _checks: usize) {}
-    /// One feature check begins, e.g. ("bridge", "Service").
-    fn check_started(&self, _mode: &str, _check: &str) {}
-    /// The feature check that began last ended.
-    fn check_finished(&self) {}
+impl Flow for LabPlan {
+    fn builds_lab(&self) -> bool {
+        true
+    }
+
+    fn measure(&self, runner: &Runner, progress: &dyn Progress) -> Result<Finished, CompareError> {
+        let (lab, teardown) = open_or_build_lab(self, runner.opts, progress)?;
+        let interrupted = if teardown.armed {
+            "the lab it built was removed"
+        } else {
+            "the lab was left as it was"
+        };
+        if runner.stopped() {
+            return Err(CompareError::Interrupted(interrupted));
+        }
+        let remote_ns = lab.remote_netns().to_path_buf();
+        let listen = SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), 0);
+        let server = netns::run_in(Some(&remote_ns), move || {
+            Server::bind(ServerConfig::new(listen)).map_err(CompareError::from)
+        })?;
+        let port = server.local_addr().port();
+        let handle = server.spawn();
+        let result = measure_all(runner, &lab, port, progress);
+        handle.stop();
+        let reports = result.map_err(|e| e.after_interrupt(interrupted))?;
+        if self.keep && self.name.is_none() {
+            // Kept: no later compare may take it for a crashed one's.
+            let name = lab.name().to_string();
+            if let Err(e) = lab::inventory::keep(&name) {
+                progress.note(&format!(
+                    "warning: lab '{name}' may be removed by a later compare: {e}"
+                ));
+            }
+        }
+        Ok(reports.into())
+    }
 }
-
-/// A comparison's progress as the checks' progress.
-struct ChecksProgress<'a>(&'a dyn Progress);
-
-impl crate::check::CheckProgress for ChecksProgress<'_> {
-    fn planned(&self, checks: usize) {
-        self.0.checks_planned(checks);
-    }
-    fn started(&self, mode: &str, check: &str) {
-        self.0.check_started(mode, check);
-    }
-    fn finished(&self) {
-        self.0.check_finished();
-    }
-}
-
-/// Progress that shows nothing.
-pub struct SilentProgress;
-impl Progress for SilentProgress {}
 
 /// Removes the lab when dropped (unless disarmed), so every exit path cleans up.
 struct LabTeardown {
@@ -93,166 +84,13 @@ impl Drop for LabTeardown {
     }
 }
 
-/// Everything a run needs besides the mode.
-pub(super) struct Bench<'a> {
-    pub(super) opts: &'a CompareOptions,
-    pub(super) server: SocketAddr,
-    /// The server address each mode's namespace targets (its driver's plan; the server listens
-    /// on every address of the remote).
-    targets: HashMap<PathBuf, IpAddr>,
-    pub(super) stop: Arc<AtomicBool>,
-}
-
-impl Bench<'_> {
-    fn spec(&self, netns: &Path, placement: CpuPlacement) -> RunSpec {
-        let ip = self.targets.get(netns).copied().unwrap_or(self.server.ip());
-        self.spec_to(netns, SocketAddr::new(ip, self.server.port()), placement)
-    }
-
-    fn spec_to(&self, netns: &Path, server: SocketAddr, placement: CpuPlacement) -> RunSpec {
-        let (client_cpu, server_cpu) = CompareOptions::cpus_for(placement);
-        let mut spec = RunSpec::new(server, self.opts.test, self.opts.duration);
-        spec.warmup = self.opts.warmup;
-        spec.request_size = self.opts.request_size;
-        spec.response_size = self.opts.response_size;
-        spec.client_cpu = Some(client_cpu);
-        spec.server_cpu = Some(server_cpu);
-        spec.netns = Some(netns.to_path_buf());
-        spec
-    }
-
-    /// One timed run with probes around it (taken before the warm-up; the model divides by all
-    /// transactions).
-    fn measure(
-        &self,
-        netns: &Path,
-        placement: CpuPlacement,
-        probes: &ProbeConfig,
-    ) -> Result<RepInput, CompareError> {
-        self.run_probed(self.spec(netns, placement), probes)
-    }
-
-    /// The short extra run of a mode with tracepoint counters open (see [`trace_config`]).
-    pub(super) fn measure_traced(
-        &self,
-        netns: &Path,
-        placement: CpuPlacement,
-        probes: &ProbeConfig,
-    ) -> Result<RepInput, CompareError> {
-        self.run_traced(self.spec(netns, placement), probes)
-    }
-
-    /// [`Bench::measure_traced`] of a run already described.
-    pub(super) fn run_traced(
-        &self,
-        mut spec: RunSpec,
-        probes: &ProbeConfig,
-    ) -> Result<RepInput, CompareError> {
-        spec.duration = spec.duration.min(TRACE_RUN);
-        spec.warmup = spec.warmup.min(TRACE_RUN / 5);
-        self.run_probed(spec, probes)
-    }
-
-    /// A short probed run (as long as the tracepoint run) from `netns` to `server`, outside any
-    /// timed block (`--explain`'s per-variant counters).
-    pub(super) fn probe_run(
-        &self,
-        netns: &Path,
-        server: SocketAddr,
-        placement: CpuPlacement,
-        probes: &ProbeConfig,
-    ) -> Result<RepInput, CompareError> {
-        let mut spec = self.spec_to(netns, server, placement);
-        spec.duration = spec.duration.min(TRACE_RUN);
-        spec.warmup = spec.warmup.min(TRACE_RUN / 5);
-        self.run_probed(spec, probes)
-    }
-
-    fn run_probed(&self, spec: RunSpec, probes: &ProbeConfig) -> Result<RepInput, CompareError> {
-        if self.stop.load(Ordering::SeqCst) {
-            return Err(CompareError::Interrupted(""));
-        }
-        let before = Snapshot::take(probes).ok();
-        let run = client::run(&spec);
-        let after = Snapshot::take(probes).ok();
-        if self.stop.load(Ordering::SeqCst) {
-            return Err(CompareError::Interrupted(""));
-        }
-        let run = run.map_err(|e| CompareError::Invalid(e.to_string()))?;
-        let probes = match (before, after) {
-            (Some(b), Some(a)) => Some(Snapshot::delta(&b, &a)),
-            _ => None,
-        };
-        Ok(RepInput { run, probes })
-    }
-}
-
-/// Installs SIGINT/SIGTERM/SIGHUP handlers that only raise a flag: the comparison stops after the
-/// current run and removes its lab.
-pub(super) fn interrupt_flag() -> Arc<AtomicBool> {
-    let flag = Arc::new(AtomicBool::new(false));
-    lab::set_default_signal_action_outside_up(false);
-    for sig in lab::STOP_SIGNALS {
-        let _ = signal_hook::flag::register(sig, flag.clone());
-    }
-    flag
-}
-
-/// Runs the comparison `opts` describes and returns one report per CPU placement.
-pub fn run(
-    opts: &CompareOptions,
-    progress: &dyn Progress,
-) -> Result<Vec<CompareReport>, CompareError> {
-    opts.validate().map_err(CompareError::Invalid)?;
-    if !netns::is_root() {
-        return Err(CompareError::NotRoot);
-    }
-    let stop = interrupt_flag();
-    if let Some(target) = &opts.remote {
-        return super::remote::run(opts, target, &stop, progress);
-    }
-
-    let (lab, teardown) = open_or_build_lab(opts, progress)?;
-    let interrupted = if teardown.armed {
-        "the lab it built was removed"
-    } else {
-        "the lab was left as it was"
-    };
-    if stop.load(Ordering::SeqCst) {
-        return Err(CompareError::Interrupted(interrupted));
-    }
-
-    let remote_ns = lab.remote_netns().to_path_buf();
-    let listen = SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), 0);
-    let server = netns::run_in(Some(&remote_ns), move || {
-        Server::bind(ServerConfig::new(listen)).map_err(CompareError::from)
-    })?;
-    let targets = lab
-        .modes()
-        .filter_map(|(_, s)| s.as_ref().ok())
-        .map(|i| (i.netns.clone(), IpAddr::V4(i.server)))
-        .collect();
-    let bench = Bench {
-        opts,
-        server: SocketAddr::new(lab.remote_addr().into(), server.local_addr().port()),
-        targets,
-        stop: stop.clone(),
-    };
-    let handle = server.spawn();
-    let result = measure_all(&bench, &lab, progress);
-    handle.stop();
-    result.map_err(|e| match e {
-        CompareError::Interrupted(_) => CompareError::Interrupted(interrupted),
-        e => e,
-    })
-}
-
 /// Reuses `--lab NAME` when it exists (and leaves it), else builds a lab and arms its teardown.
 fn open_or_build_lab(
+    plan: &LabPlan,
     opts: &CompareOptions,
     progress: &dyn Progress,
 ) -> Result<(Lab, LabTeardown), CompareError> {
-    if let Some(name) = &opts.lab {
+    if let Some(name) = &plan.name {
         lab::validate_name(name)?;
         if let Ok(existing) = Lab::open(name) {
             progress.note(&format!("using the existing lab '{name}' (left as it is)"));
@@ -263,8 +101,8 @@ fn open_or_build_lab(
             return Ok((existing, keep));
         }
     }
-    let name = opts
-        .lab
+    let name = plan
+        .name
         .clone()
         .unwrap_or_else(|| lab::inventory::compare_lab_name(std::process::id()));
     let mut spec = LabSpec::new(&name);
@@ -273,12 +111,12 @@ fn open_or_build_lab(
     let built = Lab::up(&spec)?;
     let teardown = LabTeardown {
         name: name.clone(),
-        armed: !opts.keep_lab,
+        armed: !plan.keep,
     };
     progress.note(&format!(
         "lab '{name}' built in {:.0} ms{}",
         started.elapsed().as_secs_f64() * 1e3,
-        if opts.keep_lab {
+        if plan.keep {
             format!(" (kept: remove it with `nslat lab down --name {name}`)")
         } else {
             String::new()
@@ -287,10 +125,16 @@ fn open_or_build_lab(
     Ok((built, teardown))
 }
 
-/// Where a mode runs, or why it cannot.
-fn mode_netns(lab: &Lab, mode: Mode) -> Result<PathBuf, String> {
+/// A mode's path to the lab's shared server (`port` in the lab's remote, at the server address
+/// the mode's driver planned), or why it cannot be measured.
+fn mode_path(lab: &Lab, mode: Mode, port: u16) -> Result<PathSpec, String> {
     match lab.mode(mode) {
-        Some(Ok(info)) => Ok(info.netns.clone()),
+        Some(Ok(info)) => Ok(PathSpec {
+            label: mode.name().to_string(),
+            netns: Some(info.netns.clone()),
+            server: SocketAddr::new(IpAddr::V4(info.server), port),
+            token: None,
+        }),
         Some(Err(reason)) => Err(reason.clone()),
         None => Err(format!(
             "not part of lab '{}' (rebuild it with --modes including {mode})",
@@ -299,22 +143,25 @@ fn mode_netns(lab: &Lab, mode: Mode) -> Result<PathBuf, String> {
     }
 }
 
+/// Every placement in turn, each with `--explain`'s breakdown (the same-CPU one) and the checks.
+/// `port`: the lab's shared server in its remote (the runs schedule's).
 fn measure_all(
-    bench: &Bench,
+    runner: &Runner,
     lab: &Lab,
+    port: u16,
     progress: &dyn Progress,
 ) -> Result<Vec<CompareReport>, CompareError> {
-    let opts = bench.opts;
+    let opts = runner.opts;
     let mut reports = Vec::new();
     for &placement in opts.cpu.placements() {
         let mut report = match opts.schedule {
             ScheduleChoice::Interleaved => {
-                measure_placement_interleaved(bench, lab, placement, progress)?
+                measure_placement_interleaved(runner, lab, placement, progress)?
             }
-            ScheduleChoice::Runs => measure_placement(bench, lab, placement, progress)?,
+            ScheduleChoice::Runs => measure_placement(runner, lab, port, placement, progress)?,
         };
         if opts.explain && placement == CpuPlacement::Same {
-            report.explain = Some(ablation::run(bench, lab, placement, progress)?);
+            report.explain = Some(explain::run(runner, lab, placement, progress)?);
         }
         if opts.checks {
             let modes = opts.measured_modes();
@@ -329,71 +176,20 @@ fn measure_all(
     Ok(reports)
 }
 
-/// Length of the extra tracepoint-counting run per mode.
-const TRACE_RUN: Duration = Duration::from_millis(300);
-
-fn placement_cpus(placement: CpuPlacement) -> Vec<usize> {
-    let (c, s) = CompareOptions::cpus_for(placement);
-    let mut cpus = vec![c, s];
-    cpus.dedup();
-    cpus
-}
-
-/// The counters read around every timed run: only the /proc ones, which cost nothing while the
-/// run goes on. (Open perf tracepoint counters cost nanoseconds per event, and a path with more
-/// events, like the bridge's, would pay more: the probe would change what it measures.)
-pub(super) fn probe_config(placement: CpuPlacement) -> ProbeConfig {
-    ProbeConfig::new(Some(placement_cpus(placement)))
-}
-
-/// The counters of the extra tracepoint run: the /proc ones plus the tracepoints.
-pub(super) fn trace_config(placement: CpuPlacement) -> ProbeConfig {
-    ProbeConfig::with_tracepoints(
-        Some(placement_cpus(placement)),
-        &probe::tracepoints::DEFAULT,
-    )
-}
-
-/// One short run of a path alone, with `probes` read around it (never inside the interleaved
-/// blocks): the probe figures of a path measured outside the lab (a target, an attached mode).
-/// `None` when the run fails (the path's row then has no counters).
-pub(super) fn probe_run(
-    opts: &CompareOptions,
-    placement: CpuPlacement,
-    path: &crate::measure::sockets::PathSpec,
-    probes: &ProbeConfig,
-) -> Option<RepInput> {
-    let mut spec = super::interleave::template(opts, placement);
-    spec.server = path.server;
-    spec.netns = path.netns.clone();
-    spec.token = path.token.clone();
-    spec.duration = PROBE_RUN;
-    spec.warmup = PROBE_RUN / 4;
-    let before = Snapshot::take(probes).ok();
-    let run = client::run(&spec).ok()?;
-    let after = Snapshot::take(probes).ok();
-    Some(RepInput {
-        run,
-        probes: before.zip(after).map(|(b, a)| Snapshot::delta(&b, &a)),
-    })
-}
-
-/// Length of [`probe_run`]'s run.
-const PROBE_RUN: Duration = Duration::from_millis(400);
-
-/// Every measured mode with its namespace, or unavailable with the reason.
+/// Every measured mode with its path to the lab's server, or unavailable with the reason.
 fn mode_inputs(
-    bench: &Bench,
+    runner: &Runner,
     lab: &Lab,
+    port: u16,
     progress: &dyn Progress,
-) -> Vec<(ModeInput, Option<PathBuf>)> {
-    bench
+) -> Vec<(ModeInput, Option<PathSpec>)> {
+    runner
         .opts
         .measured_modes()
         .into_iter()
         .map(|mode| {
-            let (unavailable, ns) = match mode_netns(lab, mode) {
-                Ok(ns) => (None, Some(ns)),
+            let (unavailable, ns) = match mode_path(lab, mode, port) {
+                Ok(path) => (None, Some(path)),
                 Err(reason) => {
                     progress.note(&format!("{mode}: unavailable: {reason}"));
                     (Some(reason), None)
@@ -414,8 +210,8 @@ fn mode_inputs(
 /// Tracepoints: one short extra run per mode with the counters open, outside the statistics.
 /// With the interleaved schedule, its /proc counters are the mode's probe figures too.
 fn trace_runs(
-    bench: &Bench,
-    inputs: &mut [(ModeInput, Option<PathBuf>)],
+    runner: &Runner,
+    inputs: &mut [(ModeInput, Option<PathSpec>)],
     placement: CpuPlacement,
     progress: &dyn Progress,
 ) -> Result<(), CompareError> {
@@ -424,10 +220,10 @@ fn trace_runs(
         if input.mode == model::AA_CONTROL || input.unavailable.is_some() {
             continue;
         }
-        if let Some(path) = ns.clone() {
+        if let Some(path) = ns {
             let label = format!("{} (tracepoints)", input.mode);
             progress.run_started(placement.name(), &label, 1, 1);
-            let rep = bench.measure_traced(&path, placement, &traced)?;
+            let rep = runner.traced(placement, path, &traced)?;
             progress.run_finished(&label, rep.run.latency_us.mean);
             input.trace_run = Some(rep);
         }
@@ -472,7 +268,7 @@ fn groups(opts: &CompareOptions, lab: &Lab) -> (Vec<Group>, Vec<(Mode, String)>)
     let mut groups = Vec::new();
     let mut unavailable = Vec::new();
     for mode in opts.measured_modes() {
-        match mode_netns(lab, mode) {
+        match mode_path(lab, mode, 0) {
             Ok(_) => groups.push(Group {
                 label: mode.name().to_string(),
                 spec: CellSpec { mode, node: state },
@@ -502,12 +298,12 @@ fn groups(opts: &CompareOptions, lab: &Lab) -> (Vec<Group>, Vec<(Mode, String)>)
 /// The interleaved schedule: every available mode, the other host and the A/A control at once,
 /// each on `--replicates` cells of its own (see [`crate::lab::cells`]).
 fn measure_placement_interleaved(
-    bench: &Bench,
+    runner: &Runner,
     lab: &Lab,
     placement: CpuPlacement,
     progress: &dyn Progress,
 ) -> Result<CompareReport, CompareError> {
-    let opts = bench.opts;
+    let opts = runner.opts;
     let (mut groups, unavailable) = groups(opts, lab);
     if groups.first().is_none_or(|g| g.spec.mode != Mode::Host) {
         let why = unavailable
@@ -577,7 +373,7 @@ fn measure_placement_interleaved(
         })?;
         let port = server.local_addr().port();
         servers.push(server.spawn());
-        paths.push(crate::measure::sockets::PathSpec {
+        paths.push(PathSpec {
             label: groups[i % groups.len()].label.clone(),
             netns: Some(cell.info.netns.clone()),
             server: SocketAddr::new(IpAddr::V4(cell.info.server), port),
@@ -585,8 +381,7 @@ fn measure_placement_interleaved(
         });
     }
     progress.placement(placement.name(), groups.len() + groups.len() - 1, 1.0);
-    let measured =
-        super::interleave::measure_replicated(opts, &paths, reps, placement, &bench.stop, progress);
+    let measured = interleave::measure_replicated(runner, &paths, reps, placement, progress);
     let m = match measured {
         Ok(m) => m,
         Err(e) => {
@@ -602,13 +397,7 @@ fn measure_placement_interleaved(
         if group.label != model::AA_CONTROL && input.unavailable.is_none() && trace_err.is_none() {
             let label = format!("{} (tracepoints)", group.label);
             progress.run_started(placement.name(), &label, 1, 1);
-            let path = &paths[g];
-            let spec = bench.spec_to(
-                path.netns.as_deref().unwrap_or(Path::new("")),
-                path.server,
-                placement,
-            );
-            match bench.run_traced(spec, &traced) {
+            match runner.traced(placement, &paths[g], &traced) {
                 Ok(rep) => {
                     progress.run_finished(&label, rep.run.latency_us.mean);
                     input.trace_run = Some(rep);
@@ -662,15 +451,17 @@ fn measure_placement_interleaved(
     Ok(report)
 }
 
+/// The runs schedule: one run per mode after another, repeated, against the lab's server.
 fn measure_placement(
-    bench: &Bench,
+    runner: &Runner,
     lab: &Lab,
+    port: u16,
     placement: CpuPlacement,
     progress: &dyn Progress,
 ) -> Result<CompareReport, CompareError> {
-    let opts = bench.opts;
+    let opts = runner.opts;
     let probes = probe_config(placement);
-    let mut inputs = mode_inputs(bench, lab, progress);
+    let mut inputs = mode_inputs(runner, lab, port, progress);
 
     let available = inputs.iter().filter(|(_, ns)| ns.is_some()).count();
     let min_reps = match opts.reps {
@@ -689,9 +480,9 @@ fn measure_placement(
     loop {
         let reps_shown = min_reps.max(round + 1);
         for (input, ns) in inputs.iter_mut() {
-            let Some(path) = ns.clone() else { continue };
+            let Some(path) = ns.as_ref() else { continue };
             progress.run_started(placement.name(), &input.mode, round + 1, reps_shown);
-            match bench.measure(&path, placement, &probes) {
+            match runner.timed(placement, path, &probes) {
                 Ok(rep) => {
                     progress.run_finished(&input.mode, rep.run.latency_us.mean);
                     input.reps.push(rep);
@@ -723,7 +514,7 @@ fn measure_placement(
         }
     }
 
-    trace_runs(bench, &mut inputs, placement, progress)?;
+    trace_runs(runner, &mut inputs, placement, progress)?;
     let modes: Vec<ModeInput> = inputs.into_iter().map(|(i, _)| i).collect();
     let meta = report_meta(opts, placement, round, opts.duration.as_secs_f64());
     Ok(build_report(&meta, &modes))
@@ -732,7 +523,7 @@ fn measure_placement(
 /// Whether to run another round of every mode.
 fn another_round(
     opts: &CompareOptions,
-    inputs: &[(ModeInput, Option<PathBuf>)],
+    inputs: &[(ModeInput, Option<PathSpec>)],
     done: usize,
     elapsed_s: f64,
     round_s: f64,

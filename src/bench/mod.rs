@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 pub mod client;
 pub mod control;
 pub mod crr;
+pub mod openloop;
 pub mod rr;
 pub mod server;
 pub mod stream;

@@ -12,10 +12,13 @@ use crate::report;
 use crate::sweep::{self, Placement, Style, SweepReport};
 
 #[derive(Debug, Subcommand)]
-#[command(about = "Latency along an axis: Service count per kube-proxy style, or noisy neighbours")]
+#[command(
+    about = "Latency along an axis: Service count per kube-proxy style, noisy neighbours, or offered request rate"
+)]
 pub enum SweepCommand {
     Services(ServicesArgs),
     Load(LoadArgs),
+    Rate(RateArgs),
 }
 
 /// Outputs every sweep writes.
@@ -107,6 +110,70 @@ pub struct LoadArgs {
     length: Duration,
     #[command(flatten)]
     out: Outputs,
+}
+
+/// Latency against offered request rate (open loop), per mode: each mode's knee.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Latency against offered request rate, per mode, measured open loop.\n\n\
+    Requests leave on a fixed schedule at each rate whatever the responses do, over C TCP \
+    connections per mode (each its own server thread in the remote), and every latency is timed \
+    from the request's intended send time: queueing and stalls count for every request they \
+    delay, not once (no coordinated omission). At each rate the modes are measured in \
+    interleaved 50 ms blocks, paired with the host. `auto` doubles the rate from 2000/s until \
+    every mode is past its bound and saturated, then bisects each mode's knee: the highest rate \
+    whose p99 stays under --bound times its idle p99 (the lowest p99 at up to 4x the lowest rate). The report \
+    gives each knee as a ratio to the host's, with the backlog packets, NET_RX softirqs and CPU \
+    per request that explain the order. Client and servers on CPU 0.\n\n\
+    Examples:\n  \
+    nslat sweep rate\n  \
+    nslat sweep rate --modes host,bridge --rates 5000,20000,40000 --json rate.json\n  \
+    nslat sweep rate --connections 4 --spacing poisson -r 64,1024 --html rate/"
+)]
+pub struct RateArgs {
+    /// Modes, comma-separated (the host is always measured: it is the baseline).
+    #[arg(long, value_name = "LIST", default_value = "host,bridge,ptp,macvlan", value_parser = parse_modes)]
+    modes: Modes,
+    /// Offered rates in requests/s, comma-separated (e.g. 5000,20000,40k), or auto.
+    #[arg(long, value_name = "LIST|auto", default_value = "auto", value_parser = parse_rates)]
+    rates: sweep::Rates,
+    /// TCP connections per mode (each its own server thread), 1..=8.
+    #[arg(long, value_name = "C", default_value = "1")]
+    connections: usize,
+    /// Request and response sizes in bytes (netperf's -r REQ,RESP).
+    #[arg(short = 'r', value_name = "REQ,RESP", default_value = "1,1", value_parser = super::run::parse_rr_sizes)]
+    sizes: (usize, usize),
+    /// Spacing of the send times: constant or poisson.
+    #[arg(long, value_name = "KIND", default_value = "constant")]
+    spacing: crate::bench::openloop::Spacing,
+    /// The latency bound as a multiple of each mode's idle p99.
+    #[arg(long, value_name = "FACTOR", default_value = "3")]
+    bound: f64,
+    /// Measured seconds per mode and rate (in 50 ms blocks; 1 s = 20 rounds).
+    #[arg(short = 'l', long = "length", value_name = "SECS", default_value = "1", allow_hyphen_values = true, value_parser = super::run::parse_positive_secs)]
+    length: Duration,
+    #[command(flatten)]
+    out: Outputs,
+}
+
+fn parse_rates(s: &str) -> Result<sweep::Rates, String> {
+    if s.trim() == "auto" {
+        return Ok(sweep::Rates::Auto);
+    }
+    list(s, |x| {
+        let (num, mult) = match x.strip_suffix(['k', 'K']) {
+            Some(n) => (n, 1000.0),
+            None => (x, 1.0),
+        };
+        num.parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v > 0.0)
+            .map(|v| v * mult)
+            .ok_or_else(|| {
+                format!("'{x}' is not a rate: give requests/s like 5000,20000,40k or auto")
+            })
+    })
+    .map(sweep::Rates::List)
 }
 
 #[derive(Debug, Clone)]
@@ -224,6 +291,43 @@ pub fn run(cmd: SweepCommand) -> anyhow::Result<()> {
             let _lock = a.out.lock.acquire(&[0, 1])?;
             let r = sweep::load(&opts, &Lines).context("sweep load")?;
             finish(&r, &a.out)
+        }
+        SweepCommand::Rate(a) => {
+            check_outputs(&a.out)?;
+            let opts = sweep::RateOptions {
+                modes: a.modes.0,
+                rates: a.rates,
+                connections: a.connections,
+                request_size: a.sizes.0,
+                response_size: a.sizes.1,
+                spacing: a.spacing,
+                length: a.length,
+                bound_factor: a.bound,
+                lab: a.out.lab.clone(),
+                ..sweep::RateOptions::default()
+            };
+            sweep::validate_rate(&opts).context("sweep rate")?;
+            // The client's and the servers' CPU.
+            let _lock = a.out.lock.acquire(&[0])?;
+            let r = sweep::rate_sweep(&opts, &Lines).context("sweep rate")?;
+            finish(&r, &a.out)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_parse_as_a_list_with_k_or_auto() {
+        assert_eq!(parse_rates("auto").unwrap(), sweep::Rates::Auto);
+        assert_eq!(
+            parse_rates("5000, 20k,1.5K").unwrap(),
+            sweep::Rates::List(vec![5000.0, 20000.0, 1500.0])
+        );
+        for bad in ["", "fast", "-5", "0", "5000,x"] {
+            assert!(parse_rates(bad).is_err(), "{bad}");
         }
     }
 }

@@ -18,6 +18,7 @@
 //! [`Interleaved`] rounds, whose [`Interleaved::paired`] gives each ratio with its interval).
 
 pub mod fake;
+pub mod openloop;
 pub mod paired;
 pub mod schedule;
 pub mod sockets;

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use super::view::{Block, Curve, CurvePlot, CurvePoint, Plot, Section, TableView, View};
 use super::{opt, ReportError, DASH};
-use crate::sweep::model::{Axis, Backlog, Latency, Point, Queueing, SweepReport, VsReference};
+use crate::sweep::model::{
+    Axis, Backlog, Knee, Latency, Point, Queueing, RateFigures, SweepReport, VsReference,
+};
 
 fn lat_cell(l: &Latency) -> String {
     match l.ci95 {
@@ -79,11 +81,90 @@ fn headers(axis: Axis) -> Vec<String> {
             "backlog busy %",
             "backlog len",
         ],
+        Axis::Rate => &[
+            "mode",
+            "offered /s",
+            "achieved /s",
+            "p50 µs",
+            "p99 µs",
+            "p99.9 µs",
+            "mean µs (95% CI)",
+            "vs host (95% CI)",
+            "CPU µs/req",
+            "timeouts",
+            "backlog pkts/req",
+            "NET_RX/req",
+            "generator busy %",
+        ],
     };
     v.iter().map(|s| s.to_string()).collect()
 }
 
+fn rate_row(p: &Point, r: &RateFigures) -> Vec<String> {
+    let l = &p.latency_us;
+    let c = r.counters.as_ref();
+    vec![
+        p.series_name(),
+        format!("{:.0}", r.offered_rps),
+        format!("{:.0}", r.achieved_rps),
+        format!("{:.1}", l.p50),
+        format!("{:.1}", l.p99),
+        format!("{:.1}", l.p99_9),
+        lat_cell(l),
+        ratio_cell(r.vs_host.as_ref()),
+        format!("{:.2}", r.cpu_us_per_req),
+        (r.timeouts + r.dropped).to_string(),
+        opt(c.map(|c| c.backlog_pkts_per_req), 2),
+        opt(c.map(|c| c.net_rx_per_req), 3),
+        percent(Some(r.generator_busy)),
+    ]
+}
+
+fn knee_rows(knees: &[Knee]) -> TableView {
+    let header = [
+        "mode",
+        "idle p99 µs",
+        "bound µs",
+        "knee /s (p99 under bound)",
+        "vs host",
+        "first over /s",
+        "saturation /s",
+        "backlog pkts/req",
+        "NET_RX/req",
+        "CPU µs/req",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let rows = knees
+        .iter()
+        .map(|k| {
+            vec![
+                k.mode.clone(),
+                format!("{:.1}", k.idle_p99_us),
+                format!("{:.1}", k.bound_us),
+                opt(k.knee_rps, 0),
+                opt(k.vs_host, 3),
+                opt(k.over_rps, 0),
+                format!("{:.0}", k.saturation_rps),
+                opt(k.backlog_pkts_per_req, 2),
+                opt(k.net_rx_per_req, 3),
+                opt(k.cpu_us_per_req, 2),
+            ]
+        })
+        .collect();
+    TableView::figures(header, rows)
+}
+
+/// A point's place on the x axis: the offered rate, or N / K.
+fn x_of(p: &Point) -> f64 {
+    p.rate.map_or(p.n as f64, |r| r.offered_rps)
+}
+
 fn row(axis: Axis, p: &Point) -> Vec<String> {
+    if let (Axis::Rate, Some(r)) = (axis, p.rate.as_ref()) {
+        return rate_row(p, r);
+    }
     let l = &p.latency_us;
     let mut r = vec![
         p.series_name(),
@@ -105,6 +186,7 @@ fn row(axis: Axis, p: &Point) -> Vec<String> {
             r.push(backlog_cell(p.backlog.as_ref()));
             r.extend(queueing_cells(p.queueing.as_ref()));
         }
+        Axis::Rate => {}
     }
     r
 }
@@ -140,7 +222,7 @@ fn curves(
                     let (y, h) = pick(p);
                     let h = h.unwrap_or(0.0);
                     CurvePoint {
-                        x: p.n as f64,
+                        x: x_of(p),
                         y,
                         lo: y - h,
                         hi: y + h,
@@ -150,12 +232,13 @@ fn curves(
                 .collect(),
         })
         .collect();
-    let log_x = super::view::wants_log(r.points.iter().map(|p| p.n as f64));
+    let log_x = super::view::wants_log(r.points.iter().map(x_of));
     CurvePlot {
         title,
         x_label: match r.axis {
             Axis::Services => "Services installed (N)".into(),
             Axis::Load => "neighbour containers streaming (K)".into(),
+            Axis::Rate => "offered rate (requests/s)".into(),
         },
         y_label: y_label.into(),
         log_x,
@@ -180,9 +263,14 @@ pub fn view(r: &SweepReport) -> View {
             .map(|p| row(r.axis, p))
             .collect();
         let mut blocks = vec![Block::Table(TableView::figures(headers(r.axis), rows))];
+        if r.axis == Axis::Rate {
+            blocks.extend(rate_plots(r, t));
+            sections.push(Section::new(Some(t.clone()), blocks));
+            continue;
+        }
         let what = match r.axis {
             Axis::Services => "through the ClusterIP",
-            Axis::Load => "of the victim",
+            Axis::Load | Axis::Rate => "of the victim",
         };
         blocks.push(Block::Plot(Plot::Curves(curves(
             r,
@@ -193,7 +281,7 @@ pub fn view(r: &SweepReport) -> View {
         ))));
         let (label, pick): (&str, Pick) = match r.axis {
             Axis::Services => ("p50", |p| (p.latency_us.p50, None)),
-            Axis::Load => ("p99", |p| (p.latency_us.p99, None)),
+            Axis::Load | Axis::Rate => ("p99", |p| (p.latency_us.p99, None)),
         };
         blocks.push(Block::Plot(Plot::Curves(curves(
             r,
@@ -212,6 +300,15 @@ pub fn view(r: &SweepReport) -> View {
             ))));
         }
         sections.push(Section::new(Some(t.clone()), blocks));
+    }
+    if !r.knees.is_empty() {
+        sections.insert(
+            0,
+            Section::new(
+                Some("Capacity at the latency bound".into()),
+                vec![Block::Table(knee_rows(&r.knees))],
+            ),
+        );
     }
     if !r.notes.is_empty() {
         sections.push(Section::new(
@@ -241,7 +338,50 @@ pub fn view(r: &SweepReport) -> View {
     }
 }
 
-const CSV_HEADER: [&str; 32] = [
+/// The rate axis's curves: p99, p50 and p99.9 against the offered rate (a log latency axis
+/// when the values span decades, as they do past a knee), the achieved rate, CPU per request.
+fn rate_plots(r: &SweepReport, t: &str) -> Vec<Block> {
+    let rate = |p: &Point, f: fn(&RateFigures) -> f64| p.rate.as_ref().map_or(f64::NAN, f);
+    vec![
+        Block::Plot(Plot::Curves(curves(
+            r,
+            t,
+            format!("{t} open loop: p99 latency (from intended send times) against offered rate"),
+            "p99 latency (µs)",
+            |p| (p.latency_us.p99, None),
+        ))),
+        Block::Plot(Plot::Curves(curves(
+            r,
+            t,
+            format!("{t} open loop: p50 latency against offered rate"),
+            "p50 latency (µs)",
+            |p| (p.latency_us.p50, None),
+        ))),
+        Block::Plot(Plot::Curves(curves(
+            r,
+            t,
+            format!("{t} open loop: p99.9 latency against offered rate"),
+            "p99.9 latency (µs)",
+            |p| (p.latency_us.p99_9, None),
+        ))),
+        Block::Plot(Plot::Curves(curves(
+            r,
+            t,
+            format!("{t} open loop: achieved against offered rate"),
+            "achieved rate (responses/s)",
+            move |p| (rate(p, |r| r.achieved_rps), None),
+        ))),
+        Block::Plot(Plot::Curves(curves(
+            r,
+            t,
+            format!("{t} open loop: CPU per request (client + server threads)"),
+            "CPU µs per request",
+            move |p| (rate(p, |r| r.cpu_us_per_req), None),
+        ))),
+    ]
+}
+
+const CSV_HEADER: [&str; 44] = [
     "axis",
     "style",
     "mode",
@@ -274,6 +414,18 @@ const CSV_HEADER: [&str; 32] = [
     "victim_backlog_len_mean",
     "victim_backlog_busy_share",
     "victim_backlog_samples",
+    "offered_rps",
+    "achieved_rps",
+    "cpu_us_per_req",
+    "client_cpu_us_per_req",
+    "server_cpu_us_per_req",
+    "sent",
+    "completed",
+    "timeouts",
+    "dropped",
+    "vs_host_ratio",
+    "backlog_pkts_per_req",
+    "net_rx_per_req",
 ];
 
 fn num(v: Option<f64>) -> String {
@@ -325,6 +477,20 @@ pub fn write_csv(r: &SweepReport, out: &mut dyn Write) -> Result<(), ReportError
             num(q.and_then(|q| q.backlog_busy_share)),
             q.map(|q| q.backlog_samples.samples.to_string())
                 .unwrap_or_default(),
+            num(p.rate.map(|r| r.offered_rps)),
+            num(p.rate.map(|r| r.achieved_rps)),
+            num(p.rate.map(|r| r.cpu_us_per_req)),
+            num(p.rate.map(|r| r.client_cpu_us_per_req)),
+            num(p.rate.and_then(|r| r.server_cpu_us_per_req)),
+            p.rate.map(|r| r.sent.to_string()).unwrap_or_default(),
+            p.rate.map(|r| r.completed.to_string()).unwrap_or_default(),
+            p.rate.map(|r| r.timeouts.to_string()).unwrap_or_default(),
+            p.rate.map(|r| r.dropped.to_string()).unwrap_or_default(),
+            num(p.rate.and_then(|r| r.vs_host.map(|v| v.ratio))),
+            num(p
+                .rate
+                .and_then(|r| r.counters.map(|c| c.backlog_pkts_per_req))),
+            num(p.rate.and_then(|r| r.counters.map(|c| c.net_rx_per_req))),
         ])?;
     }
     w.flush()?;
@@ -413,6 +579,7 @@ pub fn sample_services() -> SweepReport {
                 wire_gbps: None,
                 neighbours_gbps: None,
                 queueing: None,
+                rate: None,
             });
         }
     }
@@ -425,6 +592,7 @@ pub fn sample_services() -> SweepReport {
         points,
         notes: vec!["the measured Service is last in KUBE-SERVICES (worst-case walk)".into()],
         unavailable: vec![],
+        knees: Vec::new(),
     }
 }
 
@@ -469,6 +637,7 @@ pub fn sample_load() -> SweepReport {
                         max: k as u32,
                     },
                 }),
+                rate: None,
             });
         }
     }
@@ -481,6 +650,111 @@ pub fn sample_load() -> SweepReport {
         points,
         notes: vec![],
         unavailable: vec!["ipvlan-l2: kernel has no ipvlan support".into()],
+        knees: Vec::new(),
+    }
+}
+
+/// A fixed rate sweep for tests and examples (numbers made up, shapes real: flat until the
+/// knee, then a wall).
+#[doc(hidden)]
+pub fn sample_rate() -> SweepReport {
+    use crate::sweep::model::{RateCounters, RateFigures};
+    let mut points = Vec::new();
+    for (mode, cap) in [("host", 100_000.0), ("bridge", 70_000.0)] {
+        for rate in [10_000.0, 40_000.0, 80_000.0, 120_000.0] {
+            let rho: f64 = rate / cap;
+            let p99 = if rho < 1.0 {
+                30.0 / (1.0 - rho)
+            } else {
+                50_000.0
+            };
+            points.push(Point {
+                style: None,
+                mode: Some(mode.into()),
+                n: rate as usize,
+                test: "TCP_RR".into(),
+                placement: None,
+                latency_us: Latency {
+                    mean: p99 / 2.0,
+                    p50: p99 / 2.5,
+                    p99,
+                    p99_9: p99 * 1.5,
+                    ci95: Some(0.5),
+                },
+                transactions: (rate / 10.0) as u64,
+                rounds: 20,
+                load_s: None,
+                direct_latency_us: None,
+                vs_direct: None,
+                backlog: None,
+                wire_gbps: None,
+                neighbours_gbps: None,
+                queueing: None,
+                rate: Some(RateFigures {
+                    offered_rps: rate,
+                    achieved_rps: rate.min(cap),
+                    cpu_us_per_req: 8.0 * 100_000.0 / cap,
+                    client_cpu_us_per_req: 3.0,
+                    server_cpu_us_per_req: Some(8.0 * 100_000.0 / cap - 3.0),
+                    generator_busy: 0.3,
+                    max_issue_lag_us: 12.0,
+                    sent: (rate / 10.0) as u64,
+                    completed: (rate / 10.0) as u64,
+                    timeouts: 0,
+                    dropped: 0,
+                    connections: 1,
+                    vs_host: (mode != "host").then_some(VsReference {
+                        ratio: 1.3,
+                        ratio_ci95: Some((1.25, 1.35)),
+                        delta_us: 9.0,
+                        delta_ci95: Some((8.0, 10.0)),
+                    }),
+                    counters: Some(RateCounters {
+                        backlog_pkts_per_req: if mode == "host" { 2.0 } else { 5.0 },
+                        net_rx_per_req: 1.0,
+                        softirq_us_per_req: 2.0,
+                        dropped: 0,
+                        time_squeeze: 0,
+                    }),
+                }),
+            });
+        }
+    }
+    SweepReport {
+        axis: Axis::Rate,
+        duration_s: 1.0,
+        cpus: "client CPU 0, servers CPU 1".into(),
+        kernel: "6.18.0-test".into(),
+        host_name: None,
+        points,
+        notes: vec![],
+        unavailable: vec![],
+        knees: vec![
+            Knee {
+                mode: "host".into(),
+                idle_p99_us: 33.0,
+                bound_us: 99.0,
+                knee_rps: Some(40_000.0),
+                over_rps: Some(80_000.0),
+                saturation_rps: 100_000.0,
+                vs_host: Some(1.0),
+                backlog_pkts_per_req: Some(2.0),
+                net_rx_per_req: Some(1.0),
+                cpu_us_per_req: Some(8.0),
+            },
+            Knee {
+                mode: "bridge".into(),
+                idle_p99_us: 35.0,
+                bound_us: 105.0,
+                knee_rps: Some(40_000.0),
+                over_rps: Some(80_000.0),
+                saturation_rps: 70_000.0,
+                vs_host: Some(1.0),
+                backlog_pkts_per_req: Some(5.0),
+                net_rx_per_req: Some(1.0),
+                cpu_us_per_req: Some(11.4),
+            },
+        ],
     }
 }
 
@@ -547,5 +821,53 @@ mod tests {
             3,
             "mean, p99 and the victim CPU's packets per transaction"
         );
+    }
+
+    #[test]
+    fn rate_sweep_has_knees_curves_on_a_log_latency_axis_and_the_json_keys() {
+        let r = sample_rate();
+        let v = view(&r);
+        assert_eq!(
+            v.sections[0].title.as_deref(),
+            Some("Capacity at the latency bound")
+        );
+        let s = &v.sections[1];
+        let Block::Table(t) = &s.blocks[0] else {
+            panic!("table first")
+        };
+        assert_eq!(t.rows.len(), 8);
+        assert!(t.rows.iter().all(|r| r.len() == t.header.len()));
+        let Block::Plot(Plot::Curves(p99)) = &s.blocks[1] else {
+            panic!("p99 curves next")
+        };
+        assert_eq!(p99.series.len(), 2);
+        assert_eq!(p99.series[0].points[0].x, 10_000.0, "x is the offered rate");
+        let svg = super::super::plots::curves_svg(p99).unwrap();
+        assert!(svg.contains("<polyline"));
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["axis"], "rate");
+        let p = &json["points"][1];
+        for k in ["mode", "offered_rps", "achieved_rps", "cpu_us_per_req"] {
+            assert!(!p[k].is_null(), "{k} in {p}");
+        }
+        for k in ["p50", "p99", "p99_9", "mean", "ci95"] {
+            assert!(p["latency_us"][k].is_number(), "latency_us.{k}");
+        }
+        let back: SweepReport = serde_json::from_value(json).unwrap();
+        assert_eq!(back, r);
+        let mut buf = Vec::new();
+        write_csv(&r, &mut buf).unwrap();
+        let mut rd = ::csv::Reader::from_reader(buf.as_slice());
+        let h = rd.headers().unwrap().clone();
+        let col = |n: &str| h.iter().position(|x| x == n).unwrap();
+        let rows: Vec<::csv::StringRecord> = rd.records().map(|r| r.unwrap()).collect();
+        assert_eq!(rows.len(), 8);
+        assert_eq!(&rows[2][col("offered_rps")], "80000");
+        assert_eq!(&rows[2][col("axis")], "rate");
+        // Off the rate axis the new columns are empty.
+        let mut buf = Vec::new();
+        write_csv(&sample_load(), &mut buf).unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        assert!(text.lines().nth(1).unwrap().ends_with(",,,,,,,,,,,"));
     }
 }

@@ -2,7 +2,8 @@
 //! their own. `services` varies the number of Services kube-proxy programmed in the node
 //! (iptables and nftables style) and measures a container through one ClusterIP against the
 //! same container straight to the endpoint; `load` varies the number of neighbour containers
-//! streaming on the node and measures a victim's request/response percentiles per mode.
+//! streaming on the node and measures a victim's request/response percentiles per mode; `rate`
+//! varies the offered request rate of an open-loop test and finds each mode's knee.
 //!
 //! Everything a sweep adds (rules, neighbour namespaces) lives in the sweep's lab and goes with
 //! it. This module does not format reports (`report::sweep` does).
@@ -10,10 +11,12 @@
 pub mod measure;
 pub mod model;
 pub mod neighbours;
+pub mod rate;
 mod run;
 pub mod services;
 
 pub use model::{Axis, SweepReport};
+pub use rate::{rate as rate_sweep, validate_rate, RateOptions, Rates};
 pub use run::{
     load, measured_service, service_plan, services as services_sweep, validate_load,
     validate_services, LoadOptions, Placement, Progress, ServicesOptions, Silent, CLUSTER_IP,

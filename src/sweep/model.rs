@@ -14,6 +14,8 @@ pub enum Axis {
     Services,
     /// The number of neighbour containers streaming, per mode.
     Load,
+    /// The offered request rate of an open-loop test, per mode.
+    Rate,
 }
 
 impl Axis {
@@ -21,6 +23,7 @@ impl Axis {
         match self {
             Axis::Services => "services",
             Axis::Load => "load",
+            Axis::Rate => "rate",
         }
     }
 }
@@ -129,6 +132,86 @@ pub struct Point {
     /// Load axis: queueing on the victim's CPU (per victim transaction, sampled backlog).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub queueing: Option<Queueing>,
+    /// Rate axis: the open-loop figures (flattened into the point: `offered_rps`, ...).
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<RateFigures>,
+}
+
+/// Rate axis: what one mode did at one offered rate. Latencies (`Point::latency_us`) are timed
+/// from each request's intended send time, so queueing delay is in them.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RateFigures {
+    /// Requests per second the schedule offered.
+    pub offered_rps: f64,
+    /// Responses per second of wall time (each block: from its start to its last response,
+    /// plus one request interval: its n requests occupy n slots).
+    pub achieved_rps: f64,
+    /// CPU time per request, µs: the client thread's plus the server threads'.
+    pub cpu_us_per_req: f64,
+    pub client_cpu_us_per_req: f64,
+    /// `None` when the server's figures did not come back.
+    pub server_cpu_us_per_req: Option<f64>,
+    /// Share (0..1) of the client thread's wall time it was on a CPU: near 1 means the
+    /// generator, not the path, set the pace.
+    pub generator_busy: f64,
+    /// The latest a request left after its intended time, µs (the generator's lag).
+    pub max_issue_lag_us: f64,
+    /// Requests sent, answered in time, timed out, and dropped (never sent: a full ring).
+    pub sent: u64,
+    pub completed: u64,
+    pub timeouts: u64,
+    pub dropped: u64,
+    /// Open-loop connections (each its own server thread).
+    pub connections: usize,
+    /// Against the host at the same offered rate, over the same rounds (mean latency).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub vs_host: Option<VsReference>,
+    /// Backlog counters over this mode's timed blocks, per request (machine-wide counters; one
+    /// mode ran at a time).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub counters: Option<RateCounters>,
+}
+
+/// Kernel counters per request over a mode's timed blocks at one rate.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RateCounters {
+    /// Packets the stack took from backlogs and queues (softnet_stat `processed`).
+    pub backlog_pkts_per_req: f64,
+    /// NET_RX softirqs raised.
+    pub net_rx_per_req: f64,
+    /// Softirq CPU time (10 ms ticks of /proc/stat summed over many blocks), µs.
+    pub softirq_us_per_req: f64,
+    /// Backlog drops and time squeezes in total.
+    pub dropped: u64,
+    pub time_squeeze: u64,
+}
+
+/// Rate axis: one mode's capacity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Knee {
+    pub mode: String,
+    /// Its idle p99: the lowest p99 at rates up to 4× the lowest rate measured, µs.
+    pub idle_p99_us: f64,
+    /// The bound: `bound_factor` × idle p99, µs.
+    pub bound_us: f64,
+    /// The highest offered rate measured whose p99 stayed under the bound, from the idle
+    /// point up (`None`: none did).
+    pub knee_rps: Option<f64>,
+    /// The lowest offered rate measured whose p99 exceeded it (`None`: none did).
+    pub over_rps: Option<f64>,
+    /// The highest achieved rate measured (responses per second).
+    pub saturation_rps: f64,
+    /// `knee_rps` over the host's.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub vs_host: Option<f64>,
+    /// Backlog packets, NET_RX softirqs and CPU per request at the knee (or the highest rate
+    /// under it).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub backlog_pkts_per_req: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub net_rx_per_req: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cpu_us_per_req: Option<f64>,
 }
 
 /// A whole sweep.
@@ -147,6 +230,9 @@ pub struct SweepReport {
     pub notes: Vec<String>,
     /// Points that could not be measured, with the reason.
     pub unavailable: Vec<String>,
+    /// Rate axis: each mode's knee and saturation.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub knees: Vec<Knee>,
 }
 
 impl SweepReport {

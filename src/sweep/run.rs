@@ -199,16 +199,16 @@ fn interrupt_flag() -> Arc<AtomicBool> {
 }
 
 /// A lab of the modes, its teardown armed, and a server in its remote.
-struct Bench {
-    lab: Lab,
-    server: SocketAddr,
-    stop: Arc<AtomicBool>,
+pub(super) struct Bench {
+    pub(super) lab: Lab,
+    pub(super) server: SocketAddr,
+    pub(super) stop: Arc<AtomicBool>,
     handle: Option<crate::bench::server::ServerHandle>,
     _teardown: Teardown,
 }
 
 impl Bench {
-    fn up(
+    pub(super) fn up(
         name: Option<&str>,
         modes: Vec<Mode>,
         remote_sysctls: &[(&str, &str)],
@@ -255,7 +255,7 @@ impl Bench {
         })
     }
 
-    fn check_stop(&self) -> Result<(), SweepError> {
+    pub(super) fn check_stop(&self) -> Result<(), SweepError> {
         if self.stop.load(Ordering::SeqCst) {
             Err(SweepError::Interrupted)
         } else {
@@ -272,7 +272,7 @@ impl Drop for Bench {
     }
 }
 
-fn kernel() -> String {
+pub(super) fn kernel() -> String {
     crate::host_facts::kernel_release()
 }
 
@@ -366,6 +366,7 @@ pub fn services(
                             wire_gbps: None,
                             neighbours_gbps: None,
                             queueing: None,
+                            rate: None,
                         });
                     }
                     Err(MeasureError::Interrupted) => return Err(SweepError::Interrupted),
@@ -397,6 +398,7 @@ pub fn services(
             "TCP_CRR opens a connection per transaction (the first packet walks the nat rules); TCP_RR reuses one (conntrack only).".into(),
         ],
         unavailable,
+        knees: Vec::new(),
     })
 }
 
@@ -562,6 +564,7 @@ pub fn load(opts: &LoadOptions, progress: &dyn Progress) -> Result<SweepReport, 
                     backlog,
                     neighbours_gbps: (k > 0).then_some(gbps),
                     queueing,
+                    rate: None,
                 });
             }
         }
@@ -590,6 +593,7 @@ pub fn load(opts: &LoadOptions, progress: &dyn Progress) -> Result<SweepReport, 
             "K = 0 is measured once per mode (no neighbours to place).".into(),
         ],
         unavailable,
+        knees: Vec::new(),
     })
 }
 

@@ -38,6 +38,7 @@ mod lab_list;
 mod lab_netkit;
 mod measure_lock;
 mod missing_tool;
+mod openloop;
 mod podman_targets;
 mod probe;
 mod report;

@@ -21,6 +21,7 @@ pub mod netlink;
 pub mod netns;
 pub mod probe;
 pub mod report;
+pub mod rng;
 pub mod stats;
 pub mod sweep;
 pub mod target;

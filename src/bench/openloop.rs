@@ -39,8 +39,8 @@ use super::client::{self, ClientError};
 use super::control::ServerDone;
 use super::timing::{new_histogram, now_ns, pin_to, thread_cpu_ns};
 use super::{LatencySummary, RunSpec, TestKind};
-use crate::measure::schedule::XorShift;
 use crate::netns;
+use crate::rng::XorShift;
 
 /// The highest offered rate accepted, requests per second.
 pub const MAX_RATE_RPS: f64 = 2_000_000.0;

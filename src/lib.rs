@@ -23,3 +23,4 @@ pub mod report;
 pub mod stats;
 pub mod sweep;
 pub mod target;
+pub mod waterfall;

@@ -114,6 +114,13 @@ pub struct CompareArgs {
     /// table"; needs the interleaved schedule.
     #[arg(long)]
     explain: bool,
+    /// After the timed rounds, trace each path (BPF on the network, softirq, scheduler and
+    /// system-call tracepoints, summed in the kernel) in traced and untraced blocks, and show
+    /// where its round trip goes: per device hop, backlog wait, softirq delay, processing,
+    /// socket receive, wake-up, user space; each mode's stages against the host's; the
+    /// tracing overhead. TCP_RR, lab modes only; needs root and BTF.
+    #[arg(long)]
+    waterfall: bool,
     /// Skip the feature checks (Service, node access, policy) shown beside the latency table.
     #[arg(long)]
     no_checks: bool,
@@ -469,6 +476,7 @@ fn options(args: &CompareArgs) -> CompareOptions {
         reps: args.reps,
         cpu: args.cpu,
         explain: args.explain,
+        waterfall: args.waterfall,
         checks: false,
         schedule: args.schedule,
         block_time: args.block_time,
@@ -654,6 +662,12 @@ fn write_files(
             let p = placement_path(p, &r.cpu_placement, several);
             report::export_to_path(exporter, r, &p)?;
             eprintln!("wrote {}", p.display());
+        }
+    }
+    if let Some(p) = csv {
+        let p = placement_path(p, &r.cpu_placement, several);
+        if let Some(w) = report::waterfall::write_csv_beside(r, &p)? {
+            eprintln!("wrote {}", w.display());
         }
     }
     if let Some(dir) = html {

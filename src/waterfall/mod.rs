@@ -7,6 +7,7 @@
 //! and untraced blocks on a real path; machine.rs is the Rust model of the kernel's state
 //! machine (the unit tests drive recorded events through it).
 
+pub mod compare;
 pub mod machine;
 pub mod run;
 
@@ -364,6 +365,9 @@ pub struct Waterfall {
     pub stale: u64,
     pub resync: u64,
     pub left: u64,
+    /// This mode against the host (set by the compare; `None` for the host itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vs_host: Option<WaterfallDelta>,
 }
 
 impl Waterfall {
@@ -407,6 +411,7 @@ impl Waterfall {
             stale: raw.stale,
             resync: raw.resync,
             left: raw.left,
+            vs_host: None,
         })
     }
 

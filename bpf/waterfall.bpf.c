@@ -431,7 +431,13 @@ int BPF_PROG(wf_dev_queue, struct sk_buff *skb)
 	if (!c)
 		return 0;
 	dev_of(skb, &d);
-	if (role) {
+	if ((__u64)skb == c->skb && c->phase == P_DEV_TX) {
+		/* One device hands the packet to the next (bridge to port, macvlan or vxlan to
+		 * the lower device), in a softirq or in the sender's system call. */
+		close_stage(c, S_DEVICE, now);
+	} else if ((__u64)skb == c->skb && c->phase == P_RX_PROC && softirq) {
+		close_stage(c, S_PROCESSING, now);
+	} else if (role) {
 		/* A tracked thread sends a packet from its own system call. */
 		if (c->phase == P_SYSCALL && c->tid == tid) {
 			close_stage(c, S_SEND, now);
@@ -442,17 +448,9 @@ int BPF_PROG(wf_dev_queue, struct sk_buff *skb)
 			bump(ST_RESYNC);
 		}
 		c->skb = (__u64)skb;
-		to_dev(c, P_DEV_TX, &d, now);
+	} else {
 		return 0;
 	}
-	if ((__u64)skb != c->skb)
-		return 0;
-	if (c->phase == P_DEV_TX)
-		close_stage(c, S_DEVICE, now);
-	else if (c->phase == P_RX_PROC && softirq)
-		close_stage(c, S_PROCESSING, now);
-	else
-		return 0;
 	to_dev(c, P_DEV_TX, &d, now);
 	return 0;
 }

@@ -253,12 +253,7 @@ impl Tracer {
             }
         }
         let stats: PerCpuArray<&mut MapData, u64> = self.map("STATS")?;
-        let get = |i: u32| {
-            stats
-                .get(&i, 0)
-                .map(|v| v.iter().sum::<u64>())
-                .unwrap_or(0)
-        };
+        let get = |i: u32| stats.get(&i, 0).map(|v| v.iter().sum::<u64>()).unwrap_or(0);
         out.stale = get(0);
         out.resync = get(1);
         out.left = get(2);
@@ -277,7 +272,10 @@ impl Drop for Tracer {
 /// A load error as one line; the kernel's verifier log is long, so only its last line.
 fn load_reason(e: &ProgramError) -> String {
     match e {
-        ProgramError::LoadError { io_error, verifier_log } => {
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => {
             let last = verifier_log
                 .to_string()
                 .lines()

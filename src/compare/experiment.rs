@@ -618,7 +618,9 @@ fn measure_placement_interleaved(
         }
         inputs.push(input);
     }
-    let waterfalls = opts.waterfall.then(|| waterfall_paths(&groups, &paths, &built, placement, opts, progress));
+    let waterfalls = opts
+        .waterfall
+        .then(|| waterfall_paths(&groups, &paths, &built, placement, opts, progress));
     servers.into_iter().for_each(|s| s.stop());
     if let Some(e) = trace_err {
         return Err(e);

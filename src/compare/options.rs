@@ -222,7 +222,11 @@ impl CompareOptions {
                     .into(),
             );
         }
-        if self.waterfall && (self.test != TestKind::TcpRr || self.remote.is_some() || self.schedule == ScheduleChoice::Runs) {
+        if self.waterfall
+            && (self.test != TestKind::TcpRr
+                || self.remote.is_some()
+                || self.schedule == ScheduleChoice::Runs)
+        {
             return Err(
                 "--waterfall traces TCP_RR round trips on the lab's interleaved schedule; it cannot run with another --test, --remote or --schedule runs (yet)"
                     .into(),

@@ -49,16 +49,45 @@ pub mod stage {
 /// was running there (for the packet events, that decides "sent from a system call").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
-    SysEnter { tid: u32 },
-    SysExit { tid: u32 },
-    Wakeup { tid: u32 },
-    Switch { prev: u32, next: u32, prev_blocked: bool },
-    SoftirqEntry { cpu: u32 },
-    SoftirqExit { cpu: u32 },
-    DevQueue { skb: u64, dev: DevId, tid: u32, cpu: u32 },
-    NetifRx { skb: u64, dev: DevId, cpu: u32 },
-    Receive { skb: u64, dev: DevId },
-    Gro { skb: u64, dev: DevId },
+    SysEnter {
+        tid: u32,
+    },
+    SysExit {
+        tid: u32,
+    },
+    Wakeup {
+        tid: u32,
+    },
+    Switch {
+        prev: u32,
+        next: u32,
+        prev_blocked: bool,
+    },
+    SoftirqEntry {
+        cpu: u32,
+    },
+    SoftirqExit {
+        cpu: u32,
+    },
+    DevQueue {
+        skb: u64,
+        dev: DevId,
+        tid: u32,
+        cpu: u32,
+    },
+    NetifRx {
+        skb: u64,
+        dev: DevId,
+        cpu: u32,
+    },
+    Receive {
+        skb: u64,
+        dev: DevId,
+    },
+    Gro {
+        skb: u64,
+        dev: DevId,
+    },
 }
 
 /// `struct cursor`.
@@ -247,7 +276,12 @@ impl Machine {
                 }
                 self.cursor_at(now);
                 let c = self.cursor;
-                if role != 0 {
+                if skb == c.skb && c.phase == Phase::DevTx {
+                    // One device hands the packet to the next, in a softirq or a system call.
+                    self.close(stage::DEVICE, now);
+                } else if skb == c.skb && c.phase == Phase::RxProc && softirq {
+                    self.close(stage::PROCESSING, now);
+                } else if role != 0 {
                     if c.phase == Phase::Syscall && c.tid == tid {
                         self.close(stage::SEND, now);
                     } else if matches!(c.phase, Phase::RunKernel | Phase::Waking | Phase::User)
@@ -258,16 +292,6 @@ impl Machine {
                         self.resync += 1;
                     }
                     self.cursor.skb = skb;
-                    self.to_dev(Phase::DevTx, dev, now);
-                    return;
-                }
-                if skb != c.skb {
-                    return;
-                }
-                if c.phase == Phase::DevTx {
-                    self.close(stage::DEVICE, now);
-                } else if c.phase == Phase::RxProc && softirq {
-                    self.close(stage::PROCESSING, now);
                 } else {
                     return;
                 }
@@ -556,7 +580,10 @@ pub(crate) mod tests {
         assert_eq!(get(&m, stage::SOCKET_RX).0, 2);
         assert_eq!(get(&m, stage::BACKLOG_WAIT).0, 2);
         // The server's response then comes from a thread the cursor does not follow: resync.
-        let mut tape2 = Tape { t: tape.t, events: Vec::new() };
+        let mut tape2 = Tape {
+            t: tape.t,
+            events: Vec::new(),
+        };
         tape2
             .at(100, Event::SysExit { tid: CLIENT })
             .at(200, Event::SysEnter { tid: CLIENT })
@@ -581,8 +608,14 @@ pub(crate) mod tests {
         // A stage left open past STALE_NS is dropped, not attributed.
         let mut m2 = machine();
         let mut t3 = Tape::new();
-        t3.at(0, Event::Wakeup { tid: SERVER })
-            .at(STALE_NS + 1, Event::Switch { prev: CLIENT, next: SERVER, prev_blocked: true });
+        t3.at(0, Event::Wakeup { tid: SERVER }).at(
+            STALE_NS + 1,
+            Event::Switch {
+                prev: CLIENT,
+                next: SERVER,
+                prev_blocked: true,
+            },
+        );
         t3.run(&mut m2);
         assert_eq!(m2.stale, 1);
         assert!(m2.stages.is_empty());
@@ -599,33 +632,36 @@ pub(crate) mod tests {
         // The packet is in RX processing. Another thread's packet gets the same address (the
         // first was freed early, say) and is queued from process context: not ours.
         tape.at(100, Event::SoftirqExit { cpu: 0 })
-        .at(
-            100,
-            Event::DevQueue {
-                skb: 0xa,
-                dev: br,
-                tid: OTHER,
-                cpu: 0,
-            },
-        )
-        // And one queued in another CPU's softirq is not ours either.
-        .at(
-            50,
-            Event::DevQueue {
-                skb: 0xa,
-                dev: br,
-                tid: OTHER,
-                cpu: 1,
-            },
-        )
-        .at(1_750, Event::Wakeup { tid: SERVER });
+            .at(
+                100,
+                Event::DevQueue {
+                    skb: 0xa,
+                    dev: br,
+                    tid: OTHER,
+                    cpu: 0,
+                },
+            )
+            // And one queued in another CPU's softirq is not ours either.
+            .at(
+                50,
+                Event::DevQueue {
+                    skb: 0xa,
+                    dev: br,
+                    tid: OTHER,
+                    cpu: 1,
+                },
+            )
+            .at(1_750, Event::Wakeup { tid: SERVER });
         let mut m = machine();
         tape.run(&mut m);
         assert_eq!(get(&m, stage::PROCESSING).0, 0);
         assert_eq!(get(&m, stage::DEVICE).0, 1);
         assert_eq!(get(&m, stage::SOCKET_RX), (1, 2_000));
         // An ACK the server sends from its own receive call does not start a new path.
-        let mut t2 = Tape { t: tape.t, events: Vec::new() };
+        let mut t2 = Tape {
+            t: tape.t,
+            events: Vec::new(),
+        };
         t2.at(
             500,
             Event::Switch {
@@ -686,10 +722,48 @@ pub(crate) mod tests {
         let mut m = machine();
         tape.run(&mut m);
         // Socket receive: from the client's receive pass to its send call's return.
-        assert_eq!(get(&m, stage::SOCKET_RX), (1, 1_500 + 100 + 100 + 300 + 400));
+        assert_eq!(
+            get(&m, stage::SOCKET_RX),
+            (1, 1_500 + 100 + 100 + 300 + 400)
+        );
         // Then the client's user space, its receive call (data already there), user space.
         assert_eq!(get(&m, stage::SYSCALL_OTHER), (1, 500));
         assert_eq!(get(&m, stage::USER), (3, 300 + 200 + 300));
+        assert_eq!(m.resync, 0);
+    }
+
+    #[test]
+    fn a_device_stacked_on_another_is_a_hop_of_its_own_in_the_send_call() {
+        // macvlan (or vxlan): the child transmits by queueing on its lower device, still in
+        // the sender's system call (process context, a tracked thread).
+        let (mv, lower, remote) = (
+            dev(2, 30, "macvlan"),
+            dev(2, 10, "veth"),
+            dev(2, 20, "veth"),
+        );
+        let mut tape = Tape::new();
+        tape.at(0, Event::Wakeup { tid: CLIENT })
+            .at(10, Event::SysExit { tid: CLIENT })
+            .at(100, Event::SysEnter { tid: CLIENT })
+            .at(
+                100,
+                Event::DevQueue {
+                    skb: 0xa,
+                    dev: mv,
+                    tid: CLIENT,
+                    cpu: 0,
+                },
+            );
+        veth_hop(&mut tape, 0xa, lower, remote, CLIENT, true);
+        let mut m = machine();
+        tape.run(&mut m);
+        let devices: BTreeMap<DevId, (u64, u64)> = m
+            .stages
+            .iter()
+            .filter(|(k, _)| k.stage == stage::DEVICE)
+            .map(|(k, v)| (k.dev, (v.count, v.sum_ns)))
+            .collect();
+        assert_eq!(devices, BTreeMap::from([(mv, (1, 100)), (lower, (1, 300))]));
         assert_eq!(m.resync, 0);
     }
 

@@ -289,8 +289,10 @@ pub fn assemble(blocks: &[BlockSums], names: &dyn Fn(&DevId) -> Device) -> Vec<S
     if total_rt == 0 {
         return Vec::new();
     }
-    let keys: std::collections::BTreeSet<StageKey> =
-        blocks.iter().flat_map(|b| b.stages.keys().copied()).collect();
+    let keys: std::collections::BTreeSet<StageKey> = blocks
+        .iter()
+        .flat_map(|b| b.stages.keys().copied())
+        .collect();
     let mut out: Vec<Stage> = keys
         .iter()
         .filter_map(|k| {
@@ -428,7 +430,13 @@ impl Waterfall {
     pub fn groups(&self) -> BTreeMap<(StageKind, String), (f64, f64)> {
         let mut g: BTreeMap<(StageKind, String), (f64, f64)> = BTreeMap::new();
         for s in &self.stages {
-            let key = (s.kind, s.device_kind.clone().unwrap_or_default());
+            // Where the softirq starts and which device a packet reaches its socket from are
+            // one stage each per direction, whatever the device: grouped by kind alone.
+            let device_kind = match s.kind {
+                StageKind::SoftirqDelay | StageKind::SocketReceive => String::new(),
+                _ => s.device_kind.clone().unwrap_or_default(),
+            };
+            let key = (s.kind, device_kind);
             let e = g.entry(key).or_default();
             e.0 += s.per_rt;
             e.1 += s.us;
@@ -581,7 +589,14 @@ mod tests {
         let attributed: f64 = stages.iter().map(|s| s.us).sum();
         let expect = (10.0 * 9_900.0 - 1_100.0) / 10.0 / 1000.0;
         assert!((attributed - expect).abs() < 1e-9, "{attributed} {expect}");
-        let wf = Waterfall::new(&[attributed, attributed], &[attributed - 0.1, attributed - 0.1], 20, stages, &raw_of(&m)).unwrap();
+        let wf = Waterfall::new(
+            &[attributed, attributed],
+            &[attributed - 0.1, attributed - 0.1],
+            20,
+            stages,
+            &raw_of(&m),
+        )
+        .unwrap();
         assert!(wf.unattributed_us.abs() < 1e-9);
         assert!((wf.overhead_us.mean - 0.1).abs() < 1e-9);
         assert!((wf.backlog_waits_per_rt - 2.0).abs() < 1e-9);
@@ -664,6 +679,11 @@ mod tests {
         assert_eq!(d.groups[0].device_kind, "veth");
         assert!((d.groups[0].per_rt - 2.0).abs() < 1e-9);
         let line = delta_line("bridge", &d);
-        assert!(line.starts_with("bridge +2.00 µs traced (stages +1.02) = +0.62 backlog wait veth (+2 × 0.31 µs)"), "{line}");
+        assert!(
+            line.starts_with(
+                "bridge +2.00 µs traced (stages +1.02) = +0.62 backlog wait veth (+2 × 0.31 µs)"
+            ),
+            "{line}"
+        );
     }
 }

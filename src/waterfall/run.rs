@@ -90,7 +90,9 @@ pub enum WaterfallError {
         what: &'static str,
         error: std::io::Error,
     },
-    #[error("the server's data thread is not in this process (a server elsewhere cannot be traced)")]
+    #[error(
+        "the server's data thread is not in this process (a server elsewhere cannot be traced)"
+    )]
     NoServerThread,
     #[error(transparent)]
     Netns(#[from] crate::netns::NetnsError),
@@ -202,7 +204,11 @@ fn traced_blocks(
                 tracer.detach();
             }
             let (n, ns) = done.map_err(io("a round trip"))?;
-            let mean_us = if n > 0 { ns as f64 / 1000.0 / n as f64 } else { 0.0 };
+            let mean_us = if n > 0 {
+                ns as f64 / 1000.0 / n as f64
+            } else {
+                0.0
+            };
             if traced_now {
                 let now = tracer.read()?;
                 blocks.push(BlockSums::between(&last, &now, n));

@@ -244,7 +244,7 @@ static __always_inline void close_stage(struct cursor *c, __u32 stage, __u64 now
 	v->sum_sq += d * d;
 }
 
-static __always_inline void to_thread(struct cursor *c, __u32 phase, __u32 tid, __u32 role,
+static __always_inline void enter_thread(struct cursor *c, __u32 phase, __u32 tid, __u32 role,
 				      __u64 now)
 {
 	c->phase = phase;
@@ -253,7 +253,7 @@ static __always_inline void to_thread(struct cursor *c, __u32 phase, __u32 tid, 
 	c->ts = now;
 }
 
-static __always_inline void to_dev(struct cursor *c, __u32 phase, struct dev_id *d, __u64 now)
+static __always_inline void enter_dev(struct cursor *c, __u32 phase, struct dev_id *d, __u64 now)
 {
 	c->phase = phase;
 	c->dev = *d;
@@ -280,7 +280,7 @@ int BPF_PROG(wf_sys_enter, struct pt_regs *regs, long id)
 		return 0;
 	if (c->phase == P_USER && c->tid == tid) {
 		close_stage(c, S_USER, now);
-		to_thread(c, P_SYSCALL, tid, role, now);
+		enter_thread(c, P_SYSCALL, tid, role, now);
 	}
 	return 0;
 }
@@ -291,7 +291,7 @@ static __always_inline void unslept(struct cursor *c, __u32 tid, __u32 role, __u
 {
 	c->role = role;
 	close_stage(c, S_SOCKET_RX, now);
-	to_thread(c, P_USER, tid, role, now);
+	enter_thread(c, P_USER, tid, role, now);
 }
 
 SEC("tp_btf/sys_exit")
@@ -321,7 +321,7 @@ int BPF_PROG(wf_sys_exit, struct pt_regs *regs, long ret)
 		close_stage(c, S_SYSCALL_OTHER, now);
 	else
 		return 0;
-	to_thread(c, P_USER, tid, role, now);
+	enter_thread(c, P_USER, tid, role, now);
 	return 0;
 }
 
@@ -344,7 +344,7 @@ int BPF_PROG(wf_wakeup, struct task_struct *p)
 	} else if (c->phase != P_IDLE) {
 		return 0;
 	}
-	to_thread(c, P_WAKING, tid, role, now);
+	enter_thread(c, P_WAKING, tid, role, now);
 	return 0;
 }
 
@@ -364,7 +364,7 @@ int BPF_PROG(wf_switch, _Bool preempt, struct task_struct *prev, struct task_str
 		return 0;
 	if (c->phase == P_WAKING && c->tid == next_tid) {
 		close_stage(c, S_WAKEUP, now);
-		to_thread(c, P_RUN_KERNEL, next_tid, c->role, now);
+		enter_thread(c, P_RUN_KERNEL, next_tid, c->role, now);
 	} else if (c->phase == P_SYSCALL && c->tid == prev_tid && prev_state != 0) {
 		/* The thread blocked before sending: the path is not in it. */
 		c->phase = P_IDLE;
@@ -451,7 +451,7 @@ int BPF_PROG(wf_dev_queue, struct sk_buff *skb)
 	} else {
 		return 0;
 	}
-	to_dev(c, P_DEV_TX, &d, now);
+	enter_dev(c, P_DEV_TX, &d, now);
 	return 0;
 }
 
@@ -470,7 +470,7 @@ int BPF_PROG(wf_netif_rx, struct sk_buff *skb)
 		return 0;
 	dev_of(skb, &d);
 	close_stage(c, S_DEVICE, now);
-	to_dev(c, P_BACKLOG, &d, now);
+	enter_dev(c, P_BACKLOG, &d, now);
 	c->cpu = bpf_get_smp_processor_id();
 	return 0;
 }
@@ -498,7 +498,7 @@ static __always_inline int receive(struct sk_buff *skb, int gro)
 	else
 		return 0;
 	dev_of(skb, &d);
-	to_dev(c, P_RX_PROC, &d, now);
+	enter_dev(c, P_RX_PROC, &d, now);
 	return 0;
 }
 

@@ -165,7 +165,7 @@ impl Machine {
         v.sum_sq = v.sum_sq.wrapping_add(d.wrapping_mul(d));
     }
 
-    fn to_thread(&mut self, phase: Phase, tid: u32, role: u32, now: u64) {
+    fn enter_thread(&mut self, phase: Phase, tid: u32, role: u32, now: u64) {
         let c = &mut self.cursor;
         c.phase = phase;
         c.tid = tid;
@@ -173,7 +173,7 @@ impl Machine {
         c.ts = now;
     }
 
-    fn to_dev(&mut self, phase: Phase, dev: DevId, now: u64) {
+    fn enter_dev(&mut self, phase: Phase, dev: DevId, now: u64) {
         let c = &mut self.cursor;
         c.phase = phase;
         c.dev = dev;
@@ -191,7 +191,7 @@ impl Machine {
                 self.cursor_at(now);
                 if self.cursor.phase == Phase::User && self.cursor.tid == tid {
                     self.close(stage::USER, now);
-                    self.to_thread(Phase::Syscall, tid, role, now);
+                    self.enter_thread(Phase::Syscall, tid, role, now);
                 }
             }
             Event::SysExit { tid } => {
@@ -204,7 +204,7 @@ impl Machine {
                     // A receiver that was not asleep: the packet waited in its socket.
                     self.cursor.role = role;
                     self.close(stage::SOCKET_RX, now);
-                    self.to_thread(Phase::User, tid, role, now);
+                    self.enter_thread(Phase::User, tid, role, now);
                     return;
                 }
                 if self.cursor.tid != tid {
@@ -217,7 +217,7 @@ impl Machine {
                     _ => return,
                 };
                 self.close(s, now);
-                self.to_thread(Phase::User, tid, role, now);
+                self.enter_thread(Phase::User, tid, role, now);
             }
             Event::Wakeup { tid } => {
                 let role = self.role_of(tid);
@@ -231,7 +231,7 @@ impl Machine {
                 } else if self.cursor.phase != Phase::Idle {
                     return;
                 }
-                self.to_thread(Phase::Waking, tid, role, now);
+                self.enter_thread(Phase::Waking, tid, role, now);
             }
             Event::Switch {
                 prev,
@@ -245,7 +245,7 @@ impl Machine {
                 let c = self.cursor;
                 if c.phase == Phase::Waking && c.tid == next {
                     self.close(stage::WAKEUP, now);
-                    self.to_thread(Phase::RunKernel, next, c.role, now);
+                    self.enter_thread(Phase::RunKernel, next, c.role, now);
                 } else if c.phase == Phase::Syscall && c.tid == prev && prev_blocked {
                     self.cursor.phase = Phase::Idle;
                     self.cursor.ts = now;
@@ -295,7 +295,7 @@ impl Machine {
                 } else {
                     return;
                 }
-                self.to_dev(Phase::DevTx, dev, now);
+                self.enter_dev(Phase::DevTx, dev, now);
             }
             Event::NetifRx { skb, dev, cpu } => {
                 if skb != self.cursor.skb || self.cursor.phase != Phase::DevTx {
@@ -306,7 +306,7 @@ impl Machine {
                     return;
                 }
                 self.close(stage::DEVICE, now);
-                self.to_dev(Phase::Backlog, dev, now);
+                self.enter_dev(Phase::Backlog, dev, now);
                 self.cursor.cpu = cpu;
             }
             Event::Receive { skb, dev } => self.receive(now, skb, dev, false),
@@ -327,7 +327,7 @@ impl Machine {
             _ => return,
         };
         self.close(s, now);
-        self.to_dev(Phase::RxProc, dev, now);
+        self.enter_dev(Phase::RxProc, dev, now);
     }
 }
 

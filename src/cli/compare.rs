@@ -118,7 +118,8 @@ pub struct CompareArgs {
     /// system-call tracepoints, summed in the kernel) in traced and untraced blocks, and show
     /// where its round trip goes: per device hop, backlog wait, softirq delay, processing,
     /// socket receive, wake-up, user space; each mode's stages against the host's; the
-    /// tracing overhead. TCP_RR, lab modes only; needs root and BTF.
+    /// tracing overhead, and the path's CPU work (the stages that run code, not the waits).
+    /// TCP_RR, lab modes only; needs root and BTF (docs/waterfall.md).
     #[arg(long)]
     waterfall: bool,
     /// Skip the feature checks (Service, node access, policy) shown beside the latency table.

@@ -227,7 +227,7 @@ fn esc(s: &str) -> String {
 /// The stacked bars as one SVG document: one horizontal bar per mode, segments in legend order,
 /// an axis in µs, the legend below.
 pub fn stacked_svg(p: &StackedPlot) -> String {
-    let (w, left, right, top, bar_h, gap) = (900.0, 110.0, 30.0, 40.0, 26.0, 12.0);
+    let (w, left, right, top, bar_h, gap) = (900.0, 150.0, 60.0, 40.0, 26.0, 12.0);
     let total = p
         .rows
         .iter()
@@ -310,7 +310,7 @@ pub fn stacked_svg(p: &StackedPlot) -> String {
     );
     for (j, name) in p.legend.iter().enumerate() {
         let (col, row) = (j % 4, j / 4);
-        let x = left + col as f64 * 190.0;
+        let x = left + col as f64 * 170.0;
         let y = axis_y + 34.0 + row as f64 * 20.0;
         let _ = writeln!(
             s,

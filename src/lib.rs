@@ -25,3 +25,4 @@ pub mod rng;
 pub mod stats;
 pub mod sweep;
 pub mod target;
+pub mod waterfall;

@@ -45,6 +45,7 @@ pub const NETKIT: Object = Object {
 
 pub mod mprog;
 pub mod netkit;
+pub mod waterfall;
 
 /// A compiled BPF object (ELF) and its name.
 #[derive(Debug, Clone, Copy)]

@@ -113,6 +113,14 @@ pub struct CompareArgs {
     /// table"; needs the interleaved schedule.
     #[arg(long)]
     explain: bool,
+    /// After the timed rounds, trace each path (BPF on the network, softirq, scheduler and
+    /// system-call tracepoints, summed in the kernel) in traced and untraced blocks, and show
+    /// where its round trip goes: per device hop, backlog wait, softirq delay, processing,
+    /// socket receive, wake-up, user space; each mode's stages against the host's; the
+    /// tracing overhead, and the path's CPU work (the stages that run code, not the waits).
+    /// TCP_RR, lab modes only; needs root and BTF (docs/waterfall.md).
+    #[arg(long)]
+    waterfall: bool,
     /// Skip the feature checks (Service, node access, policy) shown beside the latency table.
     #[arg(long)]
     no_checks: bool,
@@ -385,6 +393,9 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
 
 /// The flow the flags ask for: `--target`, `--remote`, or the lab.
 fn flow(args: &CompareArgs) -> anyhow::Result<Box<dyn Flow>> {
+    if args.waterfall && (!args.targets.is_empty() || args.remote.is_some()) {
+        bail!("--waterfall traces the lab's modes only (its server thread must be in this process): drop --target/--remote, or --waterfall");
+    }
     if !args.targets.is_empty() {
         return Ok(Box::new(target_plan(args)?));
     }
@@ -435,6 +446,7 @@ fn options(args: &CompareArgs) -> CompareOptions {
         reps: args.reps,
         cpu: args.cpu,
         explain: args.explain,
+        waterfall: args.waterfall,
         checks: !args.no_checks,
         schedule: args.schedule,
         block_time: args.block_time,
@@ -569,6 +581,12 @@ fn write_files(
             let p = placement_path(p, &r.cpu_placement, several);
             report::export_to_path(exporter, r, &p)?;
             eprintln!("wrote {}", p.display());
+        }
+    }
+    if let Some(p) = csv {
+        let p = placement_path(p, &r.cpu_placement, several);
+        if let Some(w) = report::waterfall::write_csv_beside(r, &p)? {
+            eprintln!("wrote {}", w.display());
         }
     }
     if let Some(dir) = html {

@@ -407,6 +407,9 @@ fn measure_placement_interleaved(
         }
         inputs.push(input);
     }
+    let waterfalls = opts
+        .waterfall
+        .then(|| waterfall_paths(&groups, &paths, &built, placement, opts, progress));
     servers.into_iter().for_each(|s| s.stop());
     if let Some(e) = trace_err {
         return Err(e);
@@ -448,7 +451,33 @@ fn measure_placement_interleaved(
     meta.baseline = model::Baseline::chosen(opts.baseline, baseline_ns);
     let mut report = build_report(&meta, &inputs);
     report.warnings.extend(m.warnings);
+    if let Some(w) = waterfalls {
+        crate::waterfall::compare::attach(&mut report, w);
+    }
     Ok(report)
+}
+
+/// `--waterfall`: each group's first replicate traced (not the A/A control).
+fn waterfall_paths(
+    groups: &[Group],
+    paths: &[crate::measure::sockets::PathSpec],
+    built: &[&Cell],
+    placement: CpuPlacement,
+    opts: &CompareOptions,
+    progress: &dyn Progress,
+) -> crate::waterfall::compare::Traced {
+    let todo: Vec<crate::waterfall::compare::PathToTrace> = (0..groups.len())
+        .filter(|&g| groups[g].label != model::AA_CONTROL)
+        .map(|g| crate::waterfall::compare::PathToTrace {
+            label: groups[g].label.clone(),
+            netns: paths[g].netns.clone(),
+            server: paths[g].server,
+            wire: vec![built[g].node.clone(), built[g].remote.clone()],
+        })
+        .collect();
+    let cpus = CompareOptions::cpus_for(placement);
+    let sizes = (opts.request_size, opts.response_size);
+    crate::waterfall::compare::trace_paths(&todo, cpus, sizes, progress)
 }
 
 /// The runs schedule: one run per mode after another, repeated, against the lab's server.

@@ -95,6 +95,8 @@ pub struct CompareOptions {
     pub cpu: CpuChoice,
     /// Run the bridge ablation (`--explain`).
     pub explain: bool,
+    /// Trace each path after the timed rounds (`--waterfall`, src/waterfall).
+    pub waterfall: bool,
     /// Run the feature checks and put the matrix beside the latency table.
     pub checks: bool,
     /// Time budget per placement for `RepsChoice::Auto` (more rounds stop when the next would pass it).
@@ -142,6 +144,7 @@ impl Default for CompareOptions {
             reps: RepsChoice::Auto,
             cpu: CpuChoice::Same,
             explain: false,
+            waterfall: false,
             checks: true,
             budget: Duration::from_secs(50),
             schedule: ScheduleChoice::Interleaved,
@@ -202,6 +205,13 @@ impl CompareOptions {
             return Err(
                 "--explain measures its variants interleaved and paired; it cannot run with \
                  --schedule runs (drop one of the two)"
+                    .into(),
+            );
+        }
+        if self.waterfall && (self.test != TestKind::TcpRr || self.schedule == ScheduleChoice::Runs)
+        {
+            return Err(
+                "--waterfall traces TCP_RR round trips on the lab's interleaved schedule; it cannot run with another --test or --schedule runs (yet)"
                     .into(),
             );
         }

@@ -103,6 +103,9 @@ pub fn compare_with(r: &CompareReport, detail: Detail) -> View {
     if let Some(targets) = super::targets::section(r) {
         sections.push(targets);
     }
+    if let Some(w) = super::waterfall::section(r) {
+        sections.push(w);
+    }
     let why = crate::compare::recommend::why_lines(r);
     if !why.is_empty() {
         sections.push(Section::new(

@@ -18,6 +18,7 @@ pub mod sweep;
 pub mod table;
 pub mod targets;
 pub mod view;
+pub mod waterfall;
 
 pub use self::csv::CsvExporter;
 pub use self::html::HtmlExporter;
@@ -322,6 +323,7 @@ pub fn sample_report() -> CompareReport {
         cdf: cdf(mean - 0.5),
         percentiles: percentiles(mean - 0.5),
         target: None,
+        waterfall: None,
     };
     let vs = |d: f64, p: f64| VsHost {
         delta_us: d,
@@ -374,6 +376,7 @@ pub fn sample_report() -> CompareReport {
                 cdf: vec![],
                 percentiles: vec![],
                 target: None,
+                waterfall: None,
             },
         ],
         explain: Some(sample_explain()),

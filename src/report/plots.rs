@@ -39,6 +39,7 @@ pub fn svg(p: &Plot) -> Result<String, ReportError> {
         Plot::Cdf(c) => cdf_svg(c),
         Plot::Bars(b) => bars_svg(b),
         Plot::Curves(c) => curves_svg(c),
+        Plot::Stacked(p) => Ok(super::waterfall::stacked_svg(p)),
     }
 }
 
@@ -48,6 +49,7 @@ pub fn id(p: &Plot) -> String {
         Plot::Percentiles(_) => "percentiles".into(),
         Plot::Cdf(_) => "cdf".into(),
         Plot::Bars(_) => "bars".into(),
+        Plot::Stacked(_) => "waterfall".into(),
         Plot::Curves(c) => format!(
             "curve-{}",
             c.title

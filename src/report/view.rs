@@ -101,6 +101,22 @@ pub enum Plot {
     /// y against x per series (a sweep: latency against Service count or neighbours), with a
     /// CI band per series.
     Curves(CurvePlot),
+    /// Horizontal stacked bars (the waterfall: one bar per mode, a segment per stage kind).
+    Stacked(StackedPlot),
+}
+
+/// Stacked bars: `rows[i].segments[j]` is legend entry j's part of row i.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StackedPlot {
+    pub title: String,
+    pub legend: Vec<String>,
+    pub rows: Vec<StackedRow>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StackedRow {
+    pub name: String,
+    pub segments: Vec<f64>,
 }
 
 /// One line per series: latency against percentile, the x axis at 1/(1-p) on a log scale so

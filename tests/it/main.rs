@@ -51,3 +51,4 @@ mod user_text;
 mod veth_bpf;
 mod vm_smoke;
 mod vxlan;
+mod waterfall;

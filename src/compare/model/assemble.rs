@@ -130,6 +130,7 @@ pub fn build_mode(input: &ModeInput, baseline: Option<&[f64]>) -> ModeResult {
         cdf: Vec::new(),
         percentiles: Vec::new(),
         target: None,
+        waterfall: None,
     };
     if let Some(reason) = &input.unavailable {
         return unavailable(reason.clone());
@@ -283,6 +284,7 @@ pub fn build_mode(input: &ModeInput, baseline: Option<&[f64]>) -> ModeResult {
         cdf,
         percentiles,
         target: None,
+        waterfall: None,
     }
 }
 

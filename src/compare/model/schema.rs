@@ -434,6 +434,9 @@ pub struct ModeResult {
     /// `--target`: the container this row measured (its `mode` is the target's NAME).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<crate::target::TargetReport>,
+    /// `--waterfall`: where this path's round trip goes, stage by stage (src/waterfall).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waterfall: Option<Box<crate::waterfall::Waterfall>>,
 }
 
 /// `--explain`: the target mode's gap to the baseline split into the parts that make it.

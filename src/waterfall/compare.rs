@@ -1,0 +1,104 @@
+//! `compare --waterfall`: the traced run of each measured path after the timed rounds, and
+//! putting the waterfalls (with their deltas to the host's) into the report's mode rows.
+//!
+//! The experiment calls [`trace_paths`] while its servers still run and [`attach`] on the
+//! finished report; nothing here measures the main table. A kernel that refuses the programs
+//! (no BTF, not root, a tracepoint missing) gives one warning and the compare goes on.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use super::run::{self, TraceSpec, WaterfallError};
+use super::{delta, Waterfall};
+use crate::compare::Progress;
+use crate::compare::{CompareReport, Warning, BASELINE};
+
+/// One path to trace.
+#[derive(Debug, Clone)]
+pub struct PathToTrace {
+    /// The mode row it belongs to (`host`, `bridge`, ...).
+    pub label: String,
+    pub netns: Option<PathBuf>,
+    /// The `nslat serve` control address (a server of this process).
+    pub server: SocketAddr,
+    /// The namespaces at the ends of the wire (node, remote), for naming devices.
+    pub wire: Vec<PathBuf>,
+}
+
+/// The traced paths' waterfalls, and why some (or all) have none.
+#[derive(Debug, Default)]
+pub struct Traced {
+    pub waterfalls: Vec<(String, Waterfall)>,
+    /// One line per path that could not be traced; `refused`: the kernel refused the programs
+    /// (then no path was traced).
+    pub failed: Vec<(String, String)>,
+    pub refused: Option<String>,
+}
+
+/// Traces each path in turn (TCP_RR 1,1 on the given CPUs). Stops trying at the first refusal
+/// of the programs: the next path would be refused the same way.
+pub fn trace_paths(
+    paths: &[PathToTrace],
+    cpus: (usize, usize),
+    sizes: (usize, usize),
+    progress: &dyn Progress,
+) -> Traced {
+    let mut out = Traced::default();
+    for p in paths {
+        let label = format!("{} (waterfall)", p.label);
+        progress.run_started("waterfall", &label, 1, 1);
+        let mut spec = TraceSpec::new(p.netns.clone(), p.server);
+        spec.client_cpu = Some(cpus.0);
+        spec.server_cpu = Some(cpus.1);
+        spec.request_size = sizes.0;
+        spec.response_size = sizes.1;
+        spec.wire = p.wire.clone();
+        match run::run(&spec) {
+            Ok(wf) => {
+                progress.run_finished(&label, wf.traced_rtt_us);
+                out.waterfalls.push((p.label.clone(), wf));
+            }
+            Err(WaterfallError::Trace(e)) => {
+                let why = e.to_string();
+                progress.note(&format!("waterfall not available: {why}"));
+                out.refused = Some(why);
+                return out;
+            }
+            Err(e) => {
+                progress.note(&format!("{}: waterfall not available: {e}", p.label));
+                out.failed.push((p.label.clone(), e.to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// Puts each waterfall into its mode's row (with its delta to the host's), and a warning per
+/// path that has none.
+pub fn attach(report: &mut CompareReport, traced: Traced) {
+    let host = traced
+        .waterfalls
+        .iter()
+        .find(|(l, _)| l == BASELINE)
+        .map(|(_, w)| w.clone());
+    for (label, mut wf) in traced.waterfalls {
+        if label != BASELINE {
+            wf.vs_host = host.as_ref().map(|h| delta(&wf, h));
+        }
+        if let Some(m) = report.modes.iter_mut().find(|m| m.mode == label) {
+            m.waterfall = Some(Box::new(wf));
+        }
+    }
+    if let Some(why) = traced.refused {
+        report.warnings.push(Warning {
+            message: format!("waterfall not available: {why}"),
+            remedy: "run as root on a kernel with BTF (/sys/kernel/btf/vmlinux) and the net, irq, sched and raw_syscalls tracepoints".into(),
+        });
+    }
+    for (label, why) in traced.failed {
+        report.warnings.push(Warning {
+            message: format!("{label}: waterfall not available: {why}"),
+            remedy: "the rest of the compare is unaffected".into(),
+        });
+    }
+}

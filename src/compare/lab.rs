@@ -452,7 +452,7 @@ fn measure_placement_interleaved(
     let mut report = build_report(&meta, &inputs);
     report.warnings.extend(m.warnings);
     if let Some(w) = waterfalls {
-        crate::waterfall::compare::attach(&mut report, w);
+        super::waterfall::attach(&mut report, w);
     }
     Ok(report)
 }
@@ -465,10 +465,10 @@ fn waterfall_paths(
     placement: CpuPlacement,
     opts: &CompareOptions,
     progress: &dyn Progress,
-) -> crate::waterfall::compare::Traced {
-    let todo: Vec<crate::waterfall::compare::PathToTrace> = (0..groups.len())
+) -> super::waterfall::Traced {
+    let todo: Vec<super::waterfall::PathToTrace> = (0..groups.len())
         .filter(|&g| groups[g].label != model::AA_CONTROL)
-        .map(|g| crate::waterfall::compare::PathToTrace {
+        .map(|g| super::waterfall::PathToTrace {
             label: groups[g].label.clone(),
             netns: paths[g].netns.clone(),
             server: paths[g].server,
@@ -477,7 +477,7 @@ fn waterfall_paths(
         .collect();
     let cpus = CompareOptions::cpus_for(placement);
     let sizes = (opts.request_size, opts.response_size);
-    crate::waterfall::compare::trace_paths(&todo, cpus, sizes, progress)
+    super::waterfall::trace_paths(&todo, cpus, sizes, progress)
 }
 
 /// The runs schedule: one run per mode after another, repeated, against the lab's server.

@@ -29,6 +29,7 @@ pub mod recommend;
 mod remote;
 mod runs;
 mod targets;
+mod waterfall;
 
 pub use error::CompareError;
 pub use flow::{Finished, Flow};

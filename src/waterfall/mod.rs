@@ -7,7 +7,6 @@
 //! and untraced blocks on a real path; machine.rs is the Rust model of the kernel's state
 //! machine (the unit tests drive recorded events through it).
 
-pub mod compare;
 pub mod machine;
 pub mod run;
 

@@ -8,10 +8,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use super::run::{self, TraceSpec, WaterfallError};
-use super::{delta, Waterfall};
-use crate::compare::Progress;
-use crate::compare::{CompareReport, Warning, BASELINE};
+use super::Progress;
+use super::{CompareReport, Warning, BASELINE};
+use crate::waterfall::run::{self, TraceSpec, WaterfallError};
+use crate::waterfall::{delta, Waterfall};
 
 /// One path to trace.
 #[derive(Debug, Clone)]

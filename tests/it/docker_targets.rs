@@ -5,8 +5,9 @@
 //! `nslat attach --docker`. Their traffic to the fixture goes through Docker's own NAT.
 
 use crate::common;
+use crate::lab_util::FixtureWire;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -26,16 +27,14 @@ fn docker_ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
 
-/// Everything the test made, removed in reverse on drop.
-#[derive(Default)]
+/// Everything the test made, removed in reverse on drop (the containers, then the wire).
 struct Fixture {
-    ns: String,
-    wire: String,
     containers: Vec<String>,
     networks: Vec<String>,
     /// Containers `nslat attach --docker` attached to (detached first: no record is left).
     attached: Vec<String>,
-    server: Option<Child>,
+    /// The second machine; dropped after the containers.
+    wire: FixtureWire,
 }
 
 impl Drop for Fixture {
@@ -49,29 +48,7 @@ impl Drop for Fixture {
         for n in &self.networks {
             let _ = docker(&["network", "rm", n]);
         }
-        if let Some(mut s) = self.server.take() {
-            let _ = s.kill();
-            let _ = s.wait();
-        }
-        if !self.wire.is_empty() {
-            let _ = Command::new("ip")
-                .args(["link", "del", &self.wire])
-                .status();
-        }
-        if !self.ns.is_empty() {
-            let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
-        }
     }
-}
-
-fn ip(args: &[&str]) {
-    let o = Command::new("ip").args(args).output().unwrap();
-    assert!(
-        o.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&o.stderr)
-    );
 }
 
 fn docker_ready(test: &str) -> bool {
@@ -90,62 +67,18 @@ fn docker_ready(test: &str) -> bool {
         )
 }
 
-/// The second machine: a namespace joined to the root namespace by a 198.18.x veth pair (the
-/// test's only change to the root namespace), running `nslat serve`. Returns the fixture, the
-/// server's address and the third octet of the wire's network.
+/// The second machine ([`FixtureWire`]) and nothing else yet. Returns the fixture, the server's
+/// address and the third octet of the wire's network.
 fn fixture(u: &str) -> (Fixture, String, u32) {
-    let net = 100 + std::process::id() % 100;
-    let (root_ip, srv_ip) = (format!("198.18.{net}.1"), format!("198.18.{net}.2"));
-    let mut fx = Fixture::default();
-    fx.ns = format!("nslat-{u}-srv");
-    fx.wire = format!("{u}a");
-    ip(&["netns", "add", &fx.ns]);
-    ip(&[
-        "link",
-        "add",
-        &fx.wire,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        &format!("{u}b"),
-    ]);
-    ip(&["link", "set", &format!("{u}b"), "netns", &fx.ns]);
-    ip(&["addr", "add", &format!("{root_ip}/24"), "dev", &fx.wire]);
-    ip(&["link", "set", &fx.wire, "up"]);
-    ip(&[
-        "-n",
-        &fx.ns,
-        "addr",
-        "add",
-        &format!("{srv_ip}/24"),
-        "dev",
-        &format!("{u}b"),
-    ]);
-    ip(&["-n", &fx.ns, "link", "set", &format!("{u}b"), "up"]);
-    ip(&["-n", &fx.ns, "link", "set", "lo", "up"]);
-    let port = 20000 + (std::process::id() % 20000) as u16;
-    let listen = format!("{srv_ip}:{port}");
-    fx.server = Some(
-        Command::new(common::nslat_bin())
-            .args(["serve", "--netns", &fx.ns, "--listen", &listen])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let wire = FixtureWire::new(u, 100 + std::process::id() % 100);
+    let (listen, net) = (wire.listen.clone(), wire.net);
+    let fx = Fixture {
+        containers: Vec::new(),
+        networks: Vec::new(),
+        attached: Vec::new(),
+        wire,
+    };
     (fx, listen, net)
-}
-
-/// Waits until the host reaches the fixture's server.
-fn wait_for_server(listen: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect_timeout(&listen.parse().unwrap(), Duration::from_millis(200))
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "nslat serve did not come up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]
@@ -175,7 +108,7 @@ fn real_docker_containers_are_described_and_measured_beside_the_host_and_the_lab
         "--ip-range",
         &format!("198.18.{net}.64/26"),
         "-o",
-        &format!("parent={}", fx.wire),
+        &format!("parent={}", fx.wire.wire),
         &mv_net,
     ]);
     fx.networks.push(mv_net.clone());
@@ -200,12 +133,12 @@ fn real_docker_containers_are_described_and_measured_beside_the_host_and_the_lab
         "--mode",
         "macvlan",
         "--parent",
-        &fx.wire,
+        &fx.wire.wire,
         "--addr",
         &attach_addr,
     ]);
 
-    wait_for_server(&listen);
+    fx.wire.wait_for_server();
 
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("t.json");
@@ -229,7 +162,7 @@ fn real_docker_containers_are_described_and_measured_beside_the_host_and_the_lab
         .args(["--target", &t("mv"), "--target", &t("none")])
         // NIC-attached modes on the fixture wire in the same rounds: macvlan shares the wire
         // with Docker's macvlan children; ipvlan cannot (and this kernel may lack it).
-        .args(["--attach", "macvlan,ipvlan-l2", "--parent", &fx.wire])
+        .args(["--attach", "macvlan,ipvlan-l2", "--parent", &fx.wire.wire])
         .args(["--addr", &format!("198.18.{net}.50/24")])
         .args(["--reps", "2", "-l", "0.5", "--warmup", "0.2", "--json"])
         .arg(&json)
@@ -298,7 +231,11 @@ fn real_docker_containers_are_described_and_measured_beside_the_host_and_the_lab
     for k in ["mv", "none"] {
         let m = tgt(k);
         assert_eq!(m["looks_like"], "macvlan", "{k}: {m}");
-        assert_eq!(m["path"]["host_side"]["name"], fx.wire.as_str(), "{k}: {m}");
+        assert_eq!(
+            m["path"]["host_side"]["name"],
+            fx.wire.wire.as_str(),
+            "{k}: {m}"
+        );
         assert!(m["path"]["nat"].is_null(), "{k}: {m}");
     }
     // Lab figures beside bridge and macvlan.
@@ -410,7 +347,7 @@ fn a_container_killed_mid_run_is_left_out_and_the_rest_finishes() {
             common::DOCKER_TEST_IMAGE,
         ]);
     }
-    wait_for_server(&listen);
+    fx.wire.wait_for_server();
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("k.json");
     let mut child = Command::new("flock")

@@ -267,3 +267,98 @@ pub fn link_packets(ns: &Path, name: &'static str) -> (u64, u64) {
     )
     .unwrap()
 }
+
+/// The second machine of the container tests (Docker, Podman): a namespace joined to the root
+/// namespace by a veth pair on 198.18.NET.0/24 (root end .1 named `<u>a`, server end .2), running
+/// `nslat serve` at `listen`. The only change those tests make to the root namespace; removed on
+/// drop (server, wire, namespace).
+pub struct FixtureWire {
+    pub ns: String,
+    /// The root namespace's end of the wire (a parent for macvlan networks and `--attach`).
+    pub wire: String,
+    /// The third octet of the wire's network.
+    pub net: u32,
+    /// `nslat serve`'s address, `198.18.NET.2:PORT`.
+    pub listen: String,
+    server: Option<std::process::Child>,
+}
+
+fn ip(args: &[&str]) {
+    let o = Command::new("ip").args(args).output().unwrap();
+    assert!(
+        o.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+impl FixtureWire {
+    /// Builds the wire for unique name `u` on 198.18.`net`.0/24 and starts the server.
+    pub fn new(u: &str, net: u32) -> FixtureWire {
+        let (root_ip, srv_ip) = (format!("198.18.{net}.1"), format!("198.18.{net}.2"));
+        let port = 20000 + (std::process::id() % 20000) as u16;
+        let mut fx = FixtureWire {
+            ns: format!("nslat-{u}-srv"),
+            wire: format!("{u}a"),
+            net,
+            listen: format!("{srv_ip}:{port}"),
+            server: None,
+        };
+        let peer = format!("{u}b");
+        ip(&["netns", "add", &fx.ns]);
+        ip(&[
+            "link", "add", &fx.wire, "type", "veth", "peer", "name", &peer,
+        ]);
+        ip(&["link", "set", &peer, "netns", &fx.ns]);
+        ip(&["addr", "add", &format!("{root_ip}/24"), "dev", &fx.wire]);
+        ip(&["link", "set", &fx.wire, "up"]);
+        ip(&[
+            "-n",
+            &fx.ns,
+            "addr",
+            "add",
+            &format!("{srv_ip}/24"),
+            "dev",
+            &peer,
+        ]);
+        ip(&["-n", &fx.ns, "link", "set", &peer, "up"]);
+        ip(&["-n", &fx.ns, "link", "set", "lo", "up"]);
+        fx.server = Some(
+            Command::new(crate::common::nslat_bin())
+                .args(["serve", "--netns", &fx.ns, "--listen", &fx.listen])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        fx
+    }
+
+    /// Waits until the host reaches the server.
+    pub fn wait_for_server(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect_timeout(&self.listen.parse().unwrap(), Duration::from_millis(200))
+            .is_err()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nslat serve did not come up"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for FixtureWire {
+    fn drop(&mut self) {
+        if let Some(mut s) = self.server.take() {
+            let _ = s.kill();
+            let _ = s.wait();
+        }
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.wire])
+            .status();
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+    }
+}

@@ -7,9 +7,9 @@
 //! macvlan is not. Podman runs with tests/fixtures/podman-containers.conf (CONTAINERS_CONF).
 
 use crate::common;
+use crate::lab_util::FixtureWire;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use serde_json::Value;
 
@@ -80,15 +80,13 @@ fn image() -> Result<(), String> {
     }
 }
 
-/// Everything the test made, removed in reverse on drop.
-#[derive(Default)]
+/// Everything the test made, removed in reverse on drop (the containers, then the wire).
 struct Fixture {
-    ns: String,
-    wire: String,
     containers: Vec<String>,
     networks: Vec<String>,
     attached: Vec<String>,
-    server: Option<Child>,
+    /// The second machine; dropped after the containers.
+    wire: FixtureWire,
 }
 
 impl Drop for Fixture {
@@ -105,29 +103,7 @@ impl Drop for Fixture {
         for n in &self.networks {
             let _ = podman(&["network", "rm", "-f", n]);
         }
-        if let Some(mut s) = self.server.take() {
-            let _ = s.kill();
-            let _ = s.wait();
-        }
-        if !self.wire.is_empty() {
-            let _ = Command::new("ip")
-                .args(["link", "del", &self.wire])
-                .status();
-        }
-        if !self.ns.is_empty() {
-            let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
-        }
     }
-}
-
-fn ip(args: &[&str]) {
-    let o = Command::new("ip").args(args).output().unwrap();
-    assert!(
-        o.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&o.stderr)
-    );
 }
 
 #[test]
@@ -157,39 +133,13 @@ fn real_podman_containers_are_described_and_measured() {
     let root = common::RootSnapshot::take();
 
     let u = common::unique("pm");
-    let net = 150 + std::process::id() % 50;
-    let (root_ip, srv_ip) = (format!("198.18.{net}.1"), format!("198.18.{net}.2"));
-    let mut fx = Fixture::default();
-    fx.ns = format!("nslat-{u}-srv");
-    fx.wire = format!("{u}a");
-    ip(&["netns", "add", &fx.ns]);
-    let peer = format!("{u}b");
-    ip(&[
-        "link", "add", &fx.wire, "type", "veth", "peer", "name", &peer,
-    ]);
-    ip(&["link", "set", &peer, "netns", &fx.ns]);
-    ip(&["addr", "add", &format!("{root_ip}/24"), "dev", &fx.wire]);
-    ip(&["link", "set", &fx.wire, "up"]);
-    ip(&[
-        "-n",
-        &fx.ns,
-        "addr",
-        "add",
-        &format!("{srv_ip}/24"),
-        "dev",
-        &peer,
-    ]);
-    ip(&["-n", &fx.ns, "link", "set", &peer, "up"]);
-    ip(&["-n", &fx.ns, "link", "set", "lo", "up"]);
-    let listen = format!("{srv_ip}:{}", 20000 + (std::process::id() % 20000) as u16);
-    fx.server = Some(
-        Command::new(common::nslat_bin())
-            .args(["serve", "--netns", &fx.ns, "--listen", &listen])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut fx = Fixture {
+        containers: Vec::new(),
+        networks: Vec::new(),
+        attached: Vec::new(),
+        wire: FixtureWire::new(&u, 150 + std::process::id() % 50),
+    };
+    let (net, listen) = (fx.wire.net, fx.wire.listen.clone());
 
     let name = |k: &str| format!("nslat-test-{u}-{k}");
     let usr_net = name("net");
@@ -206,7 +156,7 @@ fn real_podman_containers_are_described_and_measured() {
         "--ip-range",
         &format!("198.18.{net}.64/26"),
         "-o",
-        &format!("parent={}", fx.wire),
+        &format!("parent={}", fx.wire.wire),
         &mv_net,
     ]);
     fx.networks.push(mv_net.clone());
@@ -225,7 +175,7 @@ fn real_podman_containers_are_described_and_measured() {
         .args(["attach", "--podman", &name("none"), "--mode", "macvlan"])
         .args([
             "--parent",
-            &fx.wire,
+            &fx.wire.wire,
             "--addr",
             &format!("198.18.{net}.40/24"),
         ])
@@ -236,13 +186,7 @@ fn real_podman_containers_are_described_and_measured() {
         "attach --podman: {}",
         String::from_utf8_lossy(&att.stderr)
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect_timeout(&listen.parse().unwrap(), Duration::from_millis(200))
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "nslat serve did not come up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    fx.wire.wait_for_server();
 
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("t.json");

@@ -28,9 +28,8 @@ pub fn compare(r: &CompareReport) -> View {
 /// The columns of the compact main table: mode, latency, p99, vs host, the counters.
 const COMPACT: [usize; 7] = [0, 1, 3, 6, 8, 9, 10];
 
-/// Whether a column of the main table says something in this run: not the same value in every
-/// measured row, and (CPU µs/tx) not just the latency again, as it is when client and server
-/// share a CPU (that CPU is busy for the whole round trip).
+/// Whether a column of the main table says something in this run: not the same value (e.g.
+/// "—" everywhere: `path CPU µs` without `--waterfall`) in every measured row.
 fn informative(r: &CompareReport, rows: &[Vec<String>], col: usize) -> bool {
     let measured: Vec<&Vec<String>> = r
         .modes
@@ -39,19 +38,7 @@ fn informative(r: &CompareReport, rows: &[Vec<String>], col: usize) -> bool {
         .filter(|(m, _)| m.available)
         .map(|(_, row)| row)
         .collect();
-    if measured.len() > 1 && measured.iter().all(|row| row[col] == measured[0][col]) {
-        return false;
-    }
-    if DISPLAY_HEADERS[col] == "CPU µs/tx" {
-        let echoes_latency = r.modes.iter().filter(|m| m.available).all(|m| {
-            match (m.probes.cpu_us_per_tx, m.latency_us) {
-                (Some(c), Some(l)) if l.mean > 0.0 => ((c - l.mean) / l.mean).abs() < 0.1,
-                _ => true,
-            }
-        });
-        return !echoes_latency;
-    }
-    true
+    !(measured.len() > 1 && measured.iter().all(|row| row[col] == measured[0][col]))
 }
 
 /// The view of a [`CompareReport`] at a level of detail.

@@ -455,8 +455,33 @@ impl RootSnapshot {
 /// for reuse: no registry is needed).
 pub const DOCKER_TEST_IMAGE: &str = "nslat-test-busybox:1";
 
-/// Makes sure [`DOCKER_TEST_IMAGE`] exists: `docker import` of a tarball holding the host's
-/// busybox-static (scripts/install-deps installs it).
+/// The test image's root filesystem as a tarball in `dir`: the host's busybox-static as
+/// `/bin/busybox` (scripts/install-deps installs it). Docker and Podman import it; no registry.
+pub fn busybox_rootfs_tar(dir: &std::path::Path) -> Result<std::path::PathBuf, String> {
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .ok_or("busybox-static is not installed (scripts/install-deps installs it)")?;
+    let root = dir.join("root");
+    std::fs::create_dir_all(root.join("bin")).map_err(|e| e.to_string())?;
+    std::fs::copy(busybox, root.join("bin/busybox")).map_err(|e| e.to_string())?;
+    let tar = dir.join("image.tar");
+    let ok = Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        Ok(tar)
+    } else {
+        Err("tar of the busybox root filesystem failed".into())
+    }
+}
+
+/// Makes sure [`DOCKER_TEST_IMAGE`] exists: `docker import` of [`busybox_rootfs_tar`].
 pub fn docker_test_image() -> Result<(), String> {
     let have = Command::new("docker")
         .args(["image", "inspect", DOCKER_TEST_IMAGE])
@@ -465,29 +490,18 @@ pub fn docker_test_image() -> Result<(), String> {
     if have.status.success() {
         return Ok(());
     }
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .ok_or("busybox-static is not installed (scripts/install-deps installs it)")?;
     let dir = tempfile_dir();
-    std::fs::create_dir_all(format!("{dir}/root/bin")).map_err(|e| e.to_string())?;
-    std::fs::copy(busybox, format!("{dir}/root/bin/busybox")).map_err(|e| e.to_string())?;
-    let tar = format!("{dir}/image.tar");
-    let ok = Command::new("tar")
-        .args(["-C", &format!("{dir}/root"), "-cf", &tar, "."])
-        .status()
-        .is_ok_and(|s| s.success())
-        && Command::new("docker")
-            .args([
-                "import",
-                "-c",
-                r#"CMD ["/bin/busybox","sleep","3600"]"#,
-                &tar,
-                DOCKER_TEST_IMAGE,
-            ])
+    let tar = busybox_rootfs_tar(std::path::Path::new(&dir));
+    let ok = tar.as_ref().is_ok_and(|tar| {
+        Command::new("docker")
+            .args(["import", "-c", r#"CMD ["/bin/busybox","sleep","3600"]"#])
+            .arg(tar)
+            .arg(DOCKER_TEST_IMAGE)
             .output()
-            .is_ok_and(|o| o.status.success());
+            .is_ok_and(|o| o.status.success())
+    });
     let _ = std::fs::remove_dir_all(&dir);
+    tar?;
     if ok {
         Ok(())
     } else {

@@ -10,8 +10,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
-/// `nslat ARGS` in a private mount namespace where `nft` cannot run.
-fn nslat_without_nft(args: &[&str]) -> std::process::Output {
+/// `PROGRAM ARGS` in a private mount namespace where `nft` cannot run.
+fn without_nft(program: &str, args: &[&str]) -> std::process::Output {
     let nft = Command::new("sh")
         .args(["-c", "command -v nft"])
         .output()
@@ -25,7 +25,7 @@ fn nslat_without_nft(args: &[&str]) -> std::process::Output {
         .args(["-m", "--propagation", "private", "sh", "-c", script, "sh"])
         .arg(&empty)
         .arg(&nft)
-        .arg(common::nslat_bin())
+        .arg(program)
         .args(args)
         .output()
         .expect("unshare");
@@ -53,31 +53,29 @@ fn compare_without_nft_measures_the_rest_and_names_bridge_not_available() {
     }
     let snap = common::RootSnapshot::take();
     // The hiding itself works: nft cannot run in there.
-    let probe = Command::new("unshare")
-        .args(["-m", "--propagation", "private", "sh", "-c"])
-        .arg("touch /tmp/nslat-nonft-probe && mount --bind /tmp/nslat-nonft-probe \"$(command -v nft)\" && nft --version")
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_file("/tmp/nslat-nonft-probe");
+    let probe = without_nft("nft", &["--version"]);
     assert!(
         !probe.status.success(),
         "nft still ran with an empty file bound over it"
     );
 
     let json = std::env::temp_dir().join(format!("{}.json", common::unique("nonft")));
-    let out = nslat_without_nft(&[
-        "compare",
-        "--modes",
-        "host,bridge,ptp,macvlan",
-        "--replicates",
-        "2",
-        "--budget",
-        "3",
-        "--lock-wait",
-        "300",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
+    let out = without_nft(
+        common::nslat_bin(),
+        &[
+            "compare",
+            "--modes",
+            "host,bridge,ptp,macvlan",
+            "--replicates",
+            "2",
+            "--budget",
+            "3",
+            "--lock-wait",
+            "300",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

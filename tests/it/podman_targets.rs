@@ -46,23 +46,8 @@ fn image() -> Result<(), String> {
     if podman(&["image", "exists", IMAGE]).status.success() {
         return Ok(());
     }
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .ok_or("busybox-static is not installed (scripts/install-deps installs it)")?;
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let root = dir.path().join("root/bin");
-    std::fs::create_dir_all(&root).map_err(|e| e.to_string())?;
-    std::fs::copy(busybox, root.join("busybox")).map_err(|e| e.to_string())?;
-    let tar = dir.path().join("image.tar");
-    let ok = Command::new("tar")
-        .arg("-C")
-        .arg(dir.path().join("root"))
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .is_ok_and(|s| s.success());
+    let tar = common::busybox_rootfs_tar(dir.path())?;
     let out = podman(&[
         "import",
         "-c",
@@ -70,7 +55,7 @@ fn image() -> Result<(), String> {
         tar.to_str().unwrap(),
         IMAGE,
     ]);
-    if ok && out.status.success() {
+    if out.status.success() {
         Ok(())
     } else {
         Err(format!(

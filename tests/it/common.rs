@@ -223,6 +223,42 @@ fn capture(program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// An `nft list ruleset` text with each chain's rules sorted and trimmed: what the snapshot
+/// compares is which rules each chain holds, not their order. Docker and CNI move their own jumps
+/// to the top of `FORWARD` when a container starts (Docker re-inserts `DOCKER-USER` and
+/// `DOCKER-ISOLATION-STAGE-1` above a `CNI-FORWARD` jump Podman left there), which is their doing,
+/// not nslat's; a rule added or removed still shows.
+pub fn ruleset_as_sets(ruleset: &str) -> String {
+    let mut out = String::new();
+    let mut chain: Option<Vec<&str>> = None;
+    for line in ruleset.lines().map(str::trim) {
+        match chain.as_mut() {
+            Some(rules) if line == "}" => {
+                rules.sort_unstable();
+                for r in rules.iter() {
+                    out.push_str(r);
+                    out.push('\n');
+                }
+                out.push_str("}\n");
+                chain = None;
+            }
+            Some(rules) => {
+                if !line.is_empty() {
+                    rules.push(line);
+                }
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+                if line.starts_with("chain ") && line.ends_with('{') {
+                    chain = Some(Vec::new());
+                }
+            }
+        }
+    }
+    out
+}
+
 /// What nslat must never change in the root namespace: links, addresses, routes, policy routing
 /// rules, tc qdiscs and filters, the sysctls it could touch, and the nftables ruleset.
 #[derive(Debug, PartialEq, Eq)]
@@ -402,7 +438,7 @@ impl RootState {
             sysctls,
             // -s (stateless): the rules without their counters' values; traffic to this
             // machine's own addresses counts in Docker's nat rules without changing any rule.
-            ruleset: capture(tools.nft, &["-s", "list", "ruleset"]),
+            ruleset: ruleset_as_sets(&capture(tools.nft, &["-s", "list", "ruleset"])),
         }
     }
 

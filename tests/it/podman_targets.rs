@@ -199,6 +199,14 @@ fn real_podman_containers_are_described_and_measured() {
             .unwrap_or_else(|| panic!("no row {k}: {stdout}"))["target"]
             .clone()
     };
+    // Podman's default bridge and its NAT chains are named by its network backend: netavark
+    // (`podman0`, `NETAVARK-…`) or CNI (`cni-podman0`, `CNI-…`), as Debian 12's Podman 4.3 uses
+    // when netavark is not installed.
+    let backend = podman_ok(&["info", "--format", "{{.Host.NetworkBackend}}"]);
+    let (default_bridge, bridge_prefix, chain_prefix) = match backend.trim() {
+        "cni" => ("cni-podman0", "cni-podman", "CNI-"),
+        _ => ("podman0", "podman", "NETAVARK-"),
+    };
     for k in ["def", "usr"] {
         let d = tgt(k);
         assert_eq!(d["looks_like"], "bridge", "{k}: {d}");
@@ -207,18 +215,21 @@ fn real_podman_containers_are_described_and_measured() {
             d["path"]["bridge"]
                 .as_str()
                 .unwrap_or("")
-                .starts_with("podman"),
+                .starts_with(bridge_prefix),
             "{k}: {d}"
         );
         let nat = &d["path"]["nat"];
         assert_eq!(nat["action"], "MASQUERADE", "{k}: {d}");
         assert!(
-            nat["chain"].as_str().unwrap_or("").starts_with("NETAVARK-"),
+            nat["chain"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with(chain_prefix),
             "{k}: {nat}"
         );
         assert_eq!(nat["via"][0], "POSTROUTING", "{k}: {nat}");
     }
-    assert_eq!(tgt("def")["path"]["bridge"], "podman0");
+    assert_eq!(tgt("def")["path"]["bridge"], default_bridge);
     for k in ["mv", "none"] {
         let m = tgt(k);
         assert_eq!(m["looks_like"], "macvlan", "{k}: {m}");

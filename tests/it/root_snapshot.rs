@@ -196,3 +196,34 @@ fn a_root_change_waits_for_open_snapshots_and_a_snapshot_for_a_change() {
         .expect("the snapshot did not go ahead after the change");
     snapper.join().unwrap();
 }
+
+#[test]
+fn the_ruleset_compares_as_sets_of_rules_per_chain() {
+    // As in a CI run: Docker moved its jumps above a `CNI-FORWARD` jump Podman had left there.
+    let before = "table ip filter {\n\tchain FORWARD {\n\t\ttype filter hook forward priority filter; policy drop;\n\t\t counter jump CNI-FORWARD\n\t\tcounter jump DOCKER-USER\n\t}\n}\n";
+    let moved = "table ip filter {\n\tchain FORWARD {\n\t\ttype filter hook forward priority filter; policy drop;\n\t\tcounter jump DOCKER-USER\n\t\tcounter jump CNI-FORWARD\n\t}\n}\n";
+    assert_eq!(
+        common::ruleset_as_sets(before),
+        common::ruleset_as_sets(moved)
+    );
+    // A rule added, or one removed, still differs.
+    let added = moved.replace(
+        "\t\tcounter jump CNI-FORWARD\n",
+        "\t\tcounter jump CNI-FORWARD\n\t\tip daddr 198.18.0.1 accept\n",
+    );
+    assert_ne!(
+        common::ruleset_as_sets(before),
+        common::ruleset_as_sets(&added)
+    );
+    let removed = moved.replace("\t\tcounter jump CNI-FORWARD\n", "");
+    assert_ne!(
+        common::ruleset_as_sets(before),
+        common::ruleset_as_sets(&removed)
+    );
+    // A rule moved to another chain differs too.
+    let other_chain = "table ip filter {\n\tchain FORWARD {\n\t\ttype filter hook forward priority filter; policy drop;\n\t\tcounter jump DOCKER-USER\n\t}\n\tchain INPUT {\n\t\tcounter jump CNI-FORWARD\n\t}\n}\n";
+    assert_ne!(
+        common::ruleset_as_sets(before),
+        common::ruleset_as_sets(other_chain)
+    );
+}

@@ -102,10 +102,18 @@ fn the_image_serves_with_host_network_and_is_measured_by_run_and_compare_remote(
         fixture_ns: format!("nslat-{u}-fx"),
     };
 
-    // The image: the static binary (built once per test run by the script) FROM scratch.
+    // The image: the binary under test (with its libraries) FROM scratch.
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/image/build");
     let started = Instant::now();
-    let tag = run_ok(script, &["--tag", &cleanup.image]);
+    let tag = run_ok(
+        script,
+        &[
+            "--tag",
+            &cleanup.image,
+            "--binary",
+            env!("CARGO_BIN_EXE_nslat"),
+        ],
+    );
     assert_eq!(tag.lines().last(), Some(cleanup.image.as_str()), "{tag}");
     eprintln!("image built in {:.0?}", started.elapsed());
     let inspect = run_ok(

@@ -352,7 +352,7 @@ pub fn view(r: &SweepReport) -> View {
         sections.insert(
             0,
             Section::new(
-                Some("Capacity at the latency bound".into()),
+                Some("Capacity: knee (p99 bound), wall (99% achieved), kept".into()),
                 vec![Block::Table(knee_rows(&r.knees))],
             ),
         );
@@ -881,7 +881,20 @@ mod tests {
         let v = view(&r);
         assert_eq!(
             v.sections[0].title.as_deref(),
-            Some("Capacity at the latency bound")
+            Some("Capacity: knee (p99 bound), wall (99% achieved), kept")
+        );
+        let Block::Table(cap) = &v.sections[0].blocks[0] else {
+            panic!("the capacity table")
+        };
+        assert_eq!(cap.rows[1][0], "bridge");
+        // Knee and wall as (last under–first over), measured once: "?"; the ratio's interval.
+        assert_eq!(cap.rows[1][3], "40000–80000 ?");
+        assert_eq!(cap.rows[0][5], "80000–120000 ?");
+        assert_eq!(cap.rows[1][5], "40000–80000 ?");
+        assert_eq!(cap.rows[1][6], "0.500 [0.333, 1.000]");
+        assert_eq!(
+            cap.rows[1][7], "70000 ± 0",
+            "kept: the achieved rate at the wall"
         );
         let s = &v.sections[1];
         let Block::Table(t) = &s.blocks[0] else {

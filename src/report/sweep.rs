@@ -400,7 +400,7 @@ fn rate_plots(r: &SweepReport, t: &str) -> Vec<Block> {
         Block::Plot(Plot::Curves(curves(
             r,
             t,
-            format!("{t} open loop: median of the windows' p99 against offered rate (what the knee reads: one VM stall moves one window)"),
+            format!("{t} open loop: median window p99 against offered rate"),
             "window p99, median (µs)",
             |p| (window_median_p99(p).unwrap_or(f64::NAN), None),
         ))),

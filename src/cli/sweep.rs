@@ -120,11 +120,13 @@ pub struct LoadArgs {
     connections per mode (each its own server thread in the remote), and every latency is timed \
     from the request's intended send time: queueing and stalls count for every request they \
     delay, not once (no coordinated omission). At each rate the modes are measured in \
-    interleaved 50 ms blocks, paired with the host. `auto` doubles the rate from 2000/s until \
-    every mode is past its bound and saturated, then bisects each mode's knee: the highest rate \
-    whose p99 stays under --bound times its idle p99 (the lowest p99 at up to 4x the lowest rate). The report \
-    gives each knee as a ratio to the host's, with the backlog packets, NET_RX softirqs and CPU \
-    per request that explain the order. Client and servers on CPU 0.\n\n\
+    interleaved 50 ms blocks, paired with the host, in 10 windows per point. A point crosses \
+    when 6 of its 10 windows do: knee (p99 over --bound times the idle p99, the median window p99 \
+    at 2000-8000/s), wall (achieved under 99% of offered); kept is what it still achieves at the \
+    wall. `auto` doubles the rate from 2000/s until every mode is past both, bisects every \
+    bracket to 5% and measures each first crossing twice. The report gives each marker as a \
+    ratio to the host's with an interval, with the backlog packets, NET_RX softirqs and CPU per \
+    request that explain the order. Client and servers on CPU 0.\n\n\
     Examples:\n  \
     nslat sweep rate\n  \
     nslat sweep rate --modes host,bridge --rates 5000,20000,40000 --json rate.json\n  \
@@ -149,7 +151,7 @@ pub struct RateArgs {
     /// The latency bound as a multiple of each mode's idle p99.
     #[arg(long, value_name = "FACTOR", default_value = "3")]
     bound: f64,
-    /// Measured seconds per mode and rate (in 50 ms blocks; 1 s = 20 rounds).
+    /// Measured seconds per mode and rate, 0.5 to 30 (in 50 ms blocks; 1 s = 20 rounds).
     #[arg(short = 'l', long = "length", value_name = "SECS", default_value = "1", allow_hyphen_values = true, value_parser = super::run::parse_positive_secs)]
     length: Duration,
     #[command(flatten)]

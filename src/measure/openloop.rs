@@ -53,9 +53,24 @@ pub struct OpenLoopConfig {
     /// Read the backlog counters around every timed block.
     pub probes: bool,
     pub seed: u64,
+    /// Sub-windows per path: the timed rounds in this many consecutive groups, each with its
+    /// own histogram (at most `rounds`; 0 or 1: one window).
+    pub windows: usize,
 }
 
 impl OpenLoopConfig {
+    /// Sub-windows per path: `windows`, at least 1 and at most the timed rounds.
+    pub fn window_count(&self) -> usize {
+        self.windows.clamp(1, self.rounds.max(1))
+    }
+
+    /// The window of a path's `k`-th timed block (0-based): consecutive rounds, as evenly as
+    /// the rounds divide.
+    pub fn window_of(&self, k: usize) -> usize {
+        let rounds = self.rounds.max(1);
+        (k.min(rounds - 1) * self.window_count()) / rounds
+    }
+
     /// Requests in one block (at least 1).
     pub fn block_requests(&self) -> u64 {
         ((self.rate_rps * self.block.as_secs_f64()).round() as u64).max(1)
@@ -90,6 +105,15 @@ pub struct Counters {
     pub elapsed_s: f64,
 }
 
+/// One path's figures over one sub-window (a group of consecutive timed rounds).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WindowFigures {
+    pub timed: BlockOutcome,
+    /// Latency percentiles from intended send times over the window, µs (0 without responses).
+    pub p50_us: f64,
+    pub p99_us: f64,
+}
+
 /// One path's figures over its timed blocks.
 #[derive(Debug, Clone)]
 pub struct PathFigures {
@@ -102,6 +126,8 @@ pub struct PathFigures {
     pub server: Option<ServerSide>,
     pub counters: Option<Counters>,
     pub histogram: Histogram<u64>,
+    /// The timed rounds in [`OpenLoopConfig::window_count`] consecutive windows, in time order.
+    pub windows: Vec<WindowFigures>,
 }
 
 /// What [`measure`] measured.
@@ -133,7 +159,10 @@ struct OpenPath {
     label: String,
     conns: Option<Connections>,
     error: Option<OpenLoopError>,
-    hist: Histogram<u64>,
+    /// One histogram per window; the path's histogram is their sum.
+    win_hist: Vec<Histogram<u64>>,
+    win_timed: Vec<BlockOutcome>,
+    timed_count: usize,
     timed: BlockOutcome,
     counters: Counters,
     probed: bool,
@@ -144,6 +173,7 @@ struct OpenLoopPaths<'a> {
     plan: BlockPlan,
     timed_blocks: usize,
     stop_after: usize,
+    cfg: OpenLoopConfig,
     /// The schedule's stop flag: raised after the last timed block, or on a signal.
     stop: &'a AtomicBool,
     /// The caller's signal flag.
@@ -181,7 +211,8 @@ impl PathSet for OpenLoopPaths<'_> {
             (Some(cfg), true) => Snapshot::take(cfg).ok(),
             _ => None,
         };
-        let out = conns.block(&plan, spec.timed.then_some(&mut p.hist))?;
+        let w = self.cfg.window_of(p.timed_count);
+        let out = conns.block(&plan, spec.timed.then_some(&mut p.win_hist[w]))?;
         if spec.timed {
             if let (Some(cfg), Some(b)) = (&self.probes, before) {
                 if let Ok(a) = Snapshot::take(cfg) {
@@ -198,6 +229,8 @@ impl PathSet for OpenLoopPaths<'_> {
                 }
             }
             p.timed.add(&out);
+            p.win_timed[w].add(&out);
+            p.timed_count += 1;
             self.timed_blocks += 1;
             if self.timed_blocks >= self.stop_after {
                 self.stop.store(true, Ordering::Relaxed);
@@ -215,6 +248,21 @@ impl PathSet for OpenLoopPaths<'_> {
             stalls: 0,
             stall_ns: 0,
         })
+    }
+}
+
+fn window_figures(h: &Histogram<u64>, t: &BlockOutcome) -> WindowFigures {
+    let q = |p: f64| {
+        if h.is_empty() {
+            0.0
+        } else {
+            h.value_at_quantile(p) as f64 / 1e3
+        }
+    };
+    WindowFigures {
+        timed: *t,
+        p50_us: q(0.5),
+        p99_us: q(0.99),
     }
 }
 
@@ -270,7 +318,9 @@ fn open_all(paths: &[PathSpec], cfg: &OpenLoopConfig, session: Duration) -> Vec<
             label: p.label.clone(),
             conns,
             error,
-            hist: new_histogram(),
+            win_hist: (0..cfg.window_count()).map(|_| new_histogram()).collect(),
+            win_timed: vec![BlockOutcome::default(); cfg.window_count()],
+            timed_count: 0,
             timed: BlockOutcome::default(),
             counters: Counters::default(),
             probed: false,
@@ -306,6 +356,7 @@ fn measure_here(
         },
         timed_blocks: 0,
         stop_after: rounds * paths.len(),
+        cfg: *cfg,
         stop: &stop,
         signal,
         probes: cfg.probes.then(|| ProbeConfig::new(None)),
@@ -361,7 +412,16 @@ fn measure_here(
         .iter_mut()
         .enumerate()
         .map(|(i, p)| {
-            let hist = std::mem::replace(&mut p.hist, new_histogram());
+            let mut hist = new_histogram();
+            let windows = p
+                .win_hist
+                .iter()
+                .zip(&p.win_timed)
+                .map(|(h, t)| {
+                    hist.add(h).expect("histograms of one shape");
+                    window_figures(h, t)
+                })
+                .collect();
             PathFigures {
                 label: p.label.clone(),
                 latency_us: LatencySummary::from_histogram(
@@ -374,6 +434,7 @@ fn measure_here(
                 server: servers[i],
                 counters: p.probed.then_some(p.counters),
                 histogram: hist,
+                windows,
             }
         })
         .collect();
@@ -384,4 +445,51 @@ fn measure_here(
         block_requests: cfg.block_requests(),
         failures,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(rounds: usize, windows: usize) -> OpenLoopConfig {
+        OpenLoopConfig {
+            rate_rps: 1000.0,
+            spacing: Spacing::Constant,
+            connections: 1,
+            block: Duration::from_millis(50),
+            rounds,
+            timeout: Duration::from_millis(500),
+            request_size: 1,
+            response_size: 1,
+            client_cpu: None,
+            server_cpu: None,
+            probes: false,
+            seed: 1,
+            windows,
+        }
+    }
+
+    #[test]
+    fn windows_are_consecutive_rounds_in_time_order() {
+        let c = cfg(20, 10);
+        let w: Vec<usize> = (0..20).map(|k| c.window_of(k)).collect();
+        assert_eq!(
+            w,
+            [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9]
+        );
+        // Rounds that do not divide: every window gets one or two, none is empty.
+        let c = cfg(15, 10);
+        let mut n = [0; 10];
+        (0..15).for_each(|k| n[c.window_of(k)] += 1);
+        assert!(n.iter().all(|&x| x == 1 || x == 2), "{n:?}");
+        // Fewer rounds than windows: one window per round; no windows: one.
+        assert_eq!(cfg(4, 10).window_count(), 4);
+        assert_eq!(cfg(4, 0).window_count(), 1);
+        assert_eq!(cfg(4, 0).window_of(3), 0);
+        assert_eq!(
+            cfg(10, 10).window_of(99),
+            9,
+            "a late block stays in the last window"
+        );
+    }
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use super::view::{Block, Curve, CurvePlot, CurvePoint, Plot, Section, TableView, View};
 use super::{opt, ReportError, DASH};
 use crate::sweep::model::{
-    Axis, Backlog, Knee, Latency, Point, Queueing, RateFigures, SweepReport, VsReference,
+    Axis, Backlog, Knee, Latency, Marker, Point, Queueing, RateFigures, SweepReport, VsReference,
 };
 
 fn lat_cell(l: &Latency) -> String {
@@ -88,6 +88,7 @@ fn headers(axis: Axis) -> Vec<String> {
             "p50 µs",
             "p99 µs",
             "p99.9 µs",
+            "window p99 µs (median)",
             "mean µs (95% CI)",
             "vs host (95% CI)",
             "CPU µs/req",
@@ -104,12 +105,17 @@ fn rate_row(p: &Point, r: &RateFigures) -> Vec<String> {
     let l = &p.latency_us;
     let c = r.counters.as_ref();
     vec![
-        p.series_name(),
+        if r.repeat {
+            format!("{} (again)", p.series_name())
+        } else {
+            p.series_name()
+        },
         format!("{:.0}", r.offered_rps),
         format!("{:.0}", r.achieved_rps),
         format!("{:.1}", l.p50),
         format!("{:.1}", l.p99),
         format!("{:.1}", l.p99_9),
+        opt(window_median_p99(p), 1),
         lat_cell(l),
         ratio_cell(r.vs_host.as_ref()),
         format!("{:.2}", r.cpu_us_per_req),
@@ -120,18 +126,56 @@ fn rate_row(p: &Point, r: &RateFigures) -> Vec<String> {
     ]
 }
 
+/// The median of a point's window p99s, µs (`None` without windows).
+pub fn window_median_p99(p: &Point) -> Option<f64> {
+    let mut v: Vec<f64> = p.windows.iter().map(|w| w.p99_us).collect();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied()
+}
+
+/// A knee or wall: the last rate under and the first over (`?`: that crossing was measured
+/// once).
+fn bracket_cell(m: &Marker) -> String {
+    let q = if m.confirmed { "" } else { " ?" };
+    match (m.lo, m.hi) {
+        (Some(lo), Some(hi)) => format!("{lo:.0}–{hi:.0}{q}"),
+        (Some(lo), None) => format!("≥ {lo:.0} (not reached)"),
+        (None, Some(hi)) => format!("< {hi:.0}{q}"),
+        (None, None) => DASH.into(),
+    }
+}
+
+fn kept_cell(m: &Marker) -> String {
+    match (m.rps, m.lo, m.hi) {
+        (Some(v), Some(lo), Some(hi)) => format!("{v:.0} ± {:.0}", (hi - lo) / 2.0),
+        (Some(v), _, _) => format!("{v:.0}"),
+        _ => DASH.into(),
+    }
+}
+
+fn marker_ratio_cell(m: &Marker) -> String {
+    match (m.vs_host, m.vs_host_range) {
+        (Some(r), Some((lo, hi))) => format!("{r:.3} [{lo:.3}, {hi:.3}]"),
+        (Some(r), None) => format!("{r:.3}"),
+        _ => DASH.into(),
+    }
+}
+
+/// The capacity table: each mode's knee, wall and what it kept, each beside the host's.
 fn knee_rows(knees: &[Knee]) -> TableView {
     let header = [
         "mode",
         "idle p99 µs",
         "bound µs",
-        "knee /s (p99 under bound)",
-        "vs host",
-        "first over /s",
-        "saturation /s",
-        "backlog pkts/req",
+        "knee /s (last under–first over)",
+        "knee vs host",
+        "wall /s (≥ 99% achieved–under)",
+        "wall vs host",
+        "kept /s (at the wall)",
+        "kept vs host",
+        "backlog pkts/req (idle)",
         "NET_RX/req",
-        "CPU µs/req",
+        "CPU µs/req at knee",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -143,10 +187,12 @@ fn knee_rows(knees: &[Knee]) -> TableView {
                 k.mode.clone(),
                 format!("{:.1}", k.idle_p99_us),
                 format!("{:.1}", k.bound_us),
-                opt(k.knee_rps, 0),
-                opt(k.vs_host, 3),
-                opt(k.over_rps, 0),
-                format!("{:.0}", k.saturation_rps),
+                bracket_cell(&k.knee),
+                marker_ratio_cell(&k.knee),
+                bracket_cell(&k.wall),
+                marker_ratio_cell(&k.wall),
+                kept_cell(&k.kept),
+                marker_ratio_cell(&k.kept),
                 opt(k.backlog_pkts_per_req, 2),
                 opt(k.net_rx_per_req, 3),
                 opt(k.cpu_us_per_req, 2),
@@ -218,6 +264,7 @@ fn curves(
                 .points
                 .iter()
                 .filter(|p| p.test == test && &p.series_name() == name)
+                .filter(|p| !p.rate.is_some_and(|r| r.repeat))
                 .map(|p| {
                     let (y, h) = pick(p);
                     let h = h.unwrap_or(0.0);
@@ -305,7 +352,7 @@ pub fn view(r: &SweepReport) -> View {
         sections.insert(
             0,
             Section::new(
-                Some("Capacity at the latency bound".into()),
+                Some("Capacity: knee (p99 bound), wall (99% achieved), kept".into()),
                 vec![Block::Table(knee_rows(&r.knees))],
             ),
         );
@@ -353,6 +400,13 @@ fn rate_plots(r: &SweepReport, t: &str) -> Vec<Block> {
         Block::Plot(Plot::Curves(curves(
             r,
             t,
+            format!("{t} open loop: median window p99 against offered rate"),
+            "window p99, median (µs)",
+            |p| (window_median_p99(p).unwrap_or(f64::NAN), None),
+        ))),
+        Block::Plot(Plot::Curves(curves(
+            r,
+            t,
             format!("{t} open loop: p50 latency against offered rate"),
             "p50 latency (µs)",
             |p| (p.latency_us.p50, None),
@@ -381,7 +435,7 @@ fn rate_plots(r: &SweepReport, t: &str) -> Vec<Block> {
     ]
 }
 
-const CSV_HEADER: [&str; 44] = [
+const CSV_HEADER: [&str; 47] = [
     "axis",
     "style",
     "mode",
@@ -426,6 +480,9 @@ const CSV_HEADER: [&str; 44] = [
     "vs_host_ratio",
     "backlog_pkts_per_req",
     "net_rx_per_req",
+    "repeat",
+    "windows",
+    "window_p99_median_us",
 ];
 
 fn num(v: Option<f64>) -> String {
@@ -491,6 +548,13 @@ pub fn write_csv(r: &SweepReport, out: &mut dyn Write) -> Result<(), ReportError
                 .rate
                 .and_then(|r| r.counters.map(|c| c.backlog_pkts_per_req))),
             num(p.rate.and_then(|r| r.counters.map(|c| c.net_rx_per_req))),
+            p.rate
+                .map(|r| if r.repeat { "1" } else { "0" }.to_string())
+                .unwrap_or_default(),
+            p.rate
+                .map(|_| p.windows.len().to_string())
+                .unwrap_or_default(),
+            num(window_median_p99(p)),
         ])?;
     }
     w.flush()?;
@@ -580,6 +644,7 @@ pub fn sample_services() -> SweepReport {
                 neighbours_gbps: None,
                 queueing: None,
                 rate: None,
+                windows: Vec::new(),
             });
         }
     }
@@ -638,6 +703,7 @@ pub fn sample_load() -> SweepReport {
                     },
                 }),
                 rate: None,
+                windows: Vec::new(),
             });
         }
     }
@@ -658,7 +724,7 @@ pub fn sample_load() -> SweepReport {
 /// knee, then a wall).
 #[doc(hidden)]
 pub fn sample_rate() -> SweepReport {
-    use crate::sweep::model::{RateCounters, RateFigures};
+    use crate::sweep::model::{RateCounters, RateFigures, RateWindow};
     let mut points = Vec::new();
     for (mode, cap) in [("host", 100_000.0), ("bridge", 70_000.0)] {
         for rate in [10_000.0, 40_000.0, 80_000.0, 120_000.0] {
@@ -690,6 +756,16 @@ pub fn sample_rate() -> SweepReport {
                 wire_gbps: None,
                 neighbours_gbps: None,
                 queueing: None,
+                windows: vec![
+                    RateWindow {
+                        p50_us: p99 / 2.5,
+                        p99_us: p99,
+                        achieved_rps: rate.min(cap),
+                        completed: (rate / 100.0) as u64,
+                        lost: 0,
+                    };
+                    10
+                ],
                 rate: Some(RateFigures {
                     offered_rps: rate,
                     achieved_rps: rate.min(cap),
@@ -716,11 +792,13 @@ pub fn sample_rate() -> SweepReport {
                         dropped: 0,
                         time_squeeze: 0,
                     }),
+                    repeat: false,
                 }),
             });
         }
     }
     SweepReport {
+        knees: crate::sweep::knee::knees(&points, &["host".into(), "bridge".into()], 3.0),
         axis: Axis::Rate,
         duration_s: 1.0,
         cpus: "client CPU 0, servers CPU 1".into(),
@@ -729,32 +807,6 @@ pub fn sample_rate() -> SweepReport {
         points,
         notes: vec![],
         unavailable: vec![],
-        knees: vec![
-            Knee {
-                mode: "host".into(),
-                idle_p99_us: 33.0,
-                bound_us: 99.0,
-                knee_rps: Some(40_000.0),
-                over_rps: Some(80_000.0),
-                saturation_rps: 100_000.0,
-                vs_host: Some(1.0),
-                backlog_pkts_per_req: Some(2.0),
-                net_rx_per_req: Some(1.0),
-                cpu_us_per_req: Some(8.0),
-            },
-            Knee {
-                mode: "bridge".into(),
-                idle_p99_us: 35.0,
-                bound_us: 105.0,
-                knee_rps: Some(40_000.0),
-                over_rps: Some(80_000.0),
-                saturation_rps: 70_000.0,
-                vs_host: Some(1.0),
-                backlog_pkts_per_req: Some(5.0),
-                net_rx_per_req: Some(1.0),
-                cpu_us_per_req: Some(11.4),
-            },
-        ],
     }
 }
 
@@ -829,7 +881,20 @@ mod tests {
         let v = view(&r);
         assert_eq!(
             v.sections[0].title.as_deref(),
-            Some("Capacity at the latency bound")
+            Some("Capacity: knee (p99 bound), wall (99% achieved), kept")
+        );
+        let Block::Table(cap) = &v.sections[0].blocks[0] else {
+            panic!("the capacity table")
+        };
+        assert_eq!(cap.rows[1][0], "bridge");
+        // Knee and wall as (last under–first over), measured once: "?"; the ratio's interval.
+        assert_eq!(cap.rows[1][3], "40000–80000 ?");
+        assert_eq!(cap.rows[0][5], "80000–120000 ?");
+        assert_eq!(cap.rows[1][5], "40000–80000 ?");
+        assert_eq!(cap.rows[1][6], "0.500 [0.333, 1.000]");
+        assert_eq!(
+            cap.rows[1][7], "70000 ± 0",
+            "kept: the achieved rate at the wall"
         );
         let s = &v.sections[1];
         let Block::Table(t) = &s.blocks[0] else {

@@ -8,6 +8,7 @@
 //! Everything a sweep adds (rules, neighbour namespaces) lives in the sweep's lab and goes with
 //! it. This module does not format reports (`report::sweep` does).
 
+pub mod knee;
 pub mod measure;
 pub mod model;
 pub mod neighbours;

@@ -135,6 +135,23 @@ pub struct Point {
     /// Rate axis: the open-loop figures (flattened into the point: `offered_rps`, ...).
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<RateFigures>,
+    /// Rate axis: the point's timed rounds in consecutive sub-windows (10 by default), in time
+    /// order: what the knee detection reads (a VM stall moves one window's p99, not six).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<RateWindow>,
+}
+
+/// Rate axis: one sub-window of a point (a group of consecutive interleaved rounds).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RateWindow {
+    /// Latency from intended send times over the window, µs.
+    pub p50_us: f64,
+    pub p99_us: f64,
+    /// Responses per second of the window's blocks' wall time.
+    pub achieved_rps: f64,
+    pub completed: u64,
+    /// Timeouts and drops.
+    pub lost: u64,
 }
 
 /// Rate axis: what one mode did at one offered rate. Latencies (`Point::latency_us`) are timed
@@ -170,6 +187,10 @@ pub struct RateFigures {
     /// mode ran at a time).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub counters: Option<RateCounters>,
+    /// A second measurement of a rate already measured: `auto` confirms a mode's first
+    /// crossing of its bound (or of its wall) before it believes it.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub repeat: bool,
 }
 
 /// Kernel counters per request over a mode's timed blocks at one rate.
@@ -186,30 +207,51 @@ pub struct RateCounters {
     pub time_squeeze: u64,
 }
 
+/// Rate axis: one of a mode's capacity markers, requests/s, with where it lies and its ratio
+/// to the host's.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Marker {
+    /// The marker (knee, wall: the highest offered rate measured before the crossing; kept:
+    /// the achieved rate); `None`: the crossing came at the lowest rate measured.
+    pub rps: Option<f64>,
+    /// Where the marker lies: knee and wall between the last rate before the crossing and the
+    /// first rate past it (`hi` `None`: never crossed, `rps` is a lower bound); kept: the 95 %
+    /// interval of the mean over the windows.
+    pub lo: Option<f64>,
+    pub hi: Option<f64>,
+    /// The first crossing was measured twice and crossed both times.
+    pub confirmed: bool,
+    /// `rps` over the host's.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub vs_host: Option<f64>,
+    /// The ratio's interval: [lo / host's hi, hi / host's lo].
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub vs_host_range: Option<(f64, f64)>,
+}
+
 /// Rate axis: one mode's capacity.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Knee {
     pub mode: String,
-    /// Its idle p99: the lowest p99 at rates up to 4× the lowest rate measured, µs.
+    /// Its idle p99: the median window p99 over the rates from 2,000 to 8,000/s (or, without
+    /// any, up to 4× the lowest rate measured), µs.
     pub idle_p99_us: f64,
     /// The bound: `bound_factor` × idle p99, µs.
     pub bound_us: f64,
-    /// The highest offered rate measured whose p99 stayed under the bound, from the idle
-    /// point up (`None`: none did).
-    pub knee_rps: Option<f64>,
-    /// The lowest offered rate measured whose p99 exceeded it (`None`: none did).
-    pub over_rps: Option<f64>,
-    /// The highest achieved rate measured (responses per second).
-    pub saturation_rps: f64,
-    /// `knee_rps` over the host's.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub vs_host: Option<f64>,
-    /// Backlog packets, NET_RX softirqs and CPU per request at the knee (or the highest rate
-    /// under it).
+    /// Latency knee: a rate is over when at least 6 of its 10 windows' p99 exceed the bound.
+    pub knee: Marker,
+    /// Throughput wall: a rate is short when at least 6 of 10 windows achieve under 99 % of it.
+    pub wall: Marker,
+    /// What it still sustains just past the wall: the achieved rate at the wall's first short
+    /// rate.
+    pub kept: Marker,
+    /// Backlog packets and NET_RX softirqs per request at the idle rates (each path's device
+    /// passes: under load sends coalesce and the counts fall).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub backlog_pkts_per_req: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub net_rx_per_req: Option<f64>,
+    /// CPU per request (client + server threads) at the knee, µs.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub cpu_us_per_req: Option<f64>,
 }

@@ -5,16 +5,18 @@
 //! until every mode is past its bound and saturated, then bisects each mode's bracket; every
 //! point measures every mode, so the curves share their rates.
 //!
-//! A mode's knee is the highest offered rate whose p99 stays under `bound_factor ×` its idle
-//! p99 (the lowest p99 at rates up to [`IDLE_SPAN`] × the lowest rate), scanning up from there; its saturation rate the highest rate it achieved. The
-//! report puts each knee beside the host's, with the backlog counters and CPU per request at
-//! the knee that explain the order. The load is bounded: at most [`MAX_POINTS`] rates, each
-//! below the generator's cap, blocks of [`BLOCK`] with a per-request timeout.
+//! Each point comes in [`WINDOWS`] sub-windows, and [`super::knee`] finds each mode's three
+//! markers from them (knee: p99 over `bound_factor ×` idle in 6 of 10 windows; wall: achieved
+//! under 99 % of offered in 6 of 10; kept: what it still achieves at the wall), each as a ratio
+//! to the host's with an interval, with the backlog counters at the idle rates and the CPU per
+//! request at the knee that explain the order. The load is bounded: at most [`MAX_POINTS`]
+//! rates, each below the generator's cap, blocks of [`BLOCK`] with a per-request timeout.
 
 use std::time::Duration;
 
+use super::knee::{self, WINDOWS};
 use super::model::{
-    Axis, Knee, Latency, Point, RateCounters, RateFigures, SweepReport, VsReference,
+    Axis, Latency, Point, RateCounters, RateFigures, RateWindow, SweepReport, VsReference,
 };
 use super::run::{kernel, Bench, Progress};
 use super::SweepError;
@@ -25,16 +27,14 @@ use crate::measure::sockets::PathSpec;
 
 /// One block on one mode.
 pub const BLOCK: Duration = Duration::from_millis(50);
-/// The most rates one sweep measures.
-pub const MAX_POINTS: usize = 24;
+/// The most rates one sweep measures (confirmations included).
+pub const MAX_POINTS: usize = 40;
+/// The shortest `-l`: one 50 ms block per window.
+pub const MIN_LENGTH: Duration = Duration::from_millis(500);
 /// The most connections per mode (the server takes 64 sessions at once).
 pub const MAX_SWEEP_CONNECTIONS: usize = 8;
 /// Where `auto` starts, requests/s.
 pub const AUTO_START_RPS: f64 = 2_000.0;
-/// A mode's idle p99 is the lowest p99 at rates up to this many times the lowest rate.
-pub const IDLE_SPAN: f64 = 4.0;
-/// `auto` stops bisecting a bracket narrower than this ratio.
-const BISECT_UNTIL: f64 = 1.08;
 /// The client's CPU and the servers' (the remote's data threads): one CPU, as the other sweeps
 /// and `compare --cpu same` (on a VM a wake-up across CPUs costs more than any path, and a
 /// halted CPU woken by an IPI adds millisecond outliers), so a mode's knee is where that CPU runs
@@ -123,10 +123,11 @@ pub fn validate_rate(opts: &RateOptions) -> Result<(), SweepError> {
     }
     openloop::validate(1.0, opts.connections, opts.request_size, opts.response_size)
         .map_err(|e| SweepError::Invalid(format!("-r: {e}")))?;
-    if opts.length < BLOCK || opts.length > Duration::from_secs(30) {
+    if opts.length < MIN_LENGTH || opts.length > Duration::from_secs(30) {
         return bad(format!(
-            "-l: give {} s to 30 s per mode and rate",
-            BLOCK.as_secs_f64()
+            "-l: give {} s to 30 s per mode and rate ({WINDOWS} windows of at least one {} ms block)",
+            MIN_LENGTH.as_secs_f64(),
+            BLOCK.as_millis()
         ));
     }
     if !(opts.bound_factor.is_finite() && opts.bound_factor > 1.0 && opts.bound_factor <= 1000.0) {
@@ -152,6 +153,7 @@ fn points_of(
     rate: f64,
     opts: &RateOptions,
     test: &str,
+    repeat: bool,
 ) -> Vec<Point> {
     m.paths
         .iter()
@@ -200,6 +202,17 @@ fn points_of(
                 wire_gbps: None,
                 neighbours_gbps: None,
                 queueing: None,
+                windows: f
+                    .windows
+                    .iter()
+                    .map(|w| RateWindow {
+                        p50_us: w.p50_us,
+                        p99_us: w.p99_us,
+                        achieved_rps: w.timed.achieved_rps(),
+                        completed: w.timed.completed,
+                        lost: w.timed.timeouts + w.timed.dropped,
+                    })
+                    .collect(),
                 rate: Some(RateFigures {
                     offered_rps: rate,
                     achieved_rps: t.achieved_rps(),
@@ -225,115 +238,17 @@ fn points_of(
                         dropped: c.dropped,
                         time_squeeze: c.time_squeeze,
                     }),
+                    repeat,
                 }),
             }
         })
         .collect()
 }
 
-/// The knee of every mode over `points` (any order), the bound `factor ×` its idle p99.
-pub fn knees(points: &[Point], modes: &[String], factor: f64) -> Vec<Knee> {
-    let mut out: Vec<Knee> = Vec::new();
-    for mode in modes {
-        let mut pts: Vec<(&Point, &RateFigures)> = points
-            .iter()
-            .filter(|p| p.mode.as_deref() == Some(mode.as_str()))
-            .filter_map(|p| p.rate.as_ref().map(|r| (p, r)))
-            .collect();
-        if pts.is_empty() {
-            continue;
-        }
-        pts.sort_by(|a, b| a.1.offered_rps.total_cmp(&b.1.offered_rps));
-        // The idle p99: the lowest p99 on the flat start of the curve (rates up to 4× the
-        // lowest), so that one millisecond outlier at the lowest rate does not set the bound.
-        let flat = pts[0].1.offered_rps * IDLE_SPAN;
-        let (idle_at, idle) = pts
-            .iter()
-            .take_while(|(_, r)| r.offered_rps <= flat)
-            .map(|(p, _)| p.latency_us.p99)
-            .enumerate()
-            .fold(
-                (0, f64::INFINITY),
-                |a, (i, v)| if v < a.1 { (i, v) } else { a },
-            );
-        let bound = idle * factor;
-        // The first rate over the bound from the idle point up.
-        let first_over = pts
-            .iter()
-            .skip(idle_at)
-            .position(|(p, _)| p.latency_us.p99 > bound)
-            .map(|i| i + idle_at);
-        let under = match first_over {
-            Some(0) => None,
-            Some(i) => Some(pts[i - 1]),
-            None => pts.last().copied(),
-        };
-        let at = under.or(pts.first().copied());
-        out.push(Knee {
-            mode: mode.clone(),
-            idle_p99_us: idle,
-            bound_us: bound,
-            knee_rps: under.map(|(_, r)| r.offered_rps),
-            over_rps: first_over.map(|i| pts[i].1.offered_rps),
-            saturation_rps: pts.iter().map(|(_, r)| r.achieved_rps).fold(0.0, f64::max),
-            vs_host: None,
-            backlog_pkts_per_req: at.and_then(|(_, r)| r.counters.map(|c| c.backlog_pkts_per_req)),
-            net_rx_per_req: at.and_then(|(_, r)| r.counters.map(|c| c.net_rx_per_req)),
-            cpu_us_per_req: at.map(|(_, r)| r.cpu_us_per_req),
-        });
-    }
-    let host = out
-        .iter()
-        .find(|k| k.mode == "host")
-        .and_then(|k| k.knee_rps);
-    for k in &mut out {
-        k.vs_host = match (k.knee_rps, host) {
-            (Some(a), Some(h)) if h > 0.0 => Some(a / h),
-            _ => None,
-        };
-    }
-    out
-}
-
-/// The next rate `auto` measures, given what is measured: `None` when done. Climbs ×2 from
-/// [`AUTO_START_RPS`] until every mode is over its bound and saturated (achieved below 90 % of
-/// offered) or the cap; then the geometric middle of the widest open bracket.
-pub fn next_auto_rate(points: &[Point], modes: &[String], factor: f64, cap: f64) -> Option<f64> {
-    let rates: Vec<f64> = {
-        let mut r: Vec<f64> = points
-            .iter()
-            .filter_map(|p| p.rate.map(|r| r.offered_rps))
-            .collect();
-        r.sort_by(f64::total_cmp);
-        r.dedup();
-        r
-    };
-    let Some(&top) = rates.last() else {
-        return Some(AUTO_START_RPS.min(cap));
-    };
-    let ks = knees(points, modes, factor);
-    let saturated = |m: &str| {
-        points.iter().any(|p| {
-            p.mode.as_deref() == Some(m)
-                && p.rate.is_some_and(|r| r.achieved_rps < 0.9 * r.offered_rps)
-        })
-    };
-    let all_past = ks.len() == modes.len()
-        && ks
-            .iter()
-            .all(|k| k.over_rps.is_some() && saturated(&k.mode));
-    if !all_past && top < cap {
-        return Some((top * 2.0).min(cap));
-    }
-    // Bisection: the widest bracket (knee, first over) not yet narrow enough.
-    ks.iter()
-        .filter_map(|k| match (k.knee_rps, k.over_rps) {
-            (Some(lo), Some(hi)) if hi / lo > BISECT_UNTIL => Some((hi / lo, (lo * hi).sqrt())),
-            _ => None,
-        })
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, mid)| mid.round())
-        .filter(|mid| !rates.iter().any(|r| (r / mid - 1.0).abs() < 0.01))
+fn window_median_p99(p: &Point) -> f64 {
+    let mut v: Vec<f64> = p.windows.iter().map(|w| w.p99_us).collect();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// Runs the rate sweep.
@@ -382,7 +297,13 @@ pub fn rate(opts: &RateOptions, progress: &dyn Progress) -> Result<SweepReport, 
         bench.check_stop()?;
         let next = match &opts.rates {
             Rates::List(_) => list.pop(),
-            Rates::Auto => next_auto_rate(&points, &names, opts.bound_factor, MAX_RATE_RPS),
+            Rates::Auto => knee::next_rate(
+                &points,
+                &names,
+                opts.bound_factor,
+                AUTO_START_RPS,
+                MAX_RATE_RPS,
+            ),
         };
         let Some(rate) = next else { break };
         seed = seed.wrapping_add(1);
@@ -399,20 +320,26 @@ pub fn rate(opts: &RateOptions, progress: &dyn Progress) -> Result<SweepReport, 
             server_cpu: Some(SERVER_CPU),
             probes: true,
             seed,
+            windows: WINDOWS,
         };
+        let repeat = points
+            .iter()
+            .any(|p| p.rate.is_some_and(|r| r.offered_rps == rate));
         match measure(&paths, &cfg, &bench.stop) {
             Ok(m) => {
                 for (label, e) in &m.failures {
                     unavailable.push(format!("{label} at {rate:.0}/s: {e}"));
                 }
-                let new = points_of(&m, &modes, rate, opts, &test);
+                let new = points_of(&m, &modes, rate, opts, &test, repeat);
                 progress.note(&format!(
-                    "{rate:.0}/s: {}",
+                    "{rate:.0}/s{}: {}",
+                    if repeat { " (again: confirming)" } else { "" },
                     new.iter()
                         .map(|p| format!(
-                            "{} p99 {:.1} µs ({:.0}/s)",
+                            "{} p99 {:.1} µs (window median {:.1}) ({:.0}/s)",
                             p.mode.as_deref().unwrap_or("?"),
                             p.latency_us.p99,
+                            window_median_p99(p),
                             p.rate.map_or(0.0, |r| r.achieved_rps)
                         ))
                         .collect::<Vec<_>>()
@@ -433,7 +360,7 @@ pub fn rate(opts: &RateOptions, progress: &dyn Progress) -> Result<SweepReport, 
                 .total_cmp(&b.rate.map_or(0.0, |r| r.offered_rps)),
         )
     });
-    let knees = knees(&points, &names, opts.bound_factor);
+    let knees = knee::knees(&points, &names, opts.bound_factor);
     let generator_bound: Vec<String> = points
         .iter()
         .filter(|p| p.rate.is_some_and(|r| r.generator_busy > 0.9))
@@ -452,8 +379,13 @@ pub fn rate(opts: &RateOptions, progress: &dyn Progress) -> Result<SweepReport, 
             opts.timeout.as_millis()
         ),
         format!(
-            "Knee: the highest offered rate whose p99 stays under {}× the mode's idle p99 (the lowest p99 at rates up to {IDLE_SPAN}× the lowest rate measured; one outlier at the lowest rate does not set the bound); saturation: the highest achieved rate. Capacity vs host = knee / host's knee.",
-            opts.bound_factor
+            "Each point in {WINDOWS} windows of consecutive rounds, each with its own p99 and achieved rate; a point crosses when at least {} of its windows do, so one VM stall (one window) does not. Knee: the highest offered rate before the p99 exceeds {}× the mode's idle p99 (the median window p99 at {:.0}–{:.0}/s); wall: before it achieves under {:.0}% of the offered rate; kept: the mean window achieved rate at the wall's first short rate. Each marker as [last under, first over] (kept: its 95% CI over the windows) and as a ratio to the host's with the interval [lo / host's hi, hi / host's lo]. auto measures each first crossing twice (a rate crosses when both did) and bisects the brackets to {:.0}%.",
+            knee::crossing_windows(WINDOWS),
+            opts.bound_factor,
+            knee::IDLE_FROM_RPS,
+            knee::IDLE_TO_RPS,
+            knee::WALL_SHARE * 100.0,
+            (knee::BISECT_UNTIL - 1.0) * 100.0
         ),
         format!(
             "Client thread and the remote's server threads on CPU {CLIENT_CPU} (one CPU: the knee is where it runs out). CPU per request = the client thread's CPU time plus the server threads'. Backlog packets and NET_RX softirqs per request: /proc/net/softnet_stat and /proc/softirqs read around each timed block (machine-wide; one mode runs at a time)."
@@ -485,75 +417,6 @@ pub fn rate(opts: &RateOptions, progress: &dyn Progress) -> Result<SweepReport, 
 mod tests {
     use super::*;
 
-    fn pt(mode: &str, rate: f64, p99: f64, achieved: f64) -> Point {
-        let mut p = crate::report::sweep::sample_rate().points[0].clone();
-        p.mode = Some(mode.into());
-        p.latency_us.p99 = p99;
-        let r = p.rate.as_mut().unwrap();
-        r.offered_rps = rate;
-        r.achieved_rps = achieved;
-        p
-    }
-
-    #[test]
-    fn the_knee_is_the_last_rate_under_the_bound_and_saturation_the_best_achieved() {
-        let pts = vec![
-            pt("host", 2000.0, 30.0, 2000.0),
-            pt("host", 8000.0, 80.0, 8000.0),
-            pt("host", 4000.0, 40.0, 4000.0),
-            pt("host", 16000.0, 900.0, 12000.0),
-            pt("bridge", 2000.0, 35.0, 2000.0),
-            pt("bridge", 4000.0, 200.0, 4000.0),
-        ];
-        let k = knees(&pts, &["host".into(), "bridge".into()], 3.0);
-        assert_eq!(k[0].knee_rps, Some(8000.0));
-        assert_eq!(k[0].over_rps, Some(16000.0));
-        assert_eq!(k[0].saturation_rps, 12000.0);
-        assert_eq!(k[0].bound_us, 90.0);
-        assert_eq!(k[1].knee_rps, Some(2000.0));
-        assert_eq!(k[1].vs_host, Some(0.25));
-        // An outlier at the lowest rate does not set the bound: the flat start's lowest p99 does.
-        let noisy = vec![
-            pt("host", 2000.0, 600.0, 2000.0),
-            pt("host", 4000.0, 100.0, 4000.0),
-            pt("host", 8000.0, 250.0, 8000.0),
-            pt("host", 16000.0, 400.0, 16000.0),
-        ];
-        let k = knees(&noisy, &["host".into()], 3.0);
-        assert_eq!(k[0].idle_p99_us, 100.0);
-        assert_eq!(k[0].knee_rps, Some(8000.0));
-        assert_eq!(k[0].over_rps, Some(16000.0));
-    }
-
-    #[test]
-    fn auto_climbs_then_bisects_and_stops() {
-        let modes = vec!["host".to_string()];
-        assert_eq!(next_auto_rate(&[], &modes, 3.0, 1e6), Some(AUTO_START_RPS));
-        let mut pts = vec![pt("host", 2000.0, 30.0, 2000.0)];
-        assert_eq!(next_auto_rate(&pts, &modes, 3.0, 1e6), Some(4000.0));
-        pts.push(pt("host", 4000.0, 40.0, 4000.0));
-        // Over the bound but not saturated: keep climbing.
-        pts.push(pt("host", 8000.0, 100.0, 8000.0));
-        assert_eq!(next_auto_rate(&pts, &modes, 3.0, 1e6), Some(16000.0));
-        pts.push(pt("host", 16000.0, 5000.0, 10000.0));
-        // Past saturation: bisect (4000, 8000).
-        let mid = next_auto_rate(&pts, &modes, 3.0, 1e6).unwrap();
-        assert_eq!(mid, (4000.0f64 * 8000.0).sqrt().round());
-        pts.push(pt("host", mid, 60.0, mid));
-        let mut n = 0;
-        while let Some(r) = next_auto_rate(&pts, &modes, 3.0, 1e6) {
-            let p99 = if r > 7000.0 { 100.0 } else { 60.0 };
-            pts.push(pt("host", r, p99, r));
-            n += 1;
-            assert!(n < 10, "bisection ends");
-        }
-        let k = &knees(&pts, &modes, 3.0)[0];
-        assert!(k.over_rps.unwrap() / k.knee_rps.unwrap() <= BISECT_UNTIL);
-        // The cap bounds the climb.
-        let capped = vec![pt("host", 2000.0, 30.0, 2000.0)];
-        assert_eq!(next_auto_rate(&capped, &modes, 3.0, 3000.0), Some(3000.0));
-    }
-
     #[test]
     fn bad_options_are_refused() {
         let ok = RateOptions::default();
@@ -581,6 +444,10 @@ mod tests {
             },
             RateOptions {
                 length: Duration::from_secs(60),
+                ..ok.clone()
+            },
+            RateOptions {
+                length: Duration::from_millis(300),
                 ..ok.clone()
             },
             RateOptions {

@@ -367,6 +367,7 @@ pub fn services(
                             neighbours_gbps: None,
                             queueing: None,
                             rate: None,
+                            windows: Vec::new(),
                         });
                     }
                     Err(MeasureError::Interrupted) => return Err(SweepError::Interrupted),
@@ -565,6 +566,7 @@ pub fn load(opts: &LoadOptions, progress: &dyn Progress) -> Result<SweepReport, 
                     neighbours_gbps: (k > 0).then_some(gbps),
                     queueing,
                     rate: None,
+                    windows: Vec::new(),
                 });
             }
         }

@@ -155,7 +155,7 @@ fn a_short_rate_sweep_on_a_real_lab() {
         "--rates",
         "2000,8k",
         "-l",
-        "0.3",
+        "0.5",
         "--lab",
         &name,
         "--json",
@@ -172,9 +172,19 @@ fn a_short_rate_sweep_on_a_real_lab() {
     assert_eq!(r.points.len(), 2 * 2, "modes × rates");
     for p in &r.points {
         let f = p.rate.expect("rate figures");
-        // 6 rounds of 50 ms blocks: every request sent was answered, at the offered rate.
-        assert_eq!(p.rounds, 6);
-        assert_eq!(f.sent, (f.offered_rps * 0.05).round() as u64 * 6);
+        // 10 rounds of 50 ms blocks: every request sent was answered, at the offered rate.
+        assert_eq!(p.rounds, 10);
+        assert_eq!(f.sent, (f.offered_rps * 0.05).round() as u64 * 10);
+        // ... in 10 windows of one round each, in time order, that add up to the point.
+        assert_eq!(p.windows.len(), 10);
+        assert_eq!(
+            p.windows.iter().map(|w| w.completed).sum::<u64>(),
+            f.completed
+        );
+        for w in &p.windows {
+            assert!(w.p99_us >= w.p50_us && w.p50_us > 0.0, "{w:?}");
+            assert!(w.achieved_rps > 0.9 * f.offered_rps, "{w:?}");
+        }
         assert_eq!(f.completed + f.timeouts + f.dropped, f.sent);
         assert!(
             (f.achieved_rps / f.offered_rps - 1.0).abs() < 0.05,
@@ -205,7 +215,16 @@ fn a_short_rate_sweep_on_a_real_lab() {
     }
     assert_eq!(r.knees.len(), 2);
     assert_eq!(r.knees[0].mode, "host");
-    assert_eq!(r.knees[0].vs_host, r.knees[0].knee_rps.map(|_| 1.0));
+    let host = &r.knees[0];
+    assert!(host.idle_p99_us > 0.0 && host.bound_us == 3.0 * host.idle_p99_us);
+    assert_eq!(host.knee.vs_host, host.knee.rps.map(|_| 1.0));
+    // Neither mode is near its wall at 8,000/s: the wall is not reached, nothing kept to say.
+    for k in &r.knees {
+        assert_eq!(k.wall.hi, None, "{}: {:?}", k.mode, k.wall);
+        assert_eq!(k.wall.rps, Some(8000.0));
+        assert_eq!(k.kept.rps, None);
+        assert!(k.backlog_pkts_per_req.unwrap() >= 1.9);
+    }
     let csv = std::fs::read_to_string(&csv).unwrap();
     assert_eq!(csv.lines().count(), 5);
     assert!(csv.lines().next().unwrap().contains("offered_rps"));

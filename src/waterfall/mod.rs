@@ -43,6 +43,10 @@ pub enum StageKind {
     RecvReturn,
     /// A system call other than the send (the thread returned before sending).
     Syscall,
+    /// A server this machine cannot follow (`--remote`, `--target`): from the wire device's
+    /// transmit (`net_dev_xmit`) to the first TCP packet back from the server's address and
+    /// port. The wire, the other machine's stack and its server.
+    Remote,
 }
 
 impl StageKind {
@@ -58,6 +62,7 @@ impl StageKind {
             stage::WAKEUP => StageKind::Wakeup,
             stage::RECV_RETURN => StageKind::RecvReturn,
             stage::SYSCALL_OTHER => StageKind::Syscall,
+            stage::REMOTE => StageKind::Remote,
             _ => return None,
         })
     }
@@ -75,6 +80,7 @@ impl StageKind {
             StageKind::Wakeup => "wakeup",
             StageKind::RecvReturn => "recv_return",
             StageKind::Syscall => "syscall",
+            StageKind::Remote => "remote",
         }
     }
 
@@ -91,12 +97,16 @@ impl StageKind {
             StageKind::Wakeup => "wake-up to run",
             StageKind::RecvReturn => "receive return",
             StageKind::Syscall => "other system call",
+            StageKind::Remote => "remote (wire and server)",
         }
     }
 
     /// Work the CPU does (not waiting for the CPU): what the CPU figure sums.
     pub fn is_work(self) -> bool {
-        !matches!(self, StageKind::SoftirqDelay | StageKind::Wakeup)
+        !matches!(
+            self,
+            StageKind::SoftirqDelay | StageKind::Wakeup | StageKind::Remote
+        )
     }
 }
 
@@ -117,6 +127,8 @@ pub struct Names {
     namespaces: BTreeMap<u32, (String, PathBuf)>,
     /// The namespaces at the ends of the lab's wire (their `eth0` is the wire).
     wire: Vec<u32>,
+    /// Remote mode's wire device (ifindex, namespace inode), named `wire` too.
+    wire_dev: Option<(u32, u32)>,
 }
 
 impl Names {
@@ -138,7 +150,17 @@ impl Names {
             .iter()
             .filter_map(|p| std::fs::metadata(p).ok().map(|m| m.ino() as u32))
             .collect();
-        Names { namespaces, wire }
+        Names {
+            namespaces,
+            wire,
+            wire_dev: None,
+        }
+    }
+
+    /// Names the device `ifindex` in the namespace with inode `netns` a `wire` (remote mode).
+    pub fn with_wire_device(mut self, ifindex: u32, netns: u32) -> Names {
+        self.wire_dev = Some((ifindex, netns));
+        self
     }
 
     /// The name of `dev` (its interface name looked up inside its namespace).
@@ -151,6 +173,7 @@ impl Names {
             .map(|(n, _)| n.clone())
             .unwrap_or_else(|| format!("netns {}", dev.netns));
         let kind = match dev.kind_str() {
+            _ if self.wire_dev == Some((dev.ifindex, dev.netns)) => "wire".to_string(),
             "veth" if ifname == "eth0" && self.wire.contains(&dev.netns) => "wire".to_string(),
             "" => "nic".to_string(),
             k => k.to_string(),
@@ -258,6 +281,7 @@ fn describe(k: &StageKey, names: &dyn Fn(&DevId) -> Device) -> Option<Stage> {
             | StageKind::BacklogWait
             | StageKind::Processing
             | StageKind::SocketReceive
+            | StageKind::Remote
     )
     .then(|| names(&k.dev));
     let name = match (&device, &role) {
@@ -369,6 +393,13 @@ pub struct Waterfall {
     /// This mode against the host (set by the compare; `None` for the host itself).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vs_host: Option<WaterfallDelta>,
+    /// The server was not followed (`--remote`, `--target`): its part is the `remote` stage.
+    #[serde(default)]
+    pub remote: bool,
+    /// A target against the lab's emulation of its mode (`--target`: e.g. a Docker container
+    /// on the default bridge against `lab/bridge`), both traced the same way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vs_lab: Option<WaterfallDelta>,
 }
 
 impl Waterfall {
@@ -413,6 +444,8 @@ impl Waterfall {
             resync: raw.resync,
             left: raw.left,
             vs_host: None,
+            remote: false,
+            vs_lab: None,
         })
     }
 
@@ -461,6 +494,9 @@ pub struct GroupDelta {
 /// A mode's waterfall against the host's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WaterfallDelta {
+    /// What it is against, where that is not the host (`lab/bridge` for `vs_lab`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub against: Option<String>,
     /// Traced round trip: mode − host (µs).
     pub traced_us: f64,
     /// Sum of the group deltas (µs) = attributed mode − attributed host.
@@ -489,6 +525,7 @@ pub fn delta(mode: &Waterfall, host: &Waterfall) -> WaterfallDelta {
         .collect();
     groups.sort_by(|a, b| b.us.abs().total_cmp(&a.us.abs()));
     WaterfallDelta {
+        against: None,
         traced_us: mode.traced_rtt_us - host.traced_rtt_us,
         stages_us: groups.iter().map(|g| g.us).sum(),
         groups,

@@ -18,7 +18,7 @@ use super::{assemble, BlockSums, Names, Waterfall};
 use crate::bench::client::{self, ClientError};
 use crate::bench::timing::{now_ns, pin_to, recv_exact, send_all};
 use crate::bench::{RunSpec, TestKind};
-use crate::bpf::waterfall::{RawSums, TraceError, Tracer};
+use crate::bpf::waterfall::{RawSums, RemoteWire, TraceError, Tracer};
 
 /// Environment variable naming a tracepoint to load in place of `net_dev_queue` (a real name
 /// the kernel refuses, e.g. `no_such_tracepoint`): the tests' way to make the load fail for
@@ -45,6 +45,9 @@ pub struct TraceSpec {
     /// Tracepoint names in place of the programs' own (same order as
     /// [`crate::bpf::waterfall::PROGRAMS`]); `None`: theirs.
     pub tracepoints: Option<Vec<String>>,
+    /// Remote mode: the server is not followed (another machine, or another process); the
+    /// path leaves by this wire device and comes back with the server's first packet.
+    pub remote: Option<RemoteWire>,
 }
 
 impl TraceSpec {
@@ -74,6 +77,7 @@ impl TraceSpec {
             pairs: 8,
             wire: Vec::new(),
             tracepoints,
+            remote: None,
         }
     }
 }
@@ -136,10 +140,16 @@ pub fn run(spec: &TraceSpec) -> Result<Waterfall, WaterfallError> {
             drive(&spec2, &mut tracer)
         },
     )?;
-    let names = Names::from_system(&spec.wire);
+    let mut names = Names::from_system(&spec.wire);
+    if let Some(r) = &spec.remote {
+        names = names.with_wire_device(r.ifindex, r.netns);
+    }
     let stages = assemble(&blocks, &|d| names.device(d));
     let round_trips = blocks.iter().map(|b| b.round_trips).sum();
-    Waterfall::new(&traced_us, &untraced_us, round_trips, stages, &raw).ok_or(WaterfallError::Empty)
+    let mut wf = Waterfall::new(&traced_us, &untraced_us, round_trips, stages, &raw)
+        .ok_or(WaterfallError::Empty)?;
+    wf.remote = spec.remote.is_some();
+    Ok(wf)
 }
 
 type Driven = (Vec<BlockSums>, Vec<f64>, Vec<f64>, RawSums);
@@ -166,7 +176,12 @@ fn drive(spec: &TraceSpec, tracer: &mut Tracer) -> Result<Driven, WaterfallError
         send_all(fd, &req).map_err(io("warm-up"))?;
         recv_exact(fd, &mut resp).map_err(io("warm-up"))?;
     }
-    let servers: Vec<u32> = data_threads().difference(&before).copied().collect();
+    // Remote mode follows the client alone.
+    let servers: Vec<u32> = if spec.remote.is_some() {
+        Vec::new()
+    } else {
+        data_threads().difference(&before).copied().collect()
+    };
     let result = traced_blocks(spec, tracer, fd, &mut req, &mut resp, &servers);
     tracer.detach();
     drop(data);
@@ -182,9 +197,10 @@ fn traced_blocks(
     resp: &mut [u8],
     servers: &[u32],
 ) -> Result<Driven, WaterfallError> {
-    if servers.is_empty() {
+    if servers.is_empty() && spec.remote.is_none() {
         return Err(WaterfallError::NoServerThread);
     }
+    tracer.set_remote(spec.remote.as_ref())?;
     // SAFETY: gettid has no preconditions.
     let me = unsafe { libc::gettid() } as u32;
     let mut threads = vec![(me, 1u32)];

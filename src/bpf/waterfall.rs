@@ -102,6 +102,7 @@ struct RemoteCfg {
 pub struct RemoteWire {
     pub ifindex: u32,
     pub netns: u32,
+    /// The server; run.rs puts the data connection's port in (the packets come from it).
     pub server: std::net::SocketAddr,
 }
 

@@ -167,7 +167,15 @@ fn drive(spec: &TraceSpec, tracer: &mut Tracer) -> Result<Driven, WaterfallError
     rs.server_cpu = spec.server_cpu;
     rs.token = spec.token.clone();
     let (mut ctl, port) = client::handshake(&rs)?;
-    let data = client::connect_data(SocketAddr::new(spec.server.ip(), port))?;
+    let data_addr = SocketAddr::new(spec.server.ip(), port);
+    let data = client::connect_data(data_addr)?;
+    // Remote mode waits for the server's packets on the data connection (its port, not the
+    // control port).
+    let remote = spec.remote.map(|mut r| {
+        r.server = data_addr;
+        r
+    });
+    tracer.set_remote(remote.as_ref())?;
     let fd = data.as_raw_fd();
     let mut req = vec![0u8; spec.request_size];
     let mut resp = vec![0u8; spec.response_size];
@@ -200,7 +208,7 @@ fn traced_blocks(
     if servers.is_empty() && spec.remote.is_none() {
         return Err(WaterfallError::NoServerThread);
     }
-    tracer.set_remote(spec.remote.as_ref())?;
+
     // SAFETY: gettid has no preconditions.
     let me = unsafe { libc::gettid() } as u32;
     let mut threads = vec![(me, 1u32)];

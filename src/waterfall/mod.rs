@@ -564,6 +564,99 @@ pub fn delta_line(mode: &str, d: &WaterfallDelta) -> String {
     )
 }
 
+/// `--explain --waterfall`: each ablation variant traced, and each step's ablation delta beside
+/// its traced and stage-sum deltas (the JSON's `explain.waterfall`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExplainWaterfall {
+    /// Every traced variant (the baseline first).
+    pub variants: Vec<ExplainVariant>,
+    /// The cumulative steps, each against the one before (the first: against the baseline).
+    pub steps: Vec<ExplainStepWaterfall>,
+}
+
+/// One variant's traced figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExplainVariant {
+    pub name: String,
+    pub traced_rtt_us: f64,
+    pub untraced_rtt_us: f64,
+    pub overhead_us: f64,
+    pub attributed_us: f64,
+    pub backlog_waits_per_rt: f64,
+}
+
+/// One step: what the ablation measured (untraced, in the timed rounds) and what the traced
+/// runs and their stage sums say it adds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExplainStepWaterfall {
+    pub name: String,
+    /// The ablation's `adds_us` (paired, untraced).
+    pub ablation_us: f64,
+    /// Traced round trip: this variant − the previous one (µs).
+    pub traced_us: f64,
+    /// Stage sums (`attributed_us`): this variant − the previous one (µs).
+    pub stages_us: f64,
+    /// Tracing overhead: this variant's − the previous one's (µs).
+    pub overhead_us: f64,
+}
+
+/// The steps `(name, ablation adds_us)` in order after `baseline`, matched by name to the traced
+/// variants; `None` when the baseline or a step was not traced.
+pub fn explain_steps(
+    baseline: &str,
+    steps: &[(String, f64)],
+    traced: &[(String, Waterfall)],
+) -> Option<ExplainWaterfall> {
+    let get = |n: &str| traced.iter().find(|(l, _)| l == n).map(|(_, w)| w);
+    let mut prev = get(baseline)?;
+    let mut out = Vec::with_capacity(steps.len());
+    for (name, ablation) in steps {
+        let w = get(name)?;
+        out.push(ExplainStepWaterfall {
+            name: name.clone(),
+            ablation_us: *ablation,
+            traced_us: w.traced_rtt_us - prev.traced_rtt_us,
+            stages_us: w.attributed_us - prev.attributed_us,
+            overhead_us: w.overhead_us.mean - prev.overhead_us.mean,
+        });
+        prev = w;
+    }
+    Some(ExplainWaterfall {
+        variants: traced
+            .iter()
+            .map(|(n, w)| ExplainVariant {
+                name: n.clone(),
+                traced_rtt_us: w.traced_rtt_us,
+                untraced_rtt_us: w.untraced_rtt_us,
+                overhead_us: w.overhead_us.mean,
+                attributed_us: w.attributed_us,
+                backlog_waits_per_rt: w.backlog_waits_per_rt,
+            })
+            .collect(),
+        steps: out,
+    })
+}
+
+impl ExplainWaterfall {
+    /// "veth +2.42 µs (ablation) vs +4.90 (stage sums, traced +5.01); …".
+    pub fn line(&self) -> String {
+        let parts: Vec<String> = self
+            .steps
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} {:+.2} µs (ablation) vs {:+.2} (stage sums; traced {:+.2}, overhead {:+.2})",
+                    s.name, s.ablation_us, s.stages_us, s.traced_us, s.overhead_us
+                )
+            })
+            .collect();
+        format!(
+            "--waterfall per step (each variant traced; tracing inflates the steps that add hops): {}",
+            parts.join("; ")
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::machine::tests::*;
@@ -667,6 +760,48 @@ mod tests {
         assert!((s[0].us - 0.3).abs() < 1e-9);
         assert!(s[0].ci95.unwrap() > 0.3);
         assert_eq!(s[0].device_kind.as_deref(), Some("wire"));
+    }
+
+    #[test]
+    fn explain_steps_pair_each_variant_with_the_one_before() {
+        let wf = |traced: f64, untraced: f64, attributed: f64| {
+            let mut w = Waterfall::new(
+                &[traced, traced],
+                &[untraced, untraced],
+                10,
+                Vec::new(),
+                &RawSums::default(),
+            )
+            .unwrap();
+            w.attributed_us = attributed;
+            w
+        };
+        let traced = vec![
+            ("base".to_string(), wf(20.0, 15.0, 19.9)),
+            ("veth".to_string(), wf(25.0, 17.5, 24.8)),
+            ("+ bridge".to_string(), wf(26.5, 18.8, 26.3)),
+        ];
+        let steps = vec![("veth".to_string(), 2.4), ("+ bridge".to_string(), 1.3)];
+        let e = explain_steps("base", &steps, &traced).unwrap();
+        assert_eq!(e.variants.len(), 3);
+        let s: Vec<(f64, f64, f64, f64)> = e
+            .steps
+            .iter()
+            .map(|s| (s.ablation_us, s.traced_us, s.stages_us, s.overhead_us))
+            .collect();
+        let want = [(2.4, 5.0, 4.9, 2.5), (1.3, 1.5, 1.5, 0.2)];
+        for (g, w) in s.iter().zip(want) {
+            assert!((g.0 - w.0).abs() < 1e-9 && (g.1 - w.1).abs() < 1e-9);
+            assert!(
+                (g.2 - w.2).abs() < 1e-9 && (g.3 - w.3).abs() < 1e-9,
+                "{s:?}"
+            );
+        }
+        assert!(e
+            .line()
+            .contains("veth +2.40 µs (ablation) vs +4.90 (stage sums"));
+        // A step that was not traced: no comparison.
+        assert!(explain_steps("base", &[("x".into(), 1.0)], &traced).is_none());
     }
 
     #[test]

@@ -511,6 +511,15 @@ fn a_docker_containers_waterfall_is_traced_beside_the_labs_bridge() {
         ("lab/bridge", 3.0),
     ] {
         let w = wf(k);
+        eprintln!(
+            "{k}: traced {:.2} µs, untraced {:.2}, overhead {:.2}, attributed {:.1}%, backlog waits {:.2}",
+            w["traced_rtt_us"].as_f64().unwrap_or(0.0),
+            w["untraced_rtt_us"].as_f64().unwrap_or(0.0),
+            w["overhead_us"]["mean"].as_f64().unwrap_or(0.0),
+            100.0 * w["attributed_us"].as_f64().unwrap_or(0.0)
+                / w["traced_rtt_us"].as_f64().unwrap_or(1.0),
+            w["backlog_waits_per_rt"].as_f64().unwrap_or(0.0)
+        );
         assert_eq!(w["remote"], true, "{k}: {w}");
         let share = w["attributed_us"].as_f64().unwrap() / w["traced_rtt_us"].as_f64().unwrap();
         assert!(share > 0.9 && share < 1.02, "{k}: {share}\n{w:#}");
@@ -530,6 +539,15 @@ fn a_docker_containers_waterfall_is_traced_beside_the_labs_bridge() {
     assert!(def["vs_host"]["groups"].is_array(), "{def}");
     assert!(wf("lab/bridge")["vs_host"]["groups"].is_array());
     assert!(stdout.contains("vs lab/bridge: def"), "{stdout}");
+    for l in stdout.lines().filter(|l| l.contains("µs traced (stages")) {
+        eprintln!("{}", l.trim());
+    }
+    for l in stdout
+        .lines()
+        .filter(|l| l.contains("│ def ") || l.contains("│ lab/bridge "))
+    {
+        eprintln!("{}", l.trim());
+    }
     drop(fx);
     root.assert_unchanged();
 }

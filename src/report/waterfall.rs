@@ -193,7 +193,9 @@ pub fn section(r: &CompareReport) -> Option<Section> {
          its total over the traced round trips; its interval is Student's t over the traced \
          blocks. Stages add up to the traced round trip; what they do not cover is \
          unattributed. Overhead: traced − untraced per block pair. Path CPU: the stages that run \
-         code (not the backlog wait, softirq delay or wake-up)."
+         code (not the backlog wait, softirq delay or wake-up). Remote mode (--target, \
+         --remote): the server's machine cannot be followed; the time from the wire device's \
+         transmit to the server's first packet back is one stage (remote)."
             .into(),
     ));
     Some(Section::new(

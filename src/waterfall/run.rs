@@ -5,8 +5,9 @@
 //!
 //! One pinned client thread inside the path's namespace, blocking sockets, one clock read per
 //! round trip (the end of one is the start of the next). The server's data thread is found by
-//! its name (`nslat-data`) among this process's threads that appeared with the session; a
-//! server in another process or machine cannot be followed (the run says so).
+//! its name (`nslat-data`) among this process's threads that appeared with the session. A
+//! server in another process or machine cannot be followed: remote mode (`TraceSpec::remote`)
+//! follows the client alone and ends the path at the wire, up to the server's first packet back.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;

@@ -39,6 +39,7 @@ struct net_device {
 
 struct sk_buff {
 	struct net_device *dev;
+	unsigned char *data;
 } __attribute__((preserve_access_index));
 
 struct task_struct {
@@ -61,6 +62,7 @@ enum phase {
 	P_RX_PROC = 6,
 	P_WAKING = 7,
 	P_RUN_KERNEL = 8,
+	P_REMOTE = 9,
 };
 
 enum stage {
@@ -74,6 +76,7 @@ enum stage {
 	S_WAKEUP = 8,
 	S_RECV_RETURN = 9,
 	S_SYSCALL_OTHER = 10,
+	S_REMOTE = 11,
 };
 
 enum stat {
@@ -125,6 +128,27 @@ struct {
 	__type(key, __u32);
 	__type(value, struct cursor);
 } CURSOR SEC(".maps");
+
+/* A server on another machine (or a process this one cannot follow): the path leaves by the
+ * wire device (`net_dev_xmit` there) and comes back with the first TCP packet from the
+ * server's address and port; the time between is the `remote` stage. `on` = 0: the server's
+ * thread is followed instead. */
+struct remote_cfg {
+	__u32 on;
+	__u32 ifindex;
+	__u32 netns;
+	__u16 port; /* network order */
+	__u8 family; /* 4 or 6 */
+	__u8 pad;
+	__u8 addr[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct remote_cfg);
+} REMOTE SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -207,6 +231,58 @@ static __always_inline void dev_of(struct sk_buff *skb, struct dev_id *d)
 		bpf_probe_read_kernel_str(d->kind, sizeof(d->kind), kind);
 }
 
+static __always_inline struct remote_cfg *remote(void)
+{
+	__u32 zero = 0;
+	struct remote_cfg *r = bpf_map_lookup_elem(&REMOTE, &zero);
+
+	return r && r->on ? r : 0;
+}
+
+/* The packet in flight is being transmitted by the wire device (remote mode). */
+static __always_inline int on_wire(struct cursor *c)
+{
+	struct remote_cfg *r = remote();
+
+	return r && c->dev.ifindex == r->ifindex && c->dev.netns == r->netns;
+}
+
+/* A TCP packet from the server's address and port (the stack's view: data at the IP header). */
+static __always_inline int from_server(struct remote_cfg *r, struct sk_buff *skb)
+{
+	unsigned char *data = BPF_CORE_READ(skb, data);
+	__u8 h[40];
+	__u16 sport = 0;
+	__u32 off, n, i;
+
+	if (!data)
+		return 0;
+	if (r->family == 4) {
+		if (bpf_probe_read_kernel(h, 20, data))
+			return 0;
+		if ((h[0] >> 4) != 4 || h[9] != 6)
+			return 0;
+		off = 12;
+		n = 4;
+	} else {
+		if (bpf_probe_read_kernel(h, 40, data))
+			return 0;
+		if ((h[0] >> 4) != 6 || h[6] != 6)
+			return 0;
+		off = 8;
+		n = 16;
+	}
+#pragma unroll
+	for (i = 0; i < 16; i++) {
+		if (i < n && h[off + i] != r->addr[i])
+			return 0;
+	}
+	off = r->family == 4 ? (__u32)(h[0] & 15) * 4 : 40;
+	if (bpf_probe_read_kernel(&sport, sizeof(sport), data + off))
+		return 0;
+	return sport == r->port;
+}
+
 /* Closes the open stage as `stage` (device stages take the cursor's device, thread stages its
  * role) and moves the cursor to `now`. */
 static __always_inline void close_stage(struct cursor *c, __u32 stage, __u64 now)
@@ -222,6 +298,7 @@ static __always_inline void close_stage(struct cursor *c, __u32 stage, __u64 now
 	case S_SOFTIRQ_DELAY:
 	case S_BACKLOG_WAIT:
 	case S_PROCESSING:
+	case S_REMOTE:
 		k.dev = c->dev;
 		break;
 	case S_SOCKET_RX:
@@ -455,6 +532,53 @@ int BPF_PROG(wf_dev_queue, struct sk_buff *skb)
 	return 0;
 }
 
+/* Remote mode: the first TCP packet back from the server ends the `remote` stage; the path
+ * follows that packet from here on (no thread is in it until one is woken). */
+static __always_inline void reply(struct sk_buff *skb, __u32 phase)
+{
+	struct remote_cfg *r = remote();
+	struct dev_id d;
+	__u64 now;
+	struct cursor *c;
+
+	if (!r || !from_server(r, skb))
+		return;
+	now = bpf_ktime_get_ns();
+	c = cursor_at(now);
+	if (!c || c->phase != P_REMOTE)
+		return;
+	close_stage(c, S_REMOTE, now);
+	dev_of(skb, &d);
+	enter_dev(c, phase, &d, now);
+	c->skb = (__u64)skb;
+	c->tid = 0;
+	c->cpu = bpf_get_smp_processor_id();
+}
+
+/* Remote mode: the wire device has sent the packet in flight off this machine. Only the
+ * device pointer is read (the packet may be gone by now). */
+SEC("tp_btf/net_dev_xmit")
+int BPF_PROG(wf_dev_xmit, struct sk_buff *skb, int rc, struct net_device *dev, unsigned int len)
+{
+	struct remote_cfg *r = remote();
+	__u64 now;
+	struct cursor *c = cursor();
+
+	if (!r || !c || (__u64)skb != c->skb || c->phase != P_DEV_TX)
+		return 0;
+	if ((__u32)BPF_CORE_READ(dev, ifindex) != r->ifindex ||
+	    BPF_CORE_READ(dev, nd_net.net, ns.inum) != r->netns)
+		return 0;
+	now = bpf_ktime_get_ns();
+	c = cursor_at(now);
+	if (!c || c->phase != P_DEV_TX)
+		return 0;
+	close_stage(c, S_DEVICE, now);
+	c->phase = P_REMOTE;
+	c->ts = now;
+	return 0;
+}
+
 SEC("tp_btf/netif_rx")
 int BPF_PROG(wf_netif_rx, struct sk_buff *skb)
 {
@@ -462,7 +586,14 @@ int BPF_PROG(wf_netif_rx, struct sk_buff *skb)
 	__u64 now;
 	struct cursor *c = cursor();
 
+	if (c && c->phase == P_REMOTE) {
+		reply(skb, P_BACKLOG);
+		return 0;
+	}
 	if (!c || (__u64)skb != c->skb || c->phase != P_DEV_TX)
+		return 0;
+	/* A veth wire hands the packet to its peer before its net_dev_xmit: the other machine's. */
+	if (on_wire(c))
 		return 0;
 	now = bpf_ktime_get_ns();
 	c = cursor_at(now);
@@ -481,7 +612,13 @@ static __always_inline int receive(struct sk_buff *skb, int gro)
 	__u64 now;
 	struct cursor *c = cursor();
 
+	if (c && c->phase == P_REMOTE) {
+		reply(skb, P_RX_PROC);
+		return 0;
+	}
 	if (!c || (__u64)skb != c->skb)
+		return 0;
+	if (c->phase == P_DEV_TX && on_wire(c))
 		return 0;
 	now = bpf_ktime_get_ns();
 	c = cursor_at(now);

@@ -18,7 +18,7 @@ pub const WATERFALL: Object = Object {
 };
 
 /// Each program and the tracepoint (BTF name without `btf_trace_`) it attaches to.
-pub const PROGRAMS: [(&str, &str); 10] = [
+pub const PROGRAMS: [(&str, &str); 11] = [
     ("wf_sys_enter", "sys_enter"),
     ("wf_sys_exit", "sys_exit"),
     ("wf_wakeup", "sched_wakeup"),
@@ -29,6 +29,7 @@ pub const PROGRAMS: [(&str, &str); 10] = [
     ("wf_netif_rx", "netif_rx"),
     ("wf_receive", "netif_receive_skb"),
     ("wf_gro", "napi_gro_receive_entry"),
+    ("wf_dev_xmit", "net_dev_xmit"),
 ];
 
 /// A device as the programs key it: interface index, network namespace inode, link kind
@@ -80,11 +81,37 @@ struct Cursor {
     dev: DevId,
 }
 
+/// `struct remote_cfg`: remote mode's wire device and server (see [`Tracer::set_remote`]).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+struct RemoteCfg {
+    on: u32,
+    ifindex: u32,
+    netns: u32,
+    /// Network byte order.
+    port: u16,
+    family: u8,
+    pad: u8,
+    addr: [u8; 16],
+}
+
+/// Remote mode: the server is not a thread the programs can follow. The path leaves this
+/// machine when the wire device (`ifindex` in the namespace with inode `netns`) transmits the
+/// packet in flight and comes back with the first TCP packet from `server`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemoteWire {
+    pub ifindex: u32,
+    pub netns: u32,
+    /// The server; run.rs puts the data connection's port in (the packets come from it).
+    pub server: std::net::SocketAddr,
+}
+
 // SAFETY: plain `repr(C)` integers without padding holes the kernel could leave uninitialised
 // (every field is a u32/u64 or bytes, laid out as in the C structs).
 unsafe impl Pod for StageKey {}
 unsafe impl Pod for StageVal {}
 unsafe impl Pod for Cursor {}
+unsafe impl Pod for RemoteCfg {}
 
 /// What the programs summed, as read from their maps.
 #[derive(Debug, Clone, Default)]
@@ -170,6 +197,32 @@ impl Tracer {
             })?;
         }
         Ok(())
+    }
+
+    /// Remote mode (see [`RemoteWire`]); `None` turns it off.
+    pub fn set_remote(&mut self, remote: Option<&RemoteWire>) -> Result<(), TraceError> {
+        let mut cfg = RemoteCfg::default();
+        if let Some(r) = remote {
+            cfg.on = 1;
+            cfg.ifindex = r.ifindex;
+            cfg.netns = r.netns;
+            cfg.port = r.server.port().to_be();
+            match r.server.ip() {
+                std::net::IpAddr::V4(a) => {
+                    cfg.family = 4;
+                    cfg.addr[..4].copy_from_slice(&a.octets());
+                }
+                std::net::IpAddr::V6(a) => {
+                    cfg.family = 6;
+                    cfg.addr = a.octets();
+                }
+            }
+        }
+        let mut m: Array<&mut MapData, RemoteCfg> = self.map("REMOTE")?;
+        m.set(0, cfg, 0).map_err(|e| TraceError::Map {
+            map: "REMOTE",
+            reason: e.to_string(),
+        })
     }
 
     fn map<'a, T>(&'a mut self, name: &'static str) -> Result<T, TraceError>

@@ -118,7 +118,9 @@ pub struct CompareArgs {
     /// where its round trip goes: per device hop, backlog wait, softirq delay, processing,
     /// socket receive, wake-up, user space; each mode's stages against the host's; the
     /// tracing overhead, and the path's CPU work (the stages that run code, not the waits).
-    /// TCP_RR, lab modes only; needs root and BTF (docs/waterfall.md).
+    /// With --remote/--target the server is not followed: its machine is one `remote` stage
+    /// (wire transmit to its first packet back); with --explain each variant is traced too.
+    /// TCP_RR; needs root and BTF (docs/waterfall.md).
     #[arg(long)]
     waterfall: bool,
     /// Skip the feature checks (Service, node access, policy) shown beside the latency table.
@@ -393,9 +395,6 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
 
 /// The flow the flags ask for: `--target`, `--remote`, or the lab.
 fn flow(args: &CompareArgs) -> anyhow::Result<Box<dyn Flow>> {
-    if args.waterfall && (!args.targets.is_empty() || args.remote.is_some()) {
-        bail!("--waterfall traces the lab's modes only (its server thread must be in this process): drop --target/--remote, or --waterfall");
-    }
     if !args.targets.is_empty() {
         return Ok(Box::new(target_plan(args)?));
     }

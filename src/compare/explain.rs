@@ -90,10 +90,54 @@ pub(super) fn run(
         progress.run_finished(&label, rep.run.latency_us.mean);
         backlog.push(backlog_per_tx(&rep));
     }
+    // `--waterfall`: each variant traced too, while its server runs.
+    let traced = runner.opts.waterfall.then(|| {
+        let todo: Vec<super::waterfall::PathToTrace> = paths
+            .iter()
+            .zip(&specs)
+            .map(|(p, s)| super::waterfall::PathToTrace {
+                label: s.label.clone(),
+                netns: s.netns.clone(),
+                server: s.server,
+                wire: vec![p.remote.to_path_buf()],
+                remote: None,
+                token: None,
+            })
+            .collect();
+        super::waterfall::trace_paths(
+            &todo,
+            super::options::CompareOptions::cpus_for(placement),
+            (runner.opts.request_size, runner.opts.response_size),
+            progress,
+        )
+    });
     drop(servers);
     drop(set);
 
     let mut explain = breakdown(&m.means_ns, &backlog);
+    if let Some(t) = traced {
+        let steps: Vec<(String, f64)> = explain
+            .parts
+            .iter()
+            .map(|p| (p.name.clone(), p.adds_us))
+            .collect();
+        explain.waterfall =
+            crate::waterfall::explain_steps(VARIANTS[0].label, &steps, &t.waterfalls);
+        match (&explain.waterfall, t.refused) {
+            (Some(w), _) => explain.notes.push(w.line()),
+            (None, Some(why)) => explain
+                .notes
+                .push(format!("--waterfall: not available: {why}")),
+            (None, None) => explain.notes.push(format!(
+                "--waterfall: not every variant could be traced ({})",
+                t.failed
+                    .iter()
+                    .map(|(l, w)| format!("{l}: {w}"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )),
+        }
+    }
     explain.ci_method = Some(m.ci_method.clone());
     explain.notes.insert(
         0,

@@ -473,6 +473,8 @@ fn waterfall_paths(
             netns: paths[g].netns.clone(),
             server: paths[g].server,
             wire: vec![built[g].node.clone(), built[g].remote.clone()],
+            remote: None,
+            token: None,
         })
         .collect();
     let cpus = CompareOptions::cpus_for(placement);

@@ -145,6 +145,15 @@ fn measure_placement(
     let mut first = None;
     let mut warnings = Vec::new();
     let mut next_addr = 0;
+    // `--waterfall`: each path traced in remote mode, leaving by the route to the server.
+    let machine = target
+        .machine_netns
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/proc/self/ns/net"));
+    let wire = opts
+        .waterfall
+        .then(|| super::waterfall::remote_wire(&machine, target.server));
+    let mut waterfalls = super::waterfall::Traced::default();
     // With no attachable mode, the host and its A/A control are still measured.
     let none: [Vec<AttachMode>; 1] = [Vec::new()];
     let groups: &[Vec<AttachMode>] = if groups.is_empty() { &none } else { groups };
@@ -190,6 +199,13 @@ fn measure_placement(
             measured.push(i);
         }
         warnings.extend(m.warnings);
+        if let Some(wire) = &wire {
+            let mut todo: Vec<&PathSpec> = held.iter().map(|a| &a.path).collect();
+            if g == 0 {
+                todo.insert(0, &paths[0]);
+            }
+            trace_group(&todo, wire, placement, opts, progress, &mut waterfalls);
+        }
         if g > 0 {
             warnings.push(Warning {
                 message: format!(
@@ -236,6 +252,9 @@ fn measure_placement(
     };
     let mut report = build_report(&meta, &inputs);
     report.warnings.extend(warnings);
+    if wire.is_some() {
+        super::waterfall::attach(&mut report, waterfalls);
+    }
     report.warnings.push(Warning {
         message: format!(
             "remote {}: the modes were attached to {} in temporary namespaces (addresses from {} up) and measured interleaved beside this machine's own namespace",
@@ -244,4 +263,49 @@ fn measure_placement(
         remedy: "the remote's own path is in every figure: compare ratios, not µs, across machines".into(),
     });
     Ok(report)
+}
+
+/// `--waterfall`: the group's paths traced in remote mode while they are attached; a refusal
+/// stops the tracing for the rest of the run.
+fn trace_group(
+    todo: &[&PathSpec],
+    wire: &Result<crate::bpf::waterfall::RemoteWire, String>,
+    placement: CpuPlacement,
+    opts: &CompareOptions,
+    progress: &dyn Progress,
+    out: &mut super::waterfall::Traced,
+) {
+    if out.refused.is_some() {
+        return;
+    }
+    let wire = match wire {
+        Ok(w) => *w,
+        Err(why) => {
+            for p in todo {
+                out.failed
+                    .push((p.label.clone(), format!("its wire device: {why}")));
+            }
+            return;
+        }
+    };
+    let paths: Vec<super::waterfall::PathToTrace> = todo
+        .iter()
+        .map(|p| super::waterfall::PathToTrace {
+            label: p.label.clone(),
+            netns: p.netns.clone(),
+            server: p.server,
+            wire: Vec::new(),
+            remote: Some(wire),
+            token: p.token.clone(),
+        })
+        .collect();
+    let t = super::waterfall::trace_paths(
+        &paths,
+        CompareOptions::cpus_for(placement),
+        (opts.request_size, opts.response_size),
+        progress,
+    );
+    out.waterfalls.extend(t.waterfalls);
+    out.failed.extend(t.failed);
+    out.refused = t.refused;
 }

@@ -182,6 +182,14 @@ fn run(
     lab_modes.sort();
     lab_modes.dedup();
     let mut guard = None;
+    // `--waterfall`: where each path's packets leave for its server (remote mode).
+    let mut wires: Vec<(String, Result<crate::bpf::waterfall::RemoteWire, String>)> = Vec::new();
+    if opts.waterfall {
+        wires.push((
+            String::new(),
+            super::waterfall::remote_wire(&host_path, plan.server),
+        ));
+    }
     let mut paths: Vec<Measured> = Vec::new();
     paths.push(Measured {
         label: BASELINE.into(),
@@ -278,6 +286,13 @@ fn run(
         })?;
         let lab_server = server.local_addr();
         g.server = Some(server.spawn());
+        if opts.waterfall {
+            let wire = super::waterfall::remote_wire(
+                built.node_netns(),
+                SocketAddr::new(built.remote_addr().into(), lab_server.port()),
+            );
+            wires.push((LAB_PREFIX.to_string(), wire));
+        }
         progress.note(&format!(
             "lab '{name}' built in {:.0} ms for the lab's figures ({})",
             started.elapsed().as_secs_f64() * 1e3,
@@ -333,7 +348,10 @@ fn run(
             progress,
             &mut failed,
         )?;
-        reports.push(report(
+        let traced = opts
+            .waterfall
+            .then(|| trace(&paths, &wires, placement, opts, progress));
+        let mut r = report(
             opts,
             plan.host_netns.as_deref(),
             placement,
@@ -341,7 +359,20 @@ fn run(
             &paths,
             &resolved,
             &mut descriptions,
-        ));
+        );
+        if let Some(t) = traced {
+            // Each target beside the lab's emulation of its mode.
+            let vs_lab: Vec<(String, String)> = resolved
+                .iter()
+                .zip(&descriptions)
+                .filter_map(|(t, d)| {
+                    let m = target::looks_like(d)?;
+                    Some((t.spec.name.clone(), format!("{LAB_PREFIX}{}", m.name())))
+                })
+                .collect();
+            super::waterfall::attach_with(&mut r, t, LAB_PREFIX, &vs_lab);
+        }
+        reports.push(r);
     }
     drop(guard);
     drop(held);
@@ -462,6 +493,47 @@ fn measure_paths(
         p.input.trace_run = runner.probe_run(placement, &spec, &probes);
     }
     Ok(rounds)
+}
+
+/// `--waterfall`: every measured path traced in remote mode (the server is on another machine,
+/// or, for the lab's rows, in a namespace traced the same way so that they compare), while the
+/// lab's server still runs.
+fn trace(
+    paths: &[Measured],
+    wires: &[(String, Result<crate::bpf::waterfall::RemoteWire, String>)],
+    placement: CpuPlacement,
+    opts: &CompareOptions,
+    progress: &dyn Progress,
+) -> super::waterfall::Traced {
+    let mut todo = Vec::new();
+    let mut failed = Vec::new();
+    for p in paths.iter().filter(|p| p.active) {
+        let prefix = if p.label.starts_with(LAB_PREFIX) {
+            LAB_PREFIX
+        } else {
+            ""
+        };
+        match wires.iter().find(|(w, _)| w == prefix).map(|(_, w)| w) {
+            Some(Ok(wire)) => todo.push(super::waterfall::PathToTrace {
+                label: p.label.clone(),
+                netns: Some(p.netns.clone()),
+                server: p.server,
+                wire: Vec::new(),
+                remote: Some(*wire),
+                token: p.token.clone(),
+            }),
+            Some(Err(why)) => failed.push((p.label.clone(), format!("its wire device: {why}"))),
+            None => {}
+        }
+    }
+    let mut t = super::waterfall::trace_paths(
+        &todo,
+        CompareOptions::cpus_for(placement),
+        (opts.request_size, opts.response_size),
+        progress,
+    );
+    t.failed.extend(failed);
+    t
 }
 
 /// Watches the targets' processes while the schedule runs and cuts the path of one that exits.

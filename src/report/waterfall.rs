@@ -12,7 +12,7 @@ use crate::compare::CompareReport;
 use crate::waterfall::{delta_line, StageKind, Waterfall};
 
 /// The kinds in bar order, with the letter the text bar uses.
-const KINDS: [(StageKind, char); 10] = [
+const KINDS: [(StageKind, char); 11] = [
     (StageKind::User, 'U'),
     (StageKind::Send, 'S'),
     (StageKind::Device, 'D'),
@@ -23,6 +23,7 @@ const KINDS: [(StageKind, char); 10] = [
     (StageKind::Wakeup, 'W'),
     (StageKind::RecvReturn, 'r'),
     (StageKind::Syscall, 'o'),
+    (StageKind::Remote, 'M'),
 ];
 
 /// The letter of time no stage covers.
@@ -171,7 +172,14 @@ pub fn section(r: &CompareReport) -> Option<Section> {
 
     let deltas: Vec<String> = ms
         .iter()
-        .filter_map(|(m, w)| w.vs_host.as_ref().map(|d| delta_line(m, d)))
+        .flat_map(|(m, w)| {
+            let host = w.vs_host.as_ref().map(|d| delta_line(m, d));
+            let lab = w.vs_lab.as_ref().map(|d| {
+                let against = d.against.as_deref().unwrap_or("the lab");
+                format!("vs {against}: {}", delta_line(m, d))
+            });
+            host.into_iter().chain(lab)
+        })
         .collect();
     if !deltas.is_empty() {
         blocks.push(Block::Bullets(deltas));
@@ -185,7 +193,9 @@ pub fn section(r: &CompareReport) -> Option<Section> {
          its total over the traced round trips; its interval is Student's t over the traced \
          blocks. Stages add up to the traced round trip; what they do not cover is \
          unattributed. Overhead: traced − untraced per block pair. Path CPU: the stages that run \
-         code (not the backlog wait, softirq delay or wake-up)."
+         code (not the backlog wait, softirq delay or wake-up). Remote mode (--target, \
+         --remote): the server's machine cannot be followed; the time from the wire device's \
+         transmit to the server's first packet back is one stage (remote)."
             .into(),
     ));
     Some(Section::new(
@@ -213,9 +223,9 @@ fn plot(ms: &[(&str, &Waterfall)]) -> StackedPlot {
 }
 
 /// Colours per legend entry (Okabe–Ito, then greys).
-const PALETTE: [&str; 11] = [
+const PALETTE: [&str; 12] = [
     "#0072b2", "#56b4e9", "#009e73", "#e69f00", "#d55e00", "#cc79a7", "#f0e442", "#999999",
-    "#555555", "#bbbbbb", "#eeeeee",
+    "#555555", "#bbbbbb", "#7b3294", "#eeeeee",
 ];
 
 fn esc(s: &str) -> String {
@@ -406,10 +416,10 @@ mod tests {
 
     #[test]
     fn a_text_bar_is_as_long_as_its_total_and_in_kind_order() {
-        let mut parts = vec![0.0; 11];
+        let mut parts = vec![0.0; 12];
         parts[0] = 1.0; // user
         parts[4] = 2.0; // backlog wait
-        parts[10] = 1.0; // unattributed
+        parts[11] = 1.0; // unattributed
         let bar = text_bar(&parts, 5.0);
         assert_eq!(bar, "UUUUUBBBBBBBBBB.....");
         // Rounding never loses the total.

@@ -268,6 +268,16 @@ fn route_get(nl: &mut Netlink, dst: IpAddr) -> Result<RouteView, NetlinkError> {
         .unwrap_or_default())
 }
 
+/// The interface index the namespace at `ns` sends packets for `dst` out of (`ip route get`'s
+/// `dev`): `--waterfall`'s wire device for a server on another machine.
+pub fn route_oif(ns: &Path, dst: IpAddr) -> Result<u32, String> {
+    let mut nl = Netlink::open_in(ns).map_err(|e| e.to_string())?;
+    let route = route_get(&mut nl, dst).map_err(|e| e.to_string())?;
+    route
+        .oif
+        .ok_or_else(|| format!("no route to {dst} in {}", ns.display()))
+}
+
 /// Where the host side of a path lives: the host namespace (`None`: this process's).
 pub struct HostView<'a> {
     pub netns: Option<&'a Path>,
@@ -531,6 +541,13 @@ mod tests {
         assert_eq!(buf[0], libc::AF_INET as u8);
         assert_eq!(buf[1], 32);
         assert_eq!(&buf[12..20], &[8, 0, 1, 0, 198, 18, 7, 2]);
+    }
+
+    #[test]
+    fn route_oif_of_loopback_is_lo() {
+        // Loopback is interface 1 in every namespace.
+        let oif = route_oif(Path::new("/proc/self/ns/net"), "127.0.0.1".parse().unwrap());
+        assert_eq!(oif, Ok(1));
     }
 
     #[test]

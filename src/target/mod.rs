@@ -13,7 +13,7 @@ mod spec;
 
 use serde::{Deserialize, Serialize};
 
-pub use describe::{describe, looks_like, HostSide, HostView, PathDescription};
+pub use describe::{describe, looks_like, route_oif, HostSide, HostView, PathDescription};
 pub use nat::NatRule;
 pub use resolve::{resolve, resolve_all, NsId, ResolvedTarget};
 pub use spec::{check_unique, Source, TargetSpec};

@@ -29,6 +29,8 @@ pub enum Phase {
     RxProc = 6,
     Waking = 7,
     RunKernel = 8,
+    /// Remote mode: the packet left by the wire; the other machine has the path.
+    Remote = 9,
 }
 
 /// `enum stage`: the stage ids in the kernel's keys.
@@ -43,6 +45,18 @@ pub mod stage {
     pub const WAKEUP: u32 = 8;
     pub const RECV_RETURN: u32 = 9;
     pub const SYSCALL_OTHER: u32 = 10;
+    pub const REMOTE: u32 = 11;
+}
+
+/// Where a packet from the server is seen ([`Event::Reply`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    /// `netif_rx` (a veth wire: into this machine's backlog).
+    Rx,
+    /// `netif_receive_skb`.
+    Receive,
+    /// `napi_gro_receive_entry` (a NIC).
+    Gro,
 }
 
 /// One tracepoint hit as the programs see it. `cpu` is where it fired; `tid` the thread that
@@ -88,6 +102,19 @@ pub enum Event {
         skb: u64,
         dev: DevId,
     },
+    /// `net_dev_xmit`: `dev` has sent `skb` (remote mode only acts on it).
+    DevXmit {
+        skb: u64,
+        dev: DevId,
+    },
+    /// A `netif_rx`, `netif_receive_skb` or `napi_gro_receive_entry` of a TCP packet from the
+    /// server's address and port (what the C program checks in the packet's headers).
+    Reply {
+        skb: u64,
+        dev: DevId,
+        cpu: u32,
+        at: Arrival,
+    },
 }
 
 /// `struct cursor`.
@@ -113,9 +140,24 @@ pub struct Machine {
     pub resync: u64,
     pub left: u64,
     pub events: u64,
+    /// Remote mode's wire device (ifindex, netns inode): `struct remote_cfg`.
+    remote: Option<(u32, u32)>,
 }
 
 impl Machine {
+    /// A machine in remote mode: only the client is followed; the path leaves by `wire`.
+    pub fn remote(threads: &[(u32, u32)], wire: DevId) -> Machine {
+        Machine {
+            remote: Some((wire.ifindex, wire.netns)),
+            ..Machine::new(threads)
+        }
+    }
+
+    /// `on_wire`: the packet in flight is in the wire device (remote mode).
+    fn on_wire(&self) -> bool {
+        self.remote == Some((self.cursor.dev.ifindex, self.cursor.dev.netns))
+    }
+
     /// A machine following `threads` ((tid, role): 1 client, 2 server).
     pub fn new(threads: &[(u32, u32)]) -> Machine {
         Machine {
@@ -150,9 +192,11 @@ impl Machine {
             ..StageKey::default()
         };
         match stage {
-            stage::DEVICE | stage::SOFTIRQ_DELAY | stage::BACKLOG_WAIT | stage::PROCESSING => {
-                k.dev = c.dev
-            }
+            stage::DEVICE
+            | stage::SOFTIRQ_DELAY
+            | stage::BACKLOG_WAIT
+            | stage::PROCESSING
+            | stage::REMOTE => k.dev = c.dev,
             stage::SOCKET_RX => {
                 k.dev = c.dev;
                 k.role = c.role;
@@ -298,7 +342,14 @@ impl Machine {
                 self.enter_dev(Phase::DevTx, dev, now);
             }
             Event::NetifRx { skb, dev, cpu } => {
+                if self.cursor.phase == Phase::Remote {
+                    return;
+                }
                 if skb != self.cursor.skb || self.cursor.phase != Phase::DevTx {
+                    return;
+                }
+                if self.on_wire() {
+                    // A veth wire hands the packet to its peer before its net_dev_xmit.
                     return;
                 }
                 self.cursor_at(now);
@@ -311,11 +362,59 @@ impl Machine {
             }
             Event::Receive { skb, dev } => self.receive(now, skb, dev, false),
             Event::Gro { skb, dev } => self.receive(now, skb, dev, true),
+            Event::DevXmit { skb, dev } => {
+                let Some(wire) = self.remote else { return };
+                if skb != self.cursor.skb
+                    || self.cursor.phase != Phase::DevTx
+                    || (dev.ifindex, dev.netns) != wire
+                {
+                    return;
+                }
+                self.cursor_at(now);
+                if self.cursor.phase != Phase::DevTx {
+                    return;
+                }
+                self.close(stage::DEVICE, now);
+                self.cursor.phase = Phase::Remote;
+                self.cursor.ts = now;
+            }
+            Event::Reply { skb, dev, cpu, at } => {
+                if self.cursor.phase != Phase::Remote || self.remote.is_none() {
+                    // Not awaited: the event as any other packet's.
+                    return self.step(
+                        now,
+                        match at {
+                            Arrival::Rx => Event::NetifRx { skb, dev, cpu },
+                            Arrival::Receive => Event::Receive { skb, dev },
+                            Arrival::Gro => Event::Gro { skb, dev },
+                        },
+                    );
+                }
+                self.cursor_at(now);
+                if self.cursor.phase != Phase::Remote {
+                    return;
+                }
+                self.close(stage::REMOTE, now);
+                let phase = match at {
+                    Arrival::Rx => Phase::Backlog,
+                    Arrival::Receive | Arrival::Gro => Phase::RxProc,
+                };
+                self.enter_dev(phase, dev, now);
+                self.cursor.skb = skb;
+                self.cursor.tid = 0;
+                self.cursor.cpu = cpu;
+            }
         }
     }
 
     fn receive(&mut self, now: u64, skb: u64, dev: DevId, gro: bool) {
+        if self.cursor.phase == Phase::Remote {
+            return;
+        }
         if skb != self.cursor.skb {
+            return;
+        }
+        if self.cursor.phase == Phase::DevTx && self.on_wire() {
             return;
         }
         self.cursor_at(now);
@@ -785,6 +884,285 @@ pub(crate) mod tests {
         tape.run(&mut m);
         assert_eq!(m.left, 1);
         assert_eq!(get(&m, stage::USER), (1, 100));
+    }
+
+    /// Remote mode on a NIC: the client in a container (veth into the node), routed out of the
+    /// wire `nic`; the server's first packet back is seen at GRO on the NIC.
+    fn remote_round_trip(tape: &mut Tape, req: u64, resp: u64) {
+        let (ctr, host_side, nic) = (dev(2, 30, "veth"), dev(5, 10, "veth"), dev(3, 10, ""));
+        tape.at(1_000, Event::SysEnter { tid: CLIENT });
+        veth_hop(tape, req, ctr, host_side, CLIENT, true);
+        tape.at(
+            400,
+            Event::DevQueue {
+                skb: req,
+                dev: nic,
+                tid: CLIENT,
+                cpu: 0,
+            },
+        )
+        .at(200, Event::DevXmit { skb: req, dev: nic })
+        .at(100, Event::SoftirqExit { cpu: 0 })
+        .at(100, Event::SysExit { tid: CLIENT })
+        .at(200, Event::SysEnter { tid: CLIENT })
+        .at(
+            300,
+            Event::Switch {
+                prev: CLIENT,
+                next: OTHER,
+                prev_blocked: true,
+            },
+        )
+        // The other machine: 8.8 µs from the transmit to its first packet back, seen in
+        // the NIC's NET_RX softirq.
+        .at(8_000, Event::SoftirqEntry { cpu: 0 })
+        .at(
+            100,
+            Event::Reply {
+                skb: resp,
+                dev: nic,
+                cpu: 0,
+                at: Arrival::Gro,
+            },
+        )
+        .at(
+            150,
+            Event::Receive {
+                skb: resp,
+                dev: nic,
+            },
+        )
+        .at(
+            500,
+            Event::DevQueue {
+                skb: resp,
+                dev: host_side,
+                tid: OTHER,
+                cpu: 0,
+            },
+        )
+        .at(
+            300,
+            Event::NetifRx {
+                skb: resp,
+                dev: ctr,
+                cpu: 0,
+            },
+        )
+        .at(
+            250,
+            Event::Receive {
+                skb: resp,
+                dev: ctr,
+            },
+        )
+        .at(1_500, Event::Wakeup { tid: CLIENT })
+        .at(100, Event::SoftirqExit { cpu: 0 })
+        .at(
+            500,
+            Event::Switch {
+                prev: OTHER,
+                next: CLIENT,
+                prev_blocked: true,
+            },
+        )
+        .at(700, Event::SysExit { tid: CLIENT });
+    }
+
+    #[test]
+    fn a_remote_round_trip_is_tiled_from_the_wire_transmit_to_the_servers_first_packet() {
+        let nic = dev(3, 10, "");
+        let mut tape = Tape::new();
+        for _ in 0..3 {
+            remote_round_trip(&mut tape, 0xa, 0xb);
+        }
+        let mut m = Machine::remote(&[(CLIENT, 1)], nic);
+        tape.run(&mut m);
+        let first_send = tape
+            .events
+            .iter()
+            .find(|(_, e)| matches!(e, Event::DevQueue { .. }))
+            .unwrap()
+            .0;
+        let end = tape.events.last().unwrap().0;
+        assert_eq!(total(&m), end - first_send, "{:#?} {m:?}", m.stages);
+        // The remote stage, keyed by the wire: transmit → first packet back.
+        let remote: Vec<_> = m
+            .stages
+            .iter()
+            .filter(|(k, _)| k.stage == stage::REMOTE)
+            .collect();
+        assert_eq!(remote.len(), 1);
+        assert_eq!(remote[0].0.dev, nic);
+        assert_eq!(
+            (remote[0].1.count, remote[0].1.sum_ns),
+            (3, 3 * (100 + 100 + 200 + 300 + 8_000 + 100))
+        );
+        // The wire's own transmit (queue → xmit) is a device stage of the NIC.
+        assert_eq!(
+            m.stages
+                .iter()
+                .filter(|(k, _)| k.stage == stage::DEVICE && k.dev == nic)
+                .map(|(_, v)| (v.count, v.sum_ns))
+                .next(),
+            Some((3, 3 * 200))
+        );
+        // The container's veth, once each way; the wire's waits are the other machine's.
+        assert_eq!(get(&m, stage::BACKLOG_WAIT), (6, 6 * 250));
+        assert_eq!(get(&m, stage::SOCKET_RX), (3, 3 * 1_500));
+        assert_eq!(get(&m, stage::WAKEUP), (3, 3 * 600));
+        assert_eq!((m.stale, m.resync, m.left), (0, 0, 0));
+    }
+
+    #[test]
+    fn a_veth_wire_hands_over_before_its_transmit_and_only_the_servers_packet_ends_the_remote_stage(
+    ) {
+        // The wire is a veth: its peer's netif_rx comes before the wire's net_dev_xmit.
+        let (wire, peer) = (dev(2, 10, "veth"), dev(2, 20, "veth"));
+        let mut tape = Tape::new();
+        tape.at(0, Event::Wakeup { tid: CLIENT })
+            .at(10, Event::SysExit { tid: CLIENT })
+            .at(100, Event::SysEnter { tid: CLIENT })
+            .at(
+                100,
+                Event::DevQueue {
+                    skb: 0xa,
+                    dev: wire,
+                    tid: CLIENT,
+                    cpu: 0,
+                },
+            )
+            .at(
+                300,
+                Event::NetifRx {
+                    skb: 0xa,
+                    dev: peer,
+                    cpu: 0,
+                },
+            )
+            .at(
+                50,
+                Event::DevXmit {
+                    skb: 0xa,
+                    dev: wire,
+                },
+            )
+            // The other side receives the request (the same skb): not this machine's stage.
+            .at(50, Event::SoftirqEntry { cpu: 0 })
+            .at(
+                200,
+                Event::Receive {
+                    skb: 0xa,
+                    dev: peer,
+                },
+            )
+            .at(100, Event::SoftirqExit { cpu: 0 })
+            // Another packet arrives on the wire (not from the server): nothing.
+            .at(
+                1_000,
+                Event::NetifRx {
+                    skb: 0xc,
+                    dev: wire,
+                    cpu: 0,
+                },
+            )
+            // The server's answer, into this machine's backlog.
+            .at(
+                2_000,
+                Event::Reply {
+                    skb: 0xb,
+                    dev: wire,
+                    cpu: 0,
+                    at: Arrival::Rx,
+                },
+            )
+            .at(50, Event::SoftirqEntry { cpu: 0 })
+            .at(
+                250,
+                Event::Receive {
+                    skb: 0xb,
+                    dev: wire,
+                },
+            );
+        let mut m = Machine::remote(&[(CLIENT, 1)], wire);
+        tape.run(&mut m);
+        assert_eq!(get(&m, stage::DEVICE), (1, 350));
+        assert_eq!(get(&m, stage::REMOTE), (1, 50 + 200 + 100 + 1_000 + 2_000));
+        assert_eq!(get(&m, stage::SOFTIRQ_DELAY), (1, 50));
+        assert_eq!(get(&m, stage::BACKLOG_WAIT), (1, 250));
+        // A server packet when none is awaited is an ordinary packet (not ours: nothing).
+        let before = m.stages.clone();
+        Tape {
+            t: tape.t,
+            events: vec![(
+                tape.t + 10,
+                Event::Reply {
+                    skb: 0xd,
+                    dev: wire,
+                    cpu: 0,
+                    at: Arrival::Receive,
+                },
+            )],
+        }
+        .run(&mut m);
+        assert_eq!(m.stages, before);
+    }
+
+    #[test]
+    fn without_a_wire_transmits_and_replies_are_ordinary_events_and_a_lost_reply_goes_stale() {
+        // The lab (server followed): a net_dev_xmit changes nothing, a reply is a plain receive.
+        let mut lab = Tape::new();
+        host_round_trip(&mut lab, 0xa, 0xb);
+        let mut plain = machine();
+        lab.run(&mut plain);
+        let mut with_xmit = machine();
+        let mut t2 = Tape::new();
+        host_round_trip(&mut t2, 0xa, 0xb);
+        let xmits: Vec<(u64, Event)> = t2
+            .events
+            .iter()
+            .filter_map(|&(t, e)| match e {
+                Event::DevQueue { skb, dev, .. } => Some((t + 1, Event::DevXmit { skb, dev })),
+                _ => None,
+            })
+            .collect();
+        t2.events.extend(xmits);
+        t2.events.sort_by_key(|(t, _)| *t);
+        t2.run(&mut with_xmit);
+        assert_eq!(plain.stages, with_xmit.stages);
+        // Remote mode, and the answer never comes: past STALE_NS the remote stage is dropped
+        // (unattributed) and the next send starts the path again.
+        let nic = dev(3, 10, "");
+        let mut m = Machine::remote(&[(CLIENT, 1)], nic);
+        let mut t = Tape::new();
+        t.at(0, Event::Wakeup { tid: CLIENT })
+            .at(10, Event::SysExit { tid: CLIENT })
+            .at(100, Event::SysEnter { tid: CLIENT })
+            .at(
+                100,
+                Event::DevQueue {
+                    skb: 0xa,
+                    dev: nic,
+                    tid: CLIENT,
+                    cpu: 0,
+                },
+            )
+            .at(100, Event::DevXmit { skb: 0xa, dev: nic })
+            .at(STALE_NS + 1, Event::SysExit { tid: CLIENT })
+            .at(
+                100,
+                Event::DevQueue {
+                    skb: 0xe,
+                    dev: nic,
+                    tid: CLIENT,
+                    cpu: 0,
+                },
+            );
+        t.run(&mut m);
+        assert_eq!(m.stale, 1);
+        assert_eq!(get(&m, stage::REMOTE).0, 0);
+        assert_eq!(m.resync, 0);
+        assert_eq!(get(&m, stage::DEVICE), (1, 100));
     }
 
     #[test]

@@ -43,6 +43,10 @@ pub enum StageKind {
     RecvReturn,
     /// A system call other than the send (the thread returned before sending).
     Syscall,
+    /// A server this machine cannot follow (`--remote`, `--target`): from the wire device's
+    /// transmit (`net_dev_xmit`) to the first TCP packet back from the server's address and
+    /// port. The wire, the other machine's stack and its server.
+    Remote,
 }
 
 impl StageKind {
@@ -58,6 +62,7 @@ impl StageKind {
             stage::WAKEUP => StageKind::Wakeup,
             stage::RECV_RETURN => StageKind::RecvReturn,
             stage::SYSCALL_OTHER => StageKind::Syscall,
+            stage::REMOTE => StageKind::Remote,
             _ => return None,
         })
     }
@@ -75,6 +80,7 @@ impl StageKind {
             StageKind::Wakeup => "wakeup",
             StageKind::RecvReturn => "recv_return",
             StageKind::Syscall => "syscall",
+            StageKind::Remote => "remote",
         }
     }
 
@@ -91,12 +97,16 @@ impl StageKind {
             StageKind::Wakeup => "wake-up to run",
             StageKind::RecvReturn => "receive return",
             StageKind::Syscall => "other system call",
+            StageKind::Remote => "remote (wire and server)",
         }
     }
 
     /// Work the CPU does (not waiting for the CPU): what the CPU figure sums.
     pub fn is_work(self) -> bool {
-        !matches!(self, StageKind::SoftirqDelay | StageKind::Wakeup)
+        !matches!(
+            self,
+            StageKind::SoftirqDelay | StageKind::Wakeup | StageKind::Remote
+        )
     }
 }
 
@@ -117,6 +127,8 @@ pub struct Names {
     namespaces: BTreeMap<u32, (String, PathBuf)>,
     /// The namespaces at the ends of the lab's wire (their `eth0` is the wire).
     wire: Vec<u32>,
+    /// Remote mode's wire device (ifindex, namespace inode), named `wire` too.
+    wire_dev: Option<(u32, u32)>,
 }
 
 impl Names {
@@ -138,7 +150,17 @@ impl Names {
             .iter()
             .filter_map(|p| std::fs::metadata(p).ok().map(|m| m.ino() as u32))
             .collect();
-        Names { namespaces, wire }
+        Names {
+            namespaces,
+            wire,
+            wire_dev: None,
+        }
+    }
+
+    /// Names the device `ifindex` in the namespace with inode `netns` a `wire` (remote mode).
+    pub fn with_wire_device(mut self, ifindex: u32, netns: u32) -> Names {
+        self.wire_dev = Some((ifindex, netns));
+        self
     }
 
     /// The name of `dev` (its interface name looked up inside its namespace).
@@ -151,6 +173,7 @@ impl Names {
             .map(|(n, _)| n.clone())
             .unwrap_or_else(|| format!("netns {}", dev.netns));
         let kind = match dev.kind_str() {
+            _ if self.wire_dev == Some((dev.ifindex, dev.netns)) => "wire".to_string(),
             "veth" if ifname == "eth0" && self.wire.contains(&dev.netns) => "wire".to_string(),
             "" => "nic".to_string(),
             k => k.to_string(),
@@ -258,6 +281,7 @@ fn describe(k: &StageKey, names: &dyn Fn(&DevId) -> Device) -> Option<Stage> {
             | StageKind::BacklogWait
             | StageKind::Processing
             | StageKind::SocketReceive
+            | StageKind::Remote
     )
     .then(|| names(&k.dev));
     let name = match (&device, &role) {
@@ -369,6 +393,13 @@ pub struct Waterfall {
     /// This mode against the host (set by the compare; `None` for the host itself).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vs_host: Option<WaterfallDelta>,
+    /// The server was not followed (`--remote`, `--target`): its part is the `remote` stage.
+    #[serde(default)]
+    pub remote: bool,
+    /// A target against the lab's emulation of its mode (`--target`: e.g. a Docker container
+    /// on the default bridge against `lab/bridge`), both traced the same way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vs_lab: Option<WaterfallDelta>,
 }
 
 impl Waterfall {
@@ -413,6 +444,8 @@ impl Waterfall {
             resync: raw.resync,
             left: raw.left,
             vs_host: None,
+            remote: false,
+            vs_lab: None,
         })
     }
 
@@ -461,6 +494,9 @@ pub struct GroupDelta {
 /// A mode's waterfall against the host's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WaterfallDelta {
+    /// What it is against, where that is not the host (`lab/bridge` for `vs_lab`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub against: Option<String>,
     /// Traced round trip: mode − host (µs).
     pub traced_us: f64,
     /// Sum of the group deltas (µs) = attributed mode − attributed host.
@@ -489,6 +525,7 @@ pub fn delta(mode: &Waterfall, host: &Waterfall) -> WaterfallDelta {
         .collect();
     groups.sort_by(|a, b| b.us.abs().total_cmp(&a.us.abs()));
     WaterfallDelta {
+        against: None,
         traced_us: mode.traced_rtt_us - host.traced_rtt_us,
         stages_us: groups.iter().map(|g| g.us).sum(),
         groups,
@@ -525,6 +562,99 @@ pub fn delta_line(mode: &str, d: &WaterfallDelta) -> String {
             parts.join(", ")
         }
     )
+}
+
+/// `--explain --waterfall`: each ablation variant traced, and each step's ablation delta beside
+/// its traced and stage-sum deltas (the JSON's `explain.waterfall`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExplainWaterfall {
+    /// Every traced variant (the baseline first).
+    pub variants: Vec<ExplainVariant>,
+    /// The cumulative steps, each against the one before (the first: against the baseline).
+    pub steps: Vec<ExplainStepWaterfall>,
+}
+
+/// One variant's traced figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExplainVariant {
+    pub name: String,
+    pub traced_rtt_us: f64,
+    pub untraced_rtt_us: f64,
+    pub overhead_us: f64,
+    pub attributed_us: f64,
+    pub backlog_waits_per_rt: f64,
+}
+
+/// One step: what the ablation measured (untraced, in the timed rounds) and what the traced
+/// runs and their stage sums say it adds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExplainStepWaterfall {
+    pub name: String,
+    /// The ablation's `adds_us` (paired, untraced).
+    pub ablation_us: f64,
+    /// Traced round trip: this variant − the previous one (µs).
+    pub traced_us: f64,
+    /// Stage sums (`attributed_us`): this variant − the previous one (µs).
+    pub stages_us: f64,
+    /// Tracing overhead: this variant's − the previous one's (µs).
+    pub overhead_us: f64,
+}
+
+/// The steps `(name, ablation adds_us)` in order after `baseline`, matched by name to the traced
+/// variants; `None` when the baseline or a step was not traced.
+pub fn explain_steps(
+    baseline: &str,
+    steps: &[(String, f64)],
+    traced: &[(String, Waterfall)],
+) -> Option<ExplainWaterfall> {
+    let get = |n: &str| traced.iter().find(|(l, _)| l == n).map(|(_, w)| w);
+    let mut prev = get(baseline)?;
+    let mut out = Vec::with_capacity(steps.len());
+    for (name, ablation) in steps {
+        let w = get(name)?;
+        out.push(ExplainStepWaterfall {
+            name: name.clone(),
+            ablation_us: *ablation,
+            traced_us: w.traced_rtt_us - prev.traced_rtt_us,
+            stages_us: w.attributed_us - prev.attributed_us,
+            overhead_us: w.overhead_us.mean - prev.overhead_us.mean,
+        });
+        prev = w;
+    }
+    Some(ExplainWaterfall {
+        variants: traced
+            .iter()
+            .map(|(n, w)| ExplainVariant {
+                name: n.clone(),
+                traced_rtt_us: w.traced_rtt_us,
+                untraced_rtt_us: w.untraced_rtt_us,
+                overhead_us: w.overhead_us.mean,
+                attributed_us: w.attributed_us,
+                backlog_waits_per_rt: w.backlog_waits_per_rt,
+            })
+            .collect(),
+        steps: out,
+    })
+}
+
+impl ExplainWaterfall {
+    /// "veth +2.42 µs (ablation) vs +4.90 (stage sums, traced +5.01); …".
+    pub fn line(&self) -> String {
+        let parts: Vec<String> = self
+            .steps
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} {:+.2} µs (ablation) vs {:+.2} (stage sums; traced {:+.2}, overhead {:+.2})",
+                    s.name, s.ablation_us, s.stages_us, s.traced_us, s.overhead_us
+                )
+            })
+            .collect();
+        format!(
+            "--waterfall per step (each variant traced; tracing inflates the steps that add hops): {}",
+            parts.join("; ")
+        )
+    }
 }
 
 #[cfg(test)]
@@ -630,6 +760,48 @@ mod tests {
         assert!((s[0].us - 0.3).abs() < 1e-9);
         assert!(s[0].ci95.unwrap() > 0.3);
         assert_eq!(s[0].device_kind.as_deref(), Some("wire"));
+    }
+
+    #[test]
+    fn explain_steps_pair_each_variant_with_the_one_before() {
+        let wf = |traced: f64, untraced: f64, attributed: f64| {
+            let mut w = Waterfall::new(
+                &[traced, traced],
+                &[untraced, untraced],
+                10,
+                Vec::new(),
+                &RawSums::default(),
+            )
+            .unwrap();
+            w.attributed_us = attributed;
+            w
+        };
+        let traced = vec![
+            ("base".to_string(), wf(20.0, 15.0, 19.9)),
+            ("veth".to_string(), wf(25.0, 17.5, 24.8)),
+            ("+ bridge".to_string(), wf(26.5, 18.8, 26.3)),
+        ];
+        let steps = vec![("veth".to_string(), 2.4), ("+ bridge".to_string(), 1.3)];
+        let e = explain_steps("base", &steps, &traced).unwrap();
+        assert_eq!(e.variants.len(), 3);
+        let s: Vec<(f64, f64, f64, f64)> = e
+            .steps
+            .iter()
+            .map(|s| (s.ablation_us, s.traced_us, s.stages_us, s.overhead_us))
+            .collect();
+        let want = [(2.4, 5.0, 4.9, 2.5), (1.3, 1.5, 1.5, 0.2)];
+        for (g, w) in s.iter().zip(want) {
+            assert!((g.0 - w.0).abs() < 1e-9 && (g.1 - w.1).abs() < 1e-9);
+            assert!(
+                (g.2 - w.2).abs() < 1e-9 && (g.3 - w.3).abs() < 1e-9,
+                "{s:?}"
+            );
+        }
+        assert!(e
+            .line()
+            .contains("veth +2.40 µs (ablation) vs +4.90 (stage sums"));
+        // A step that was not traced: no comparison.
+        assert!(explain_steps("base", &[("x".into(), 1.0)], &traced).is_none());
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //!
 //! One pinned client thread inside the path's namespace, blocking sockets, one clock read per
 //! round trip (the end of one is the start of the next). The server's data thread is found by
-//! its name (`nslat-data`) among this process's threads that appeared with the session; a
-//! server in another process or machine cannot be followed (the run says so).
+//! its name (`nslat-data`) among this process's threads that appeared with the session. A
+//! server in another process or machine cannot be followed: remote mode (`TraceSpec::remote`)
+//! follows the client alone and ends the path at the wire, up to the server's first packet back.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -18,7 +19,7 @@ use super::{assemble, BlockSums, Names, Waterfall};
 use crate::bench::client::{self, ClientError};
 use crate::bench::timing::{now_ns, pin_to, recv_exact, send_all};
 use crate::bench::{RunSpec, TestKind};
-use crate::bpf::waterfall::{RawSums, TraceError, Tracer};
+use crate::bpf::waterfall::{RawSums, RemoteWire, TraceError, Tracer};
 
 /// Environment variable naming a tracepoint to load in place of `net_dev_queue` (a real name
 /// the kernel refuses, e.g. `no_such_tracepoint`): the tests' way to make the load fail for
@@ -45,6 +46,9 @@ pub struct TraceSpec {
     /// Tracepoint names in place of the programs' own (same order as
     /// [`crate::bpf::waterfall::PROGRAMS`]); `None`: theirs.
     pub tracepoints: Option<Vec<String>>,
+    /// Remote mode: the server is not followed (another machine, or another process); the
+    /// path leaves by this wire device and comes back with the server's first packet.
+    pub remote: Option<RemoteWire>,
 }
 
 impl TraceSpec {
@@ -74,6 +78,7 @@ impl TraceSpec {
             pairs: 8,
             wire: Vec::new(),
             tracepoints,
+            remote: None,
         }
     }
 }
@@ -136,10 +141,16 @@ pub fn run(spec: &TraceSpec) -> Result<Waterfall, WaterfallError> {
             drive(&spec2, &mut tracer)
         },
     )?;
-    let names = Names::from_system(&spec.wire);
+    let mut names = Names::from_system(&spec.wire);
+    if let Some(r) = &spec.remote {
+        names = names.with_wire_device(r.ifindex, r.netns);
+    }
     let stages = assemble(&blocks, &|d| names.device(d));
     let round_trips = blocks.iter().map(|b| b.round_trips).sum();
-    Waterfall::new(&traced_us, &untraced_us, round_trips, stages, &raw).ok_or(WaterfallError::Empty)
+    let mut wf = Waterfall::new(&traced_us, &untraced_us, round_trips, stages, &raw)
+        .ok_or(WaterfallError::Empty)?;
+    wf.remote = spec.remote.is_some();
+    Ok(wf)
 }
 
 type Driven = (Vec<BlockSums>, Vec<f64>, Vec<f64>, RawSums);
@@ -157,7 +168,15 @@ fn drive(spec: &TraceSpec, tracer: &mut Tracer) -> Result<Driven, WaterfallError
     rs.server_cpu = spec.server_cpu;
     rs.token = spec.token.clone();
     let (mut ctl, port) = client::handshake(&rs)?;
-    let data = client::connect_data(SocketAddr::new(spec.server.ip(), port))?;
+    let data_addr = SocketAddr::new(spec.server.ip(), port);
+    let data = client::connect_data(data_addr)?;
+    // Remote mode waits for the server's packets on the data connection (its port, not the
+    // control port).
+    let remote = spec.remote.map(|mut r| {
+        r.server = data_addr;
+        r
+    });
+    tracer.set_remote(remote.as_ref())?;
     let fd = data.as_raw_fd();
     let mut req = vec![0u8; spec.request_size];
     let mut resp = vec![0u8; spec.response_size];
@@ -166,7 +185,12 @@ fn drive(spec: &TraceSpec, tracer: &mut Tracer) -> Result<Driven, WaterfallError
         send_all(fd, &req).map_err(io("warm-up"))?;
         recv_exact(fd, &mut resp).map_err(io("warm-up"))?;
     }
-    let servers: Vec<u32> = data_threads().difference(&before).copied().collect();
+    // Remote mode follows the client alone.
+    let servers: Vec<u32> = if spec.remote.is_some() {
+        Vec::new()
+    } else {
+        data_threads().difference(&before).copied().collect()
+    };
     let result = traced_blocks(spec, tracer, fd, &mut req, &mut resp, &servers);
     tracer.detach();
     drop(data);
@@ -182,9 +206,10 @@ fn traced_blocks(
     resp: &mut [u8],
     servers: &[u32],
 ) -> Result<Driven, WaterfallError> {
-    if servers.is_empty() {
+    if servers.is_empty() && spec.remote.is_none() {
         return Err(WaterfallError::NoServerThread);
     }
+
     // SAFETY: gettid has no preconditions.
     let me = unsafe { libc::gettid() } as u32;
     let mut threads = vec![(me, 1u32)];

@@ -201,3 +201,99 @@ fn remote_needs_parent_and_addr() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("--parent") && err.contains("--addr"), "{err}");
 }
+
+#[test]
+fn remote_waterfall_has_one_remote_stage_and_this_machines_hops() {
+    if !common::need_root("remote_waterfall_has_one_remote_stage_and_this_machines_hops") {
+        return;
+    }
+    let root = common::RootSnapshot::take();
+    let bin = common::nslat_bin();
+    let lab = common::unique("rwf");
+    let mut cleanup = Cleanup {
+        lab: lab.clone(),
+        server: None,
+    };
+    common::nslat_ok(&["lab", "up", "--name", &lab, "--modes", "host"]);
+    let remote_ns = format!("nslat-{lab}-remote");
+    let node_ns = format!("nslat-{lab}-node");
+    let port = 20000 + ((std::process::id() + 7) % 20000) as u16;
+    let listen: std::net::SocketAddr = format!("198.18.0.2:{port}").parse().unwrap();
+    cleanup.server = Some(
+        Command::new(bin)
+            .args(["serve", "--netns", &remote_ns, "--listen"])
+            .arg(listen.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(&node_ns, listen);
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let out = Command::new(bin)
+        .args(["compare", "--remote", &listen.to_string()])
+        .args(["--parent", "eth0", "--addr", "198.18.0.50/24"])
+        .args(["--machine-netns", &node_ns, "--modes", "host,macvlan"])
+        .args(["--waterfall", "--reps", "2", "-l", "0.3", "--warmup", "0.1"])
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let report = if report.is_array() {
+        report[0].clone()
+    } else {
+        report
+    };
+    for name in ["host", "macvlan"] {
+        let m = report["modes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["mode"] == name)
+            .unwrap();
+        let w = &m["waterfall"];
+        assert_eq!(w["remote"], true, "{name}: {w}");
+        let share = w["attributed_us"].as_f64().unwrap() / w["traced_rtt_us"].as_f64().unwrap();
+        assert!(
+            share > 0.9 && share < 1.02,
+            "{name}: {share} attributed\n{w:#}"
+        );
+        let per_rt = |kind: &str, dk: Option<&str>| -> f64 {
+            w["stages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|s| s["kind"] == kind && dk.is_none_or(|d| s["device_kind"] == d))
+                .map(|s| s["per_rt"].as_f64().unwrap())
+                .sum()
+        };
+        // The other machine is one stage per round trip, left by the wire (node's eth0).
+        assert!(
+            (per_rt("remote", Some("wire")) - 1.0).abs() < 0.03,
+            "{name}: {w:#}"
+        );
+        // This machine's hops: the answer's backlog wait on the wire (a veth here), once.
+        assert!(
+            (per_rt("backlog_wait", None) - 1.0).abs() < 0.05,
+            "{name}: {w:#}"
+        );
+        // Only the client is followed: no server stages.
+        assert!(
+            !w["stages"].to_string().contains("\"server\""),
+            "{name}: {w:#}"
+        );
+    }
+    let mv = &report["modes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["mode"] == "macvlan")
+        .unwrap()["waterfall"];
+    assert!(mv["vs_host"]["groups"].is_array(), "{mv}");
+    drop(cleanup);
+    root.assert_unchanged();
+}

@@ -450,3 +450,104 @@ fn a_container_killed_mid_run_is_left_out_and_the_rest_finishes() {
     assert!(ps.is_empty(), "containers left: {ps}");
     root.assert_unchanged();
 }
+
+#[test]
+fn a_docker_containers_waterfall_is_traced_beside_the_labs_bridge() {
+    let test = "a_docker_containers_waterfall_is_traced_beside_the_labs_bridge";
+    if !docker_ready(test) {
+        return;
+    }
+    let _root_change = common::RootChange::lock();
+    let root = common::RootSnapshot::take();
+    let u = common::unique("dkw");
+    let (mut fx, listen, _) = fixture(&u);
+    let ctr = format!("nslat-test-{u}-def");
+    fx.containers.push(ctr.clone());
+    docker_ok(&["run", "-d", "--name", &ctr, common::DOCKER_TEST_IMAGE]);
+    fx.wire.wait_for_server();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("w.json");
+    let out = Command::new("flock")
+        .args(["/tmp/nslat-bench.lock", common::nslat_bin(), "compare"])
+        .args([
+            "--remote",
+            &listen,
+            "--target",
+            &format!("def=docker:{ctr}"),
+        ])
+        .args(["--waterfall", "--reps", "2", "-l", "0.3", "--warmup", "0.1"])
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let wf = |k: &str| -> Value {
+        report["modes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["mode"] == k)
+            .unwrap_or_else(|| panic!("no row {k}: {stdout}"))["waterfall"]
+            .clone()
+    };
+    let per_rt = |w: &Value, kind: &str, dk: Option<&str>| -> f64 {
+        w["stages"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no stages: {w}"))
+            .iter()
+            .filter(|s| s["kind"] == kind && dk.is_none_or(|d| s["device_kind"] == d))
+            .map(|s| s["per_rt"].as_f64().unwrap())
+            .sum()
+    };
+    // host: the answer's wait on the wire; the bridges (Docker's and the lab's): + the
+    // container's veth both ways. Each path leaves this machine once: one remote stage.
+    for (k, waits) in [
+        ("host", 1.0),
+        ("def", 3.0),
+        ("lab/host", 1.0),
+        ("lab/bridge", 3.0),
+    ] {
+        let w = wf(k);
+        eprintln!(
+            "{k}: traced {:.2} µs, untraced {:.2}, overhead {:.2}, attributed {:.1}%, backlog waits {:.2}",
+            w["traced_rtt_us"].as_f64().unwrap_or(0.0),
+            w["untraced_rtt_us"].as_f64().unwrap_or(0.0),
+            w["overhead_us"]["mean"].as_f64().unwrap_or(0.0),
+            100.0 * w["attributed_us"].as_f64().unwrap_or(0.0)
+                / w["traced_rtt_us"].as_f64().unwrap_or(1.0),
+            w["backlog_waits_per_rt"].as_f64().unwrap_or(0.0)
+        );
+        assert_eq!(w["remote"], true, "{k}: {w}");
+        let share = w["attributed_us"].as_f64().unwrap() / w["traced_rtt_us"].as_f64().unwrap();
+        assert!(share > 0.9 && share < 1.02, "{k}: {share}\n{w:#}");
+        assert!(
+            (per_rt(&w, "remote", Some("wire")) - 1.0).abs() < 0.03,
+            "{k}: {w:#}"
+        );
+        let b = per_rt(&w, "backlog_wait", None);
+        assert!((b - waits).abs() < 0.05, "{k}: {b} backlog waits\n{w:#}");
+        assert!(w["overhead_us"]["mean"].is_f64(), "{k}: {w}");
+    }
+    // docker0 transmits to the container's port on the way in, once; as the lab's br0.
+    assert!((per_rt(&wf("def"), "device", Some("bridge")) - 1.0).abs() < 0.03);
+    assert!((per_rt(&wf("lab/bridge"), "device", Some("bridge")) - 1.0).abs() < 0.03);
+    let def = wf("def");
+    assert_eq!(def["vs_lab"]["against"], "lab/bridge", "{def}");
+    assert!(def["vs_host"]["groups"].is_array(), "{def}");
+    assert!(wf("lab/bridge")["vs_host"]["groups"].is_array());
+    assert!(stdout.contains("vs lab/bridge: def"), "{stdout}");
+    for l in stdout.lines().filter(|l| l.contains("µs traced (stages")) {
+        eprintln!("{}", l.trim());
+    }
+    for l in stdout
+        .lines()
+        .filter(|l| l.contains("│ def ") || l.contains("│ lab/bridge "))
+    {
+        eprintln!("{}", l.trim());
+    }
+    drop(fx);
+    root.assert_unchanged();
+}

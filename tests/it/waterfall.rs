@@ -283,3 +283,60 @@ fn a_refused_waterfall_is_one_line_and_the_compare_goes_on() {
         .count();
     assert_eq!(noted, 1, "{stderr}");
 }
+
+#[test]
+fn explain_waterfall_sets_each_ablation_step_beside_its_stage_sums() {
+    if !common::need_root("explain_waterfall_sets_each_ablation_step_beside_its_stage_sums") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("e.json");
+    let lab = common::unique("wfe");
+    let out = std::process::Command::new(common::nslat_bin())
+        .args([
+            "compare",
+            "--modes",
+            "host,bridge",
+            "--explain",
+            "--waterfall",
+        ])
+        .args([
+            "--no-checks",
+            "--budget",
+            "2",
+            "--lab",
+            &lab,
+            "--lock-wait",
+            "300",
+        ])
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("run nslat compare");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let v = if v.is_array() { v[0].clone() } else { v };
+    let e = &v["explain"];
+    let w = &e["waterfall"];
+    let steps = w["steps"].as_array().unwrap_or_else(|| panic!("{e:#}"));
+    let parts = e["parts"].as_array().unwrap();
+    assert_eq!(steps.len(), parts.len(), "{w:#}");
+    for (s, p) in steps.iter().zip(parts) {
+        assert_eq!(s["name"], p["name"]);
+        assert_eq!(s["ablation_us"], p["adds_us"]);
+        for k in ["traced_us", "stages_us", "overhead_us"] {
+            assert!(s[k].is_f64(), "{k}: {s}");
+        }
+    }
+    // The veth step adds the container's veth pair: two backlog waits more than the baseline.
+    let waits: Vec<f64> = w["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["backlog_waits_per_rt"].as_f64().unwrap())
+        .collect();
+    assert!((waits[1] - waits[0] - 2.0).abs() < 0.05, "{waits:?}");
+    assert!(e["notes"].to_string().contains("--waterfall per step"));
+}

@@ -67,5 +67,6 @@ pub fn explain_from_paired(
         gap_us,
         parts,
         notes: Vec::new(),
+        waterfall: None,
     }
 }

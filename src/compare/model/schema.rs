@@ -464,6 +464,9 @@ pub struct Explain {
     /// Cumulative variants in order, each adding one part.
     pub parts: Vec<ExplainPart>,
     pub notes: Vec<String>,
+    /// `--explain --waterfall`: each step's ablation delta beside its traced stage sums.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waterfall: Option<crate::waterfall::ExplainWaterfall>,
 }
 
 /// One variant of the ablation.

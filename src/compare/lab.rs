@@ -108,6 +108,8 @@ fn open_or_build_lab(
         .unwrap_or_else(|| lab::inventory::compare_lab_name(std::process::id()));
     let mut spec = LabSpec::new(&name);
     spec.modes = opts.lab_modes();
+    // The IPv6 reach checks run in the lab: dual-stack when IPv6 is measured.
+    spec.ipv6 = opts.family.has_v6();
     let started = Instant::now();
     let built = Lab::up(&spec)?;
     let teardown = LabTeardown {
@@ -166,15 +168,45 @@ fn measure_all(
         }
         if opts.checks {
             let modes = opts.measured_modes();
-            report.checks = Some(crate::check::outcome(
-                lab,
-                &modes,
-                &ChecksProgress(progress),
-            ));
+            let mut outcome = crate::check::outcome(lab, &modes, &ChecksProgress(progress));
+            if opts.family.has_v6() {
+                add_reach6(&mut outcome, lab, &modes, progress);
+            }
+            report.checks = Some(outcome);
         }
         reports.push(report);
     }
     Ok(reports)
+}
+
+/// `--family 6|both`: the IPv6 reach checks' rows, each right after its mode's IPv4 row (the
+/// Service and policy checks stay IPv4's: their rows show — in IPv6).
+fn add_reach6(
+    outcome: &mut crate::check::ChecksOutcome,
+    lab: &Lab,
+    modes: &[Mode],
+    progress: &dyn Progress,
+) {
+    let crate::check::ChecksOutcome::Matrix(matrix) = outcome else {
+        return;
+    };
+    match crate::check::run_reach6(lab, modes, &ChecksProgress(progress)) {
+        Ok(rows6) => {
+            let rows4 = std::mem::take(&mut matrix.modes);
+            for row in rows4 {
+                let v6 = rows6
+                    .iter()
+                    .find(|r| model::base_mode(&r.mode) == row.mode)
+                    .cloned();
+                matrix.modes.push(row);
+                matrix.modes.extend(v6);
+            }
+        }
+        Err(e) => progress.note(&format!(
+            "warning: the IPv6 feature checks could not run: {}",
+            crate::error::error_chain(&e)
+        )),
+    }
 }
 
 /// Every measured mode with its path to the lab's server, or unavailable with the reason.

@@ -331,9 +331,7 @@ fn groups(opts: &CompareOptions, lab: &Lab) -> (Vec<Group>, Vec<(String, String)
                         },
                     }),
                 },
-                Err(reason) if i == 0 => unavailable.push((label, reason)),
-                // Said once, on the first family's row.
-                Err(_) => {}
+                Err(reason) => unavailable.push((label, reason)),
             }
         }
         if i > 0 {

@@ -144,8 +144,13 @@ struct Echo {
 
 impl Echo {
     fn start(ns: &Path) -> Result<Echo, CheckError> {
-        let listener = netns::run_in(Some(ns), || {
-            TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0)).map_err(|source| CheckError::Io {
+        Echo::start_on(ns, IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+    }
+
+    /// An echo listening on `any` (`::` for the IPv6 checks).
+    fn start_on(ns: &Path, any: IpAddr) -> Result<Echo, CheckError> {
+        let listener = netns::run_in(Some(ns), move || {
+            TcpListener::bind((any, 0)).map_err(|source| CheckError::Io {
                 what: "binding a check listener".into(),
                 source,
             })
@@ -457,6 +462,95 @@ pub fn run_with(
         rules_unavailable,
         modes: rows,
     })
+}
+
+/// The IPv6 rows of the matrix (`compare --family 6|both`): "MODE (IPv6)", the reach checks
+/// (container ↔ remote, node ↔ container) by TCP over the lab's 2001:2::/48 addresses. The
+/// Service and policy checks are IPv4 only (their rules are `ip` tables) and MACs are counted
+/// from the remote's ARP table: those stay `None` (—). A lab built without IPv6, or a mode
+/// without an IPv6 path, gives a row that is not available with the reason.
+pub fn run_reach6(
+    lab: &Lab,
+    modes: &[Mode],
+    progress: &dyn CheckProgress,
+) -> Result<Vec<ModeChecks>, CheckError> {
+    if !netns::is_root() {
+        return Err(CheckError::NotRoot);
+    }
+    let shim = lab.state().host_shim;
+    let node = lab.node_netns().to_path_buf();
+    let remote = lab.remote_netns().to_path_buf();
+    let any6 = IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED);
+    let remote_echo = Echo::start_on(&remote, any6)?;
+    let node_echo = Echo::start_on(&node, any6)?;
+    let label = |m: Mode| format!("{} (IPv6)", m.name());
+    let mut rows = Vec::new();
+    let planned: usize = modes
+        .iter()
+        .filter(|&&m| matches!(lab.mode(m), Some(Ok(i)) if i.addr6.is_some()))
+        .filter(|m| m.driver().ipv6_unavailable().is_none())
+        .map(|&m| if m.traits().own_namespace { 4 } else { 1 })
+        .sum();
+    if planned > 0 {
+        progress.planned(planned);
+    }
+    for &mode in modes {
+        let mut row = ModeChecks {
+            mode: label(mode),
+            ..Default::default()
+        };
+        let info = match lab.mode(mode) {
+            Some(Ok(info)) => info,
+            Some(Err(reason)) => {
+                row.reason = Some(reason.clone());
+                rows.push(row);
+                continue;
+            }
+            None => {
+                row.reason = Some(format!("not part of lab '{}'", lab.name()));
+                rows.push(row);
+                continue;
+            }
+        };
+        if let Some(why) = mode.driver().ipv6_unavailable() {
+            row.reason = Some(format!("no IPv6 path: {why}"));
+            rows.push(row);
+            continue;
+        }
+        let Some(addr6) = info.addr6 else {
+            row.reason = Some(if !lab.ipv6() {
+                format!("lab '{}' was built without IPv6", lab.name())
+            } else {
+                format!(
+                    "no IPv6 path: {}",
+                    mode.driver()
+                        .ipv6_unavailable()
+                        .unwrap_or("the mode has none")
+                )
+            });
+            rows.push(row);
+            continue;
+        };
+        row.available = true;
+        let tcp = |row: &mut ModeChecks, check: &str, from: &Path, to: SocketAddr| {
+            progress.started(&label(mode), check_label(check));
+            let outcome = record(row, check, attempt(from, to), shim, mode);
+            progress.finished();
+            outcome
+        };
+        let to_remote = SocketAddr::new(IpAddr::V6(plan::v6(info.server)), remote_echo.port);
+        row.container_to_remote = tcp(&mut row, "container_to_remote", &info.netns, to_remote);
+        if mode.traits().own_namespace {
+            let echo = Echo::start_on(&info.netns, any6)?;
+            let at_container = SocketAddr::new(IpAddr::V6(addr6), echo.port);
+            let at_node = SocketAddr::new(IpAddr::V6(plan::v6(lab.node_addr())), node_echo.port);
+            row.node_to_container = tcp(&mut row, "node_to_container", &node, at_container);
+            row.container_to_node = tcp(&mut row, "container_to_node", &info.netns, at_node);
+            row.remote_to_container = tcp(&mut row, "remote_to_container", &remote, at_container);
+        }
+        rows.push(row);
+    }
+    Ok(rows)
 }
 
 /// With a drop rule for the container's source address in the node, is its traffic blocked?

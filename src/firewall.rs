@@ -228,6 +228,45 @@ impl Firewall {
         self.apply(cmds)
     }
 
+    /// The IPv6 twin of [`Firewall::init_nat`] for a namespace with no `ip6 nslat` table yet:
+    /// table `ip6 nslat` with a postrouting nat chain that MASQUERADEs `subnet` (an IPv6 prefix)
+    /// leaving through `out_if` (NAT66, as Docker's `ip6tables` option does), or for
+    /// [`NatLevel::ConntrackOnly`] a rule that matches no interface (conntrack runs for IPv6).
+    pub fn init_nat6(
+        &self,
+        level: NatLevel,
+        subnet: (std::net::Ipv6Addr, u8),
+        out_if: &str,
+    ) -> Result<()> {
+        if level == NatLevel::None {
+            return Ok(());
+        }
+        let t = json!({"table": {"family": "ip6", "name": NAT_TABLE}});
+        let oifname = |name: &str| match_eq(json!({"meta": {"key": "oifname"}}), json!(name));
+        let mut expr = if level == NatLevel::Masquerade {
+            vec![
+                match_eq(
+                    json!({"payload": {"protocol": "ip6", "field": "saddr"}}),
+                    json!({"prefix": {"addr": subnet.0.to_string(), "len": subnet.1}}),
+                ),
+                oifname(out_if),
+            ]
+        } else {
+            vec![oifname(NO_SUCH_IFACE)]
+        };
+        expr.push(json!({"masquerade": null}));
+        self.apply(vec![
+            json!({"add": t}),
+            json!({"add": {"chain": {
+                "family": "ip6", "table": NAT_TABLE, "name": "postrouting",
+                "type": "nat", "hook": "postrouting", "prio": 100, "policy": "accept"
+            }}}),
+            json!({"add": {"rule": {
+                "family": "ip6", "table": NAT_TABLE, "chain": "postrouting", "expr": expr
+            }}}),
+        ])
+    }
+
     /// Installs a Service-like DNAT `cluster_ip:port/tcp -> backend:backend_port` for traffic
     /// routed through (prerouting) or made in (output) this namespace. Replaces table `ip nslat-svc`.
     pub fn set_service_dnat(

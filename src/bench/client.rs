@@ -11,7 +11,9 @@ use super::control::{
 };
 use super::server::{MAX_RR_SIZE, MAX_SEND_SIZE};
 use super::timing::{new_histogram, nproc, pin_to, LoopOutcome, CLOCK_NAME};
-use super::{crr, rr, stream, CpuUsage, LatencySummary, Placement, RunResult, RunSpec, TestKind};
+use super::{
+    crr, rr, stream, CpuUsage, DataSocket, LatencySummary, Placement, RunResult, RunSpec, TestKind,
+};
 use crate::netns::{self, NetnsError};
 
 /// How long the client waits to connect, and for the server's answers.
@@ -245,6 +247,7 @@ fn run_here(spec: &RunSpec) -> Result<RunResult, ClientError> {
         .saturating_add(spec.duration)
         .saturating_add(DATA_TIMEOUT);
     let mut watchdog = None;
+    let mut ends = None;
     let guard =
         |s: &TcpStream| Watchdog::arm(limit, std::os::fd::AsFd::as_fd(s).try_clone_to_owned().ok());
     let looped: Result<(LoopOutcome, u64), ClientError> = (|| {
@@ -252,6 +255,7 @@ fn run_here(spec: &RunSpec) -> Result<RunResult, ClientError> {
             TestKind::TcpRr => {
                 let s = connect_data(data_addr)?;
                 watchdog = Some(guard(&s));
+                ends = DataSocket::of(s.local_addr(), s.peer_addr());
                 let req = vec![0u8; spec.request_size];
                 let mut resp = vec![0u8; spec.response_size];
                 let o = rr::tcp_client(&s, &req, &mut resp, warm, dur, &mut hist)
@@ -270,6 +274,7 @@ fn run_here(spec: &RunSpec) -> Result<RunResult, ClientError> {
                     .and_then(|s| s.connect(data_addr).map(|_| s))
                     .and_then(|s| s.set_read_timeout(Some(rr::UDP_TIMEOUT)).map(|_| s))
                     .map_err(io_err(format!("opening a UDP socket to {data_addr}")))?;
+                ends = DataSocket::of(s.local_addr(), s.peer_addr());
                 let mut req = vec![0u8; spec.request_size];
                 let mut resp = vec![0u8; spec.response_size];
                 let o = rr::udp_client(&s, &mut req, &mut resp, warm, dur, &mut hist)
@@ -293,6 +298,7 @@ fn run_here(spec: &RunSpec) -> Result<RunResult, ClientError> {
             TestKind::TcpStream | TestKind::TcpMaerts => {
                 let s = connect_data(data_addr)?;
                 watchdog = Some(guard(&s));
+                ends = DataSocket::of(s.local_addr(), s.peer_addr());
                 let mut buf = vec![0u8; spec.send_size];
                 let send = spec.test == TestKind::TcpStream;
                 stream::client(&s, send, &mut buf, warm, dur, &mut hist).map_err(io_err(what))?
@@ -308,7 +314,9 @@ fn run_here(spec: &RunSpec) -> Result<RunResult, ClientError> {
     let (out, bytes) = looped?;
     // The data socket is closed by now: the server's data loop ends on its own.
     let server = finish_session(&mut ctl)?;
-    Ok(result(spec, &out, bytes, &server, hist))
+    let mut r = result(spec, &out, bytes, &server, hist);
+    r.data_socket = ends;
+    Ok(r)
 }
 
 /// Ends a session whose data socket is closed: done, the server's figures, bye.
@@ -372,6 +380,7 @@ pub(crate) fn result(
             client_cpu: spec.client_cpu,
             server_cpu: server.cpu.map(|c| c as usize),
         },
+        data_socket: None,
         histogram: Some(hist),
     }
 }

@@ -156,6 +156,39 @@ impl RunSpec {
     }
 }
 
+/// A data connection's ends (`nslat run --json`'s `data_socket`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataSocket {
+    pub local: std::net::SocketAddr,
+    pub peer: std::net::SocketAddr,
+}
+
+impl DataSocket {
+    /// The socket's ends, `None` when the kernel cannot say.
+    pub fn of(
+        local: std::io::Result<std::net::SocketAddr>,
+        peer: std::io::Result<std::net::SocketAddr>,
+    ) -> Option<Self> {
+        Some(DataSocket {
+            local: local.ok()?,
+            peer: peer.ok()?,
+        })
+    }
+
+    /// 4 or 6: the family of both ends (an IPv4-mapped IPv6 address counts as 4).
+    pub fn family(&self) -> u8 {
+        let v4 = |a: &std::net::SocketAddr| match a.ip() {
+            std::net::IpAddr::V4(_) => true,
+            std::net::IpAddr::V6(v) => v.to_ipv4_mapped().is_some(),
+        };
+        if v4(&self.local) || v4(&self.peer) {
+            4
+        } else {
+            6
+        }
+    }
+}
+
 /// The outcome of one run: what `nslat run --json` prints, and what `compare` aggregates.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunResult {
@@ -183,6 +216,10 @@ pub struct RunResult {
     /// e.g. "CLOCK_MONOTONIC".
     pub clock: String,
     pub placement: Placement,
+    /// The data socket's two ends as the kernel has them (TCP_RR, UDP_RR, streams): its family
+    /// is the family the run measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_socket: Option<DataSocket>,
     /// Every measured transaction's latency in nanoseconds (not serialized).
     #[serde(skip)]
     pub histogram: Option<hdrhistogram::Histogram<u64>>,

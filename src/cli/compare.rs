@@ -104,6 +104,12 @@ pub struct CompareArgs {
     /// Do not measure the host on a node of the other netfilter state beside the baseline.
     #[arg(long)]
     no_other_host: bool,
+    /// IP family of the lab's paths: 4, 6 (the lab's 2001:2::/48 addresses; bridge with NAT66)
+    /// or both (each mode's IPv6 row beside its IPv4 row, against the host's IPv6, in the same
+    /// interleaved rounds). Lab compare only: not with --remote, --target, --explain, --waterfall
+    /// or --schedule runs.
+    #[arg(long, value_name = "4|6|both", default_value = "4")]
+    family: crate::compare::FamilyChoice,
     /// CPU placement: `same` (client and server on one CPU), `split` (different CPUs), or `both`.
     #[arg(long, value_name = "same|split|both", default_value = "same")]
     cpu: CpuChoice,
@@ -395,6 +401,11 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
 
 /// The flow the flags ask for: `--target`, `--remote`, or the lab.
 fn flow(args: &CompareArgs) -> anyhow::Result<Box<dyn Flow>> {
+    if args.family != crate::compare::FamilyChoice::V4
+        && (!args.targets.is_empty() || args.remote.is_some())
+    {
+        bail!("--family 6|both measures the lab's paths only: drop --target/--remote, or --family");
+    }
     if !args.targets.is_empty() {
         return Ok(Box::new(target_plan(args)?));
     }
@@ -456,6 +467,7 @@ fn options(args: &CompareArgs) -> CompareOptions {
         baseline: args.baseline,
         replicates: usize::from(args.replicates),
         other_host: !args.no_other_host,
+        family: args.family,
         ..CompareOptions::default()
     }
 }

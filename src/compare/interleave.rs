@@ -32,7 +32,7 @@ pub(super) struct Measurement {
     pub measured_s: f64,
 }
 
-fn scale(c: Ci, k: f64) -> Ci {
+pub(super) fn scale(c: Ci, k: f64) -> Ci {
     Ci {
         estimate: c.estimate * k,
         ci95: c.ci95.map(|(lo, hi)| (lo * k, hi * k)),

@@ -20,6 +20,7 @@ use crate::lab::cells::{Cell, CellSet, CellSpec};
 use crate::lab::{self, Lab, LabError, LabSpec, Mode};
 use crate::measure::sockets::PathSpec;
 use crate::netns;
+use crate::probe::snmp::IpPackets;
 use crate::stats;
 
 /// The lab flow: which lab, and whether it stays.
@@ -107,6 +108,8 @@ fn open_or_build_lab(
         .unwrap_or_else(|| lab::inventory::compare_lab_name(std::process::id()));
     let mut spec = LabSpec::new(&name);
     spec.modes = opts.lab_modes();
+    // The IPv6 reach checks run in the lab: dual-stack when IPv6 is measured.
+    spec.ipv6 = opts.family.has_v6();
     let started = Instant::now();
     let built = Lab::up(&spec)?;
     let teardown = LabTeardown {
@@ -165,15 +168,45 @@ fn measure_all(
         }
         if opts.checks {
             let modes = opts.measured_modes();
-            report.checks = Some(crate::check::outcome(
-                lab,
-                &modes,
-                &ChecksProgress(progress),
-            ));
+            let mut outcome = crate::check::outcome(lab, &modes, &ChecksProgress(progress));
+            if opts.family.has_v6() {
+                add_reach6(&mut outcome, lab, &modes, progress);
+            }
+            report.checks = Some(outcome);
         }
         reports.push(report);
     }
     Ok(reports)
+}
+
+/// `--family 6|both`: the IPv6 reach checks' rows, each right after its mode's IPv4 row (the
+/// Service and policy checks stay IPv4's: their rows show — in IPv6).
+fn add_reach6(
+    outcome: &mut crate::check::ChecksOutcome,
+    lab: &Lab,
+    modes: &[Mode],
+    progress: &dyn Progress,
+) {
+    let crate::check::ChecksOutcome::Matrix(matrix) = outcome else {
+        return;
+    };
+    match crate::check::run_reach6(lab, modes, &ChecksProgress(progress)) {
+        Ok(rows6) => {
+            let rows4 = std::mem::take(&mut matrix.modes);
+            for row in rows4 {
+                let v6 = rows6
+                    .iter()
+                    .find(|r| model::base_mode(&r.mode) == row.mode)
+                    .cloned();
+                matrix.modes.push(row);
+                matrix.modes.extend(v6);
+            }
+        }
+        Err(e) => progress.note(&format!(
+            "warning: the IPv6 feature checks could not run: {}",
+            crate::error::error_chain(&e)
+        )),
+    }
 }
 
 /// Every measured mode with its path to the lab's server, or unavailable with the reason.
@@ -253,46 +286,130 @@ fn report_meta(
     }
 }
 
-/// One measured row of the interleaved lab comparison: a mode on a node of a state.
+/// One measured row of the interleaved lab comparison: a mode on a node of a state, over one
+/// IP family (`spec.ipv6`).
 struct Group {
     label: String,
     spec: CellSpec,
+}
+
+impl Group {
+    fn family(&self) -> u8 {
+        if self.spec.ipv6 {
+            6
+        } else {
+            4
+        }
+    }
 }
 
 /// The rows of the interleaved lab comparison, baseline first: the host on a node of the
 /// baseline's state, every other measured mode (each on its own node of that state), the host on
 /// a node of the other state (unless turned off), and the A/A control (a second, independent set
 /// of host cells of the baseline's state). Modes the lab could not build are returned apart.
-fn groups(opts: &CompareOptions, lab: &Lab) -> (Vec<Group>, Vec<(Mode, String)>) {
+/// `--family`: the first family's rows as above (the other host and the A/A control over it);
+/// with `both`, every mode's IPv6 row after them ("bridge (IPv6)", the host's first: each is
+/// paired with it, see [`repair_v6`]); a mode without an IPv6 path is unavailable in IPv6.
+fn groups(opts: &CompareOptions, lab: &Lab) -> (Vec<Group>, Vec<(String, String)>) {
     let state = opts.baseline;
     let mut groups = Vec::new();
     let mut unavailable = Vec::new();
-    for mode in opts.measured_modes() {
-        match mode_path(lab, mode, 0) {
-            Ok(_) => groups.push(Group {
-                label: mode.name().to_string(),
-                spec: CellSpec { mode, node: state },
-            }),
-            Err(reason) => unavailable.push((mode, reason)),
+    let families = opts.family.families();
+    for (i, &family) in families.iter().enumerate() {
+        let ipv6 = family == 6;
+        for mode in opts.measured_modes() {
+            let label = model::family_label(mode.name(), family);
+            match mode_path(lab, mode, 0) {
+                Ok(_) => match mode.driver().ipv6_unavailable().filter(|_| ipv6) {
+                    Some(why) => unavailable.push((label, format!("no IPv6 path: {why}"))),
+                    None => groups.push(Group {
+                        label,
+                        spec: CellSpec {
+                            mode,
+                            node: state,
+                            ipv6,
+                        },
+                    }),
+                },
+                Err(reason) => unavailable.push((label, reason)),
+            }
         }
-    }
-    if opts.other_host {
+        if i > 0 {
+            continue;
+        }
+        if opts.other_host {
+            groups.push(Group {
+                label: model::host_other_label(state).to_string(),
+                spec: CellSpec {
+                    mode: Mode::Host,
+                    node: state.other(),
+                    ipv6,
+                },
+            });
+        }
         groups.push(Group {
-            label: model::host_other_label(state).to_string(),
+            label: model::AA_CONTROL.to_string(),
             spec: CellSpec {
                 mode: Mode::Host,
-                node: state.other(),
+                node: state,
+                ipv6,
             },
         });
     }
-    groups.push(Group {
-        label: model::AA_CONTROL.to_string(),
-        spec: CellSpec {
-            mode: Mode::Host,
-            node: state,
-        },
-    });
     (groups, unavailable)
+}
+
+/// `--family both`: every IPv6 row paired with the host's IPv6 row (the schedule paired it with
+/// the baseline, the host's IPv4), replicate by replicate and round by round, from the block
+/// means of the same rounds. The host's IPv6 row itself keeps its ratio to the host's IPv4.
+fn repair_v6(groups: &[Group], m: &mut interleave::Measurement, reps: usize) {
+    let g = groups.len();
+    let Some(host6) = groups
+        .iter()
+        .position(|x| x.spec.ipv6 && x.spec.mode == Mode::Host)
+    else {
+        return;
+    };
+    if host6 == 0 {
+        return; // --family 6: the baseline is already the host's IPv6
+    }
+    let series = |k: usize| -> Vec<&[f64]> {
+        (0..reps)
+            .filter_map(|r| m.means_ns.get(r * g + k).map(Vec::as_slice))
+            .collect()
+    };
+    let base = series(host6);
+    let mut out = Vec::new();
+    for (k, group) in groups.iter().enumerate() {
+        if !group.spec.ipv6 || k == host6 {
+            continue;
+        }
+        let pair = crate::measure::paired::replicated(&series(k), &base).map(|mut v| {
+            v.delta = interleave::scale(v.delta, 1e-3);
+            v
+        });
+        out.push((k, pair));
+    }
+    for (k, pair) in out {
+        if let Some(p) = m.inputs[k].paired.as_mut() {
+            p.vs_baseline = pair;
+        }
+    }
+}
+
+/// What the path's tracepoint run put on the wire: its data socket's ends and, from the
+/// client's namespace, the IP packets per transaction of each family.
+fn wire_of(
+    rep: &model::RepInput,
+    before: Option<IpPackets>,
+    after: Option<IpPackets>,
+) -> model::Wire {
+    let n = rep.run.transactions + rep.run.warmup_transactions;
+    model::Wire {
+        socket: rep.run.data_socket,
+        socket_family: rep.run.data_socket.map(|s| s.family()),
+        packets_per_tx: before.zip(after).and_then(|(b, a)| b.delta(&a).per_tx(n)),
+    }
 }
 
 /// The interleaved schedule: every available mode, the other host and the A/A control at once,
@@ -308,7 +425,7 @@ fn measure_placement_interleaved(
     if groups.first().is_none_or(|g| g.spec.mode != Mode::Host) {
         let why = unavailable
             .iter()
-            .find(|(m, _)| *m == Mode::Host)
+            .find(|(m, _)| model::base_mode(m) == Mode::Host.name())
             .map(|(_, r)| r.clone())
             .unwrap_or_else(|| "not built".into());
         return Err(CompareError::Baseline(ClientError::Invalid(format!(
@@ -367,44 +484,62 @@ fn measure_placement_interleaved(
     let mut servers = Vec::with_capacity(built.len());
     let mut paths = Vec::with_capacity(built.len());
     for (i, cell) in built.iter().enumerate() {
-        let listen = SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), 0);
+        let listen = if groups[i % groups.len()].spec.ipv6 {
+            SocketAddr::new(std::net::Ipv6Addr::UNSPECIFIED.into(), 0)
+        } else {
+            SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), 0)
+        };
         let server = netns::run_in(Some(&cell.remote), move || {
             Server::bind(ServerConfig::new(listen)).map_err(CompareError::from)
         })?;
         let port = server.local_addr().port();
         servers.push(server.spawn());
+        let group = &groups[i % groups.len()];
+        let ip = if group.spec.ipv6 {
+            IpAddr::V6(lab::plan::v6(cell.info.server))
+        } else {
+            IpAddr::V4(cell.info.server)
+        };
         paths.push(PathSpec {
-            label: groups[i % groups.len()].label.clone(),
+            label: group.label.clone(),
             netns: Some(cell.info.netns.clone()),
-            server: SocketAddr::new(IpAddr::V4(cell.info.server), port),
+            server: SocketAddr::new(ip, port),
             token: None,
         });
     }
     progress.placement(placement.name(), groups.len() + groups.len() - 1, 1.0);
     let measured = interleave::measure_replicated(runner, &paths, reps, placement, progress);
-    let m = match measured {
+    let mut m = match measured {
         Ok(m) => m,
         Err(e) => {
             servers.into_iter().for_each(|s| s.stop());
             return Err(e);
         }
     };
+    repair_v6(&groups, &mut m, reps);
     // The tracepoint run of each mode, on its first replicate's cell (outside the statistics).
     let traced = trace_config(placement);
     let mut inputs: Vec<ModeInput> = Vec::with_capacity(groups.len() + failed.len());
     let mut trace_err = None;
+    let mut wires: Vec<(String, u8, Option<model::Wire>)> = Vec::new();
     for ((g, group), mut input) in groups.iter().enumerate().zip(m.inputs) {
+        let mut wire = None;
         if group.label != model::AA_CONTROL && input.unavailable.is_none() && trace_err.is_none() {
             let label = format!("{} (tracepoints)", group.label);
             progress.run_started(placement.name(), &label, 1, 1);
+            let ns = paths[g].netns.clone();
+            let before = IpPackets::read_in(ns.as_deref()).ok();
             match runner.traced(placement, &paths[g], &traced) {
                 Ok(rep) => {
+                    let after = IpPackets::read_in(ns.as_deref()).ok();
                     progress.run_finished(&label, rep.run.latency_us.mean);
+                    wire = Some(wire_of(&rep, before, after));
                     input.trace_run = Some(rep);
                 }
                 Err(e) => trace_err = Some(e),
             }
         }
+        wires.push((group.label.clone(), group.family(), wire));
         inputs.push(input);
     }
     let waterfalls = opts
@@ -416,12 +551,12 @@ fn measure_placement_interleaved(
     }
     // Modes the lab could not build, and groups whose cells could not be built, in the
     // order the user asked.
-    for (mode, why) in unavailable {
-        progress.note(&format!("{mode}: unavailable: {why}"));
+    for (label, why) in unavailable {
+        progress.note(&format!("{label}: unavailable: {why}"));
         inputs.push(ModeInput {
             trace_run: None,
             paired: None,
-            mode: mode.name().to_string(),
+            mode: label,
             unavailable: Some(why),
             reps: Vec::new(),
         });
@@ -436,11 +571,16 @@ fn measure_placement_interleaved(
         });
     }
     let asked = opts.measured_modes();
+    // As asked; with --family both each mode's IPv6 row right after its IPv4 row.
     inputs.sort_by_key(|i| {
-        asked
-            .iter()
-            .position(|m| m.name() == i.mode)
-            .unwrap_or(usize::MAX)
+        let base = model::base_mode(&i.mode);
+        (
+            asked
+                .iter()
+                .position(|m| m.name() == base)
+                .unwrap_or(usize::MAX),
+            base != i.mode,
+        )
     });
     let baseline_ns = built.first().map(|c| c.node.display().to_string());
     drop(cells);
@@ -449,7 +589,28 @@ fn measure_placement_interleaved(
     meta.block_transactions = m.block_transactions;
     meta.ci_method = Some(m.ci_method);
     meta.baseline = model::Baseline::chosen(opts.baseline, baseline_ns);
+    if let Some(first) = groups.first() {
+        meta.baseline.mode = first.label.clone(); // "host (IPv6)" with --family 6
+    }
     let mut report = build_report(&meta, &inputs);
+    let first_family = opts.family.families()[0];
+    for row in report.modes.iter_mut() {
+        row.family = Some(
+            wires
+                .iter()
+                .find(|(l, _, _)| *l == row.mode)
+                .map(|(_, f, _)| *f)
+                .unwrap_or(if model::base_mode(&row.mode) != row.mode {
+                    6
+                } else {
+                    first_family
+                }),
+        );
+        row.wire = wires
+            .iter()
+            .find(|(l, _, _)| *l == row.mode)
+            .and_then(|(_, _, w)| w.clone());
+    }
     report.warnings.extend(m.warnings);
     if let Some(w) = waterfalls {
         super::waterfall::attach(&mut report, w);

@@ -35,7 +35,9 @@ pub use error::CompareError;
 pub use flow::{Finished, Flow};
 pub use lab::LabPlan;
 pub use model::*;
-pub use options::{CompareOptions, CpuChoice, CpuPlacement, RepsChoice, ScheduleChoice};
+pub use options::{
+    CompareOptions, CpuChoice, CpuPlacement, FamilyChoice, RepsChoice, ScheduleChoice,
+};
 pub use progress::{Progress, SilentProgress};
 pub use remote::RemotePlan;
 pub use runs::Runner;

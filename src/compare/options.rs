@@ -62,6 +62,36 @@ pub enum ScheduleChoice {
     Runs,
 }
 
+/// The IP families the lab compare measures (`--family`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum FamilyChoice {
+    /// IPv4 only (the default).
+    #[default]
+    #[value(name = "4")]
+    V4,
+    /// IPv6 only: every path over the lab's 2001:2::/48 addresses, against the host's IPv6.
+    #[value(name = "6")]
+    V6,
+    /// Both, side by side in one interleaved run: each mode's IPv6 row against the host's IPv6.
+    Both,
+}
+
+impl FamilyChoice {
+    /// The families measured (4, 6), in report order.
+    pub fn families(self) -> &'static [u8] {
+        match self {
+            FamilyChoice::V4 => &[4],
+            FamilyChoice::V6 => &[6],
+            FamilyChoice::Both => &[4, 6],
+        }
+    }
+
+    /// Whether IPv6 paths are measured.
+    pub fn has_v6(self) -> bool {
+        self != FamilyChoice::V4
+    }
+}
+
 /// How many repetitions per mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RepsChoice {
@@ -123,6 +153,8 @@ pub struct CompareOptions {
     pub replicates: usize,
     /// Also measure the host on a node of the other state (`--no-other-host` turns it off).
     pub other_host: bool,
+    /// `--family`: IPv4, IPv6 or both (the lab's interleaved schedule).
+    pub family: FamilyChoice,
 }
 
 /// The fewest and the most replicates per path.
@@ -156,6 +188,7 @@ impl Default for CompareOptions {
             baseline: crate::lab::cells::NodeState::Bare,
             replicates: DEFAULT_REPLICATES,
             other_host: true,
+            family: FamilyChoice::V4,
         }
     }
 }
@@ -205,6 +238,27 @@ impl CompareOptions {
             return Err(
                 "--explain measures its variants interleaved and paired; it cannot run with \
                  --schedule runs (drop one of the two)"
+                    .into(),
+            );
+        }
+        if self.family.has_v6() && self.schedule == ScheduleChoice::Runs {
+            return Err(
+                "--family 6|both measures on the interleaved schedule; it cannot run with \
+                 --schedule runs (drop one of the two)"
+                    .into(),
+            );
+        }
+        if self.family.has_v6() && self.explain {
+            return Err(
+                "--explain's variants are IPv4 only; it cannot run with --family 6|both (drop one \
+                 of the two)"
+                    .into(),
+            );
+        }
+        if self.family.has_v6() && self.waterfall {
+            return Err(
+                "--waterfall traces IPv4 paths only; it cannot run with --family 6|both (drop one \
+                 of the two)"
                     .into(),
             );
         }

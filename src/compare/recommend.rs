@@ -24,7 +24,7 @@ fn losses(checks: &CheckMatrix, mode: &str) -> Option<Vec<&'static str>> {
     let c = checks
         .modes
         .iter()
-        .find(|c| c.mode == mode && c.available)?;
+        .find(|c| c.mode == super::model::base_mode(mode) && c.available)?;
     Some(
         KEPT.iter()
             .filter(|(_, f)| f(c) != Some(true))
@@ -61,10 +61,13 @@ fn hybrid_of(mode: &str) -> Option<(&'static str, &'static str)> {
 
 /// The recommendation lines (empty when nothing was measured against the host).
 pub fn lines(r: &CompareReport) -> Vec<String> {
+    // With --family both, the first family's rows (each family is against its own host).
+    let family = r.modes.first().and_then(|m| m.family);
     let containers: Vec<&ModeResult> = r
         .modes
         .iter()
         .filter(|m| m.available && !is_host_row(&m.mode) && latency(m).is_some())
+        .filter(|m| m.family.is_none() || m.family == family)
         .collect();
     let Some(fastest) = containers
         .iter()
@@ -162,13 +165,24 @@ pub fn why_lines(r: &CompareReport) -> Vec<String> {
     let Some(host) = host else {
         return Vec::new();
     };
+    // --family both: IPv6 rows against the host's IPv6 row.
+    let host6_label = super::model::family_label(super::model::BASELINE, 6);
+    let host6 = r
+        .modes
+        .iter()
+        .find(|m| m.mode == host6_label && m.available)
+        .and_then(|m| m.probes.backlog_pkts_per_tx);
     r.modes
         .iter()
-        .filter(|m| m.available && m.mode != r.baseline.mode)
+        .filter(|m| m.available && m.mode != r.baseline.mode && m.mode != host6_label)
         .filter_map(|m| {
             let n = m.probes.backlog_pkts_per_tx?;
+            let host = match host6 {
+                Some(h6) if m.family == Some(6) => h6,
+                _ => host,
+            };
             let extra = (n - host).round() as i64;
-            let path = match m.mode.as_str() {
+            let path = match super::model::base_mode(&m.mode) {
                 "bridge" => {
                     "the veth pair hands each packet over once more each way, the bridge \
                              once more; conntrack and NAT cost CPU, not queueing"

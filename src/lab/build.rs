@@ -100,17 +100,18 @@ pub(super) struct TopologyCopy {
 
 /// Builds `modes` of lab `lab` (its remote, node, wire and containers) as namespaces
 /// `PREFIX-remote`, `PREFIX-node`, ... under `prefix` instead of the lab's own, by the same
-/// drivers: no state file, no lock. SIGINT/SIGTERM stop it after the current step with
+/// drivers: no state file, no lock; `ipv6`: dual-stack, as `lab up --ipv6`. SIGINT/SIGTERM stop it after the current step with
 /// [`LabError::Interrupted`]; on any error the caller removes the copy ([`remove_copy`]).
 pub(super) fn copy_under(
     lab: &str,
     prefix: String,
     modes: Vec<super::Mode>,
+    ipv6: bool,
 ) -> Result<TopologyCopy, LabError> {
     let spec = LabSpec {
         name: lab.to_string(),
         modes,
-        ipv6: false,
+        ipv6,
         host_shim: false,
     };
     let remote = netns::path_of(&format!("{prefix}remote"));

@@ -91,6 +91,9 @@ impl std::fmt::Display for NodeState {
 pub struct CellSpec {
     pub mode: Mode,
     pub node: NodeState,
+    /// Dual-stack (`compare --family 6|both`): the cell gets the lab's 2001:2::/48 addresses,
+    /// bridge its NAT66, a NAT-table node its `ip6` table too.
+    pub ipv6: bool,
 }
 
 /// A built cell: where its client runs and where its server must listen.
@@ -165,7 +168,12 @@ impl Drop for CellSet {
 }
 
 fn build_cell(lab: &str, i: usize, spec: CellSpec) -> Result<Cell, LabError> {
-    let copy = build::copy_under(lab, plan::cell_prefix(lab, i), vec![spec.mode])?;
+    if spec.ipv6 {
+        if let Some(why) = spec.mode.driver().ipv6_unavailable() {
+            return Err(LabError::Unavailable(format!("no IPv6 path: {why}")));
+        }
+    }
+    let copy = build::copy_under(lab, plan::cell_prefix(lab, i), vec![spec.mode], spec.ipv6)?;
     let (remote, node, left) = (copy.remote, copy.node, copy.nat);
     let info = match copy.modes.into_iter().next() {
         Some((_, Ok(info))) => info,
@@ -182,6 +190,9 @@ fn build_cell(lab: &str, i: usize, spec: CellSpec) -> Result<Cell, LabError> {
     }
     let nat = if left == NatLevel::None && want != NatLevel::None {
         Firewall::new(&node).init_nat(want, bridge_subnet(), "eth0")?;
+        if spec.ipv6 {
+            Firewall::new(&node).init_nat6(want, (plan::v6(plan::BRIDGE_NET), 64), "eth0")?;
+        }
         want
     } else {
         left

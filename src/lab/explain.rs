@@ -168,7 +168,7 @@ fn build_node(lab: &str, level: NatLevel) -> Result<ExplainNode, LabError> {
         .filter(|v| v.nat == level)
         .map(|v| v.mode)
         .collect();
-    let copy = build::copy_under(lab, plan::explain_prefix(lab, level), modes)?;
+    let copy = build::copy_under(lab, plan::explain_prefix(lab, level), modes, false)?;
     let (remote, node, left) = (copy.remote, copy.node, copy.nat);
     let modes = copy
         .modes

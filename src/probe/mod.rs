@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod backlog;
 pub mod cpu;
+pub mod snmp;
 pub mod softirqs;
 pub mod softnet;
 pub mod tracepoints;

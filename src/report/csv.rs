@@ -10,7 +10,7 @@ use crate::compare::CompareReport;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CsvExporter;
 
-const FIXED: [&str; 25] = [
+const FIXED: [&str; 26] = [
     "mode",
     "available",
     "reason",
@@ -36,6 +36,7 @@ const FIXED: [&str; 25] = [
     "backlog_pkts_per_tx",
     "net_rx_per_tx",
     "cpu_us_per_tx",
+    "family",
 ];
 
 fn num(v: Option<f64>) -> String {
@@ -83,6 +84,7 @@ impl Exporter for CsvExporter {
                 num(m.probes.backlog_pkts_per_tx),
                 num(m.probes.net_rx_per_tx),
                 num(m.probes.cpu_us_per_tx),
+                m.family.map(|f| f.to_string()).unwrap_or_default(),
             ];
             row.extend(
                 tps.iter()

@@ -328,6 +328,8 @@ pub fn sample_report() -> CompareReport {
         percentiles: percentiles(mean - 0.5),
         target: None,
         waterfall: None,
+        family: None,
+        wire: None,
     };
     let vs = |d: f64, p: f64| VsHost {
         delta_us: d,
@@ -381,6 +383,8 @@ pub fn sample_report() -> CompareReport {
                 percentiles: vec![],
                 target: None,
                 waterfall: None,
+                family: None,
+                wire: None,
             },
         ],
         explain: Some(sample_explain()),

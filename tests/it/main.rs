@@ -22,6 +22,7 @@ mod check_ipvlan;
 mod compare;
 mod compare_interleaved;
 mod compare_invariance;
+mod compare_ipv6;
 mod compare_remote;
 mod deploy;
 mod deploy_auth;

@@ -124,3 +124,52 @@ fn compare_without_nft_measures_the_rest_and_names_bridge_not_available() {
     );
     snap.assert_unchanged();
 }
+
+#[test]
+fn compare_family_both_without_nft_measures_ipv6_of_the_rest() {
+    let test = "compare_family_both_without_nft_measures_ipv6_of_the_rest";
+    if !common::need_root(test)
+        || !common::need_tool(test, "nft")
+        || !common::need_tool(test, "unshare")
+    {
+        return;
+    }
+    let snap = common::RootSnapshot::take();
+    let json = std::env::temp_dir().join(format!("{}.json", common::unique("nonft6")));
+    let out = without_nft(
+        common::nslat_bin(),
+        &[
+            "compare",
+            "--family",
+            "both",
+            "--modes",
+            "host,bridge,ptp",
+            "--replicates",
+            "2",
+            "--budget",
+            "2",
+            "--no-checks",
+            "--lock-wait",
+            "300",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&json);
+    let report = if doc.is_array() { &doc[0] } else { &doc };
+    let r = mode(report, "ptp (IPv6)")["vs_host"]["ratio"].as_f64();
+    assert!(r.is_some_and(|r| r > 0.8 && r < 2.0), "{report}");
+    for m in ["bridge", "bridge (IPv6)"] {
+        let row = mode(report, m);
+        assert_eq!(row["available"], false, "{m} measured without nft?");
+        assert!(
+            row["reason"].as_str().unwrap_or_default().contains("nft"),
+            "{row}"
+        );
+    }
+    snap.assert_unchanged();
+}

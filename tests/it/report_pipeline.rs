@@ -62,6 +62,7 @@ fn measured_rep(cfg: &ProbeConfig) -> RepInput {
             response_size: 1,
             clock: "CLOCK_MONOTONIC".into(),
             placement: Placement::default(),
+            data_socket: None,
             histogram: Some(h),
         },
         probes: Some(Snapshot::delta(&before, &after)),

@@ -131,6 +131,8 @@ pub fn build_mode(input: &ModeInput, baseline: Option<&[f64]>) -> ModeResult {
         percentiles: Vec::new(),
         target: None,
         waterfall: None,
+        family: None,
+        wire: None,
     };
     if let Some(reason) = &input.unavailable {
         return unavailable(reason.clone());
@@ -285,6 +287,8 @@ pub fn build_mode(input: &ModeInput, baseline: Option<&[f64]>) -> ModeResult {
         percentiles,
         target: None,
         waterfall: None,
+        family: None,
+        wire: None,
     }
 }
 

@@ -437,6 +437,43 @@ pub struct ModeResult {
     /// `--waterfall`: where this path's round trip goes, stage by stage (src/waterfall).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waterfall: Option<Box<crate::waterfall::Waterfall>>,
+    /// The lab compare's IP family of this path: 4 or 6 (`--family`); absent in reports from
+    /// before it, and for paths outside the lab.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<u8>,
+    /// What the path's tracepoint run put on the wire: the data socket's ends and the IP
+    /// packets per transaction of each family in the client's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wire: Option<Wire>,
+}
+
+/// The family a path really used, seen from its client's namespace (the tracepoint run).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Wire {
+    /// The data socket's local and peer address.
+    pub socket: Option<crate::bench::DataSocket>,
+    /// 4 or 6: the data socket's family.
+    pub socket_family: Option<u8>,
+    /// IP packets (received + sent) per transaction in the client's namespace, per family
+    /// (`/proc/net/snmp`, `/proc/net/snmp6`).
+    pub packets_per_tx: Option<crate::probe::snmp::PacketsPerTx>,
+}
+
+/// The label of `mode`'s row of family `family` in a lab compare: `bridge`, `bridge (IPv6)`.
+pub fn family_label(mode: &str, family: u8) -> String {
+    if family == 6 {
+        format!("{mode}{IPV6_SUFFIX}")
+    } else {
+        mode.to_string()
+    }
+}
+
+/// What an IPv6 row's label ends with.
+pub const IPV6_SUFFIX: &str = " (IPv6)";
+
+/// The mode a row label names, without its family: `bridge (IPv6)` -> `bridge`.
+pub fn base_mode(label: &str) -> &str {
+    label.strip_suffix(IPV6_SUFFIX).unwrap_or(label)
 }
 
 /// `--explain`: the target mode's gap to the baseline split into the parts that make it.

@@ -35,6 +35,7 @@ pub(crate) fn run(mean_us: f64, tps: f64, spread_ns: u64) -> RunResult {
         response_size: 1,
         clock: "CLOCK_MONOTONIC".into(),
         placement: Placement::default(),
+        data_socket: None,
         histogram: Some(h),
     }
 }

@@ -65,6 +65,12 @@ impl ModeDriver for Bridge {
         Firewall::new(&b.netns_path("node"))
             .init_nat(NatLevel::Masquerade, super::super::bridge_subnet(), "eth0")
             .map_err(|e| b.context("installing the bridge's MASQUERADE rule", e.into()))?;
+        if b.spec().ipv6 {
+            // NAT66, as Docker's `ip6tables` option does (its default routes IPv6 unmasqueraded).
+            Firewall::new(&b.netns_path("node"))
+                .init_nat6(NatLevel::Masquerade, (plan::v6(plan::BRIDGE_NET), 64), "eth0")
+                .map_err(|e| b.context("installing the bridge's NAT66 MASQUERADE rule", e.into()))?;
+        }
         b.nat = NatLevel::Masquerade;
         b.step()?;
         Ok(b.info(ns, plan::BRIDGE_CTR, true))

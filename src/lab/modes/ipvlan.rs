@@ -96,6 +96,10 @@ fn child(b: &mut Builder, ns: &str, parent: u32, kind: IpvlanMode) -> Result<(),
 }
 
 impl ModeDriver for Ipvlan {
+    fn ipv6_unavailable(&self) -> Option<&'static str> {
+        (self.kind != IpvlanMode::L2)
+            .then_some("the lab builds L3/L3s children IPv4 only (IPv6 needs the parent's namespace to route the remote through the port)")
+    }
     fn name(&self) -> &'static str {
         self.name
     }

@@ -83,6 +83,11 @@ pub trait ModeDriver: Sync + 'static {
     fn unavailable(&self, _b: &mut Builder) -> Result<Option<String>, LabError> {
         Ok(None)
     }
+    /// `Some(reason)` when the lab cannot give this mode an IPv6 path (`compare --family 6|both`
+    /// then shows its IPv6 row as not available with the reason). Default: it has one.
+    fn ipv6_unavailable(&self) -> Option<&'static str> {
+        None
+    }
     /// Builds the mode; the container's namespace (suffix `ns`) exists when `own_namespace`.
     fn build(&self, b: &mut Builder, ns: &str) -> Result<ModeInfo, LabError>;
     /// `--host-shim`: whatever the node needs to reach this mode's container (default: nothing).

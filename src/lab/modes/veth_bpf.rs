@@ -30,6 +30,9 @@ pub const VETH_PROGRAM: &str = "veth_ingress";
 pub const PASS_ENV: &str = "NSLAT_BPF_PASS_ONLY";
 
 impl ModeDriver for VethBpf {
+    fn ipv6_unavailable(&self) -> Option<&'static str> {
+        Some("its BPF programs redirect IPv4 only (IPv6 would pass as ptp)")
+    }
     fn name(&self) -> &'static str {
         "veth-bpf"
     }

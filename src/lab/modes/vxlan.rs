@@ -74,6 +74,9 @@ fn end(
 }
 
 impl ModeDriver for VxlanOverlay {
+    fn ipv6_unavailable(&self) -> Option<&'static str> {
+        Some("the lab's overlay carries IPv4 pod subnets only")
+    }
     fn name(&self) -> &'static str {
         "vxlan"
     }

@@ -332,6 +332,15 @@ pub fn macs_on_wire(learned: &[String], node: &[String]) -> u32 {
 
 /// Runs every check for `modes` of `lab` and returns the matrix. Modes the lab does not have or
 /// could not build are rows with `available: false` and the reason.
+/// A mode's info in `lab`, or why its row has no checks (its build failed, or the lab lacks it).
+fn built(lab: &Lab, mode: Mode) -> Result<&crate::lab::ModeInfo, String> {
+    match lab.mode(mode) {
+        Some(Ok(info)) => Ok(info),
+        Some(Err(reason)) => Err(reason.clone()),
+        None => Err(format!("not part of lab '{}'", lab.name())),
+    }
+}
+
 pub fn run(lab: &Lab, modes: &[Mode]) -> Result<CheckMatrix, CheckError> {
     run_with(lab, modes, &NoCheckProgress)
 }
@@ -377,21 +386,16 @@ pub fn run_with(
             mode: mode.name().to_string(),
             ..Default::default()
         };
-        let target = match lab.mode(mode) {
-            Some(Ok(info)) => Target {
+        let target = match built(lab, mode) {
+            Ok(info) => Target {
                 mode,
                 netns: info.netns.clone(),
                 addr: info.addr,
                 side_addr: mode.driver().plan().side,
                 server: info.server,
             },
-            Some(Err(reason)) => {
-                row.reason = Some(reason.clone());
-                rows.push(row);
-                continue;
-            }
-            None => {
-                row.reason = Some(format!("not part of lab '{}'", lab.name()));
+            Err(reason) => {
+                row.reason = Some(reason);
                 rows.push(row);
                 continue;
             }
@@ -499,15 +503,10 @@ pub fn run_reach6(
             mode: label(mode),
             ..Default::default()
         };
-        let info = match lab.mode(mode) {
-            Some(Ok(info)) => info,
-            Some(Err(reason)) => {
-                row.reason = Some(reason.clone());
-                rows.push(row);
-                continue;
-            }
-            None => {
-                row.reason = Some(format!("not part of lab '{}'", lab.name()));
+        let info = match built(lab, mode) {
+            Ok(info) => info,
+            Err(reason) => {
+                row.reason = Some(reason);
                 rows.push(row);
                 continue;
             }

@@ -306,16 +306,21 @@ pub fn without_ports(text: &str, ports: &[String]) -> String {
         .collect()
 }
 
-/// `text` without a Docker bridge's IPv6 link-local address and its fe80::/64 and ff00::/8
-/// routes: the kernel gives docker0 (or a `br-*` bridge) these when its first container's veth
-/// brings it up after boot, and they stay; Docker's doing, not nslat's.
+/// `text` without a Docker or Podman bridge's IPv6 link-local address and its fe80::/64 and
+/// ff00::/8 routes: the kernel gives docker0 (or a `br-*` bridge; Podman's `cni-podman0` or
+/// `podman0`) these when its first container's veth brings it up, after duplicate address
+/// detection (the address is `tentative` until then, and its local route appears later), and
+/// they stay; the container engine's doing, not nslat's.
 pub fn without_bridge_link_local(text: &str) -> String {
     text.lines()
         .filter(|l| {
             let toks: Vec<&str> = l.split_whitespace().collect();
             let bridge = toks.iter().any(|t| {
                 let t = t.trim_end_matches(':');
-                t == "docker0" || t.starts_with("br-")
+                t == "docker0"
+                    || t.starts_with("br-")
+                    || t.starts_with("cni-podman")
+                    || (t.starts_with("podman") && t[6..].parse::<u32>().is_ok())
             });
             !(bridge && (l.contains("fe80:") || l.contains("ff00::/8")))
         })

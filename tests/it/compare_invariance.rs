@@ -11,12 +11,18 @@ use std::process::Command;
 
 use serde_json::Value;
 
-/// One compare of `modes` (short budget, no checks) on the kept lab `lab`: each mode's
+/// One compare of `modes` (short budget, no checks, no other-state host row) on the kept lab `lab`: each mode's
 /// (ratio, half-width).
 fn compare(lab: &str, modes: &str, json: &std::path::Path) -> Value {
     let out = Command::new(common::nslat_bin())
-        .args(["compare", "--modes", modes, "--no-checks"])
-        .args(["--budget", "3", "--lab", lab, "--lock-wait", "300"])
+        .args([
+            "compare",
+            "--modes",
+            modes,
+            "--no-checks",
+            "--no-other-host",
+        ])
+        .args(["--budget", "2", "--lab", lab, "--lock-wait", "300"])
         .arg("--json")
         .arg(json)
         .output()

@@ -30,6 +30,9 @@ fn compare(lab: &str, dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
         "0.3",
         "--warmup",
         "0.1",
+        "--replicates",
+        "2",
+        "--no-other-host",
         "--no-checks",
     ];
     args.extend_from_slice(extra);
@@ -151,9 +154,9 @@ fn merge_of_three_real_compare_reports_and_inconsistent_inputs() {
         let ratio = bridge["ratio"].as_f64().unwrap();
         let [lo, hi] = [0, 1].map(|i| bridge["ratio_ci95"][i].as_f64().unwrap());
         assert!(lo < ratio && ratio < hi, "{bridge}");
-        // Interleaved (the default): one aggregate run per replicate of the path (5 by default),
-        // its interval over the replicates and the rounds.
-        assert_eq!(bridge["reps"], 5);
+        // Interleaved (the default): one aggregate run per replicate of the path (--replicates
+        // 2 here), its interval over the replicates and the rounds.
+        assert_eq!(bridge["reps"], 2);
         assert!(bridge["latency_us"].as_f64().unwrap() > 0.0);
         // The pair's row in the terminal table shows the same ratio.
         let name = format!(

@@ -87,6 +87,30 @@ fe80::/64 dev vethleft proto kernel metric 256\n";
     );
 }
 
+#[test]
+fn a_container_bridges_link_local_state_is_left_out_and_no_other_links() {
+    // What the kernel adds to a container engine's bridge after duplicate address detection
+    // (Podman's CNI `cni-podman0` appeared tentative in one snapshot and settled in the next);
+    // the same on eth0, or on a bridge nslat could have left (`nslat-x-br`), still counts.
+    let text = "\
+29: cni-podman0    inet6 fe80::5094:44ff:fe35:a82d/64 scope link tentative \\\n\
+7: podman0    inet6 fe80::1/64 scope link \\\n\
+4: eth0    inet6 fe80::fc:ff:fe00:1/64 scope link \\\n\
+local fe80::5094:44ff:fe35:a82d dev cni-podman0 table local proto kernel metric 0 pref medium\n\
+multicast ff00::/8 dev podman0 table local proto kernel metric 256 pref medium\n\
+fe80::/64 dev nslat-x-br proto kernel metric 256 pref medium\n\
+29: cni-podman0    inet 10.88.0.1/16 brd 10.88.255.255 scope global cni-podman0\n\
+fe80::/64 dev podman0x proto kernel metric 256 pref medium\n";
+    assert_eq!(
+        common::without_bridge_link_local(text),
+        "\
+4: eth0    inet6 fe80::fc:ff:fe00:1/64 scope link \\\n\
+fe80::/64 dev nslat-x-br proto kernel metric 256 pref medium\n\
+29: cni-podman0    inet 10.88.0.1/16 brd 10.88.255.255 scope global cni-podman0\n\
+fe80::/64 dev podman0x proto kernel metric 256 pref medium\n"
+    );
+}
+
 /// `cmd args` in the calling thread's namespace; panics unless it succeeds.
 fn run(cmd: &str, args: &[&str]) {
     let o = Command::new(cmd).args(args).output().unwrap();

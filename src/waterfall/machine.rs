@@ -175,6 +175,23 @@ impl Machine {
         self.tids.get(&tid).copied().unwrap_or(0)
     }
 
+    /// Brings the cursor to `now` ([`Self::cursor_at`]) and, if the path is still in `expect`,
+    /// closes `stage` there: the event moves the path on. False: it does not.
+    fn closes(&mut self, now: u64, expect: Phase, stage: u32) -> bool {
+        self.cursor_at(now);
+        if self.cursor.phase != expect {
+            return false;
+        }
+        self.close(stage, now);
+        true
+    }
+
+    /// The path enters `phase` at `now` (same device, CPU and packet).
+    fn enter(&mut self, phase: Phase, now: u64) {
+        self.cursor.phase = phase;
+        self.cursor.ts = now;
+    }
+
     /// `cursor_at`: counts the event; a stage open too long goes idle.
     fn cursor_at(&mut self, now: u64) {
         self.events += 1;
@@ -291,8 +308,7 @@ impl Machine {
                     self.close(stage::WAKEUP, now);
                     self.enter_thread(Phase::RunKernel, next, c.role, now);
                 } else if c.phase == Phase::Syscall && c.tid == prev && prev_blocked {
-                    self.cursor.phase = Phase::Idle;
-                    self.cursor.ts = now;
+                    self.enter(Phase::Idle, now);
                     self.left += 1;
                 }
             }
@@ -301,13 +317,9 @@ impl Machine {
                 if self.cursor.phase != Phase::Backlog || self.cursor.cpu != cpu {
                     return;
                 }
-                self.cursor_at(now);
-                if self.cursor.phase != Phase::Backlog {
-                    return;
+                if self.closes(now, Phase::Backlog, stage::SOFTIRQ_DELAY) {
+                    self.enter(Phase::BacklogRun, now);
                 }
-                self.close(stage::SOFTIRQ_DELAY, now);
-                self.cursor.phase = Phase::BacklogRun;
-                self.cursor.ts = now;
             }
             Event::SoftirqExit { cpu } => {
                 self.in_net_rx.insert(cpu, false);
@@ -352,13 +364,10 @@ impl Machine {
                     // A veth wire hands the packet to its peer before its net_dev_xmit.
                     return;
                 }
-                self.cursor_at(now);
-                if self.cursor.phase != Phase::DevTx {
-                    return;
+                if self.closes(now, Phase::DevTx, stage::DEVICE) {
+                    self.enter_dev(Phase::Backlog, dev, now);
+                    self.cursor.cpu = cpu;
                 }
-                self.close(stage::DEVICE, now);
-                self.enter_dev(Phase::Backlog, dev, now);
-                self.cursor.cpu = cpu;
             }
             Event::Receive { skb, dev } => self.receive(now, skb, dev, false),
             Event::Gro { skb, dev } => self.receive(now, skb, dev, true),
@@ -370,13 +379,9 @@ impl Machine {
                 {
                     return;
                 }
-                self.cursor_at(now);
-                if self.cursor.phase != Phase::DevTx {
-                    return;
+                if self.closes(now, Phase::DevTx, stage::DEVICE) {
+                    self.enter(Phase::Remote, now);
                 }
-                self.close(stage::DEVICE, now);
-                self.cursor.phase = Phase::Remote;
-                self.cursor.ts = now;
             }
             Event::Reply { skb, dev, cpu, at } => {
                 if self.cursor.phase != Phase::Remote || self.remote.is_none() {
@@ -390,11 +395,9 @@ impl Machine {
                         },
                     );
                 }
-                self.cursor_at(now);
-                if self.cursor.phase != Phase::Remote {
+                if !self.closes(now, Phase::Remote, stage::REMOTE) {
                     return;
                 }
-                self.close(stage::REMOTE, now);
                 let phase = match at {
                     Arrival::Rx => Phase::Backlog,
                     Arrival::Receive | Arrival::Gro => Phase::RxProc,
@@ -470,6 +473,17 @@ pub(crate) mod tests {
             for &(t, ev) in &self.events {
                 m.step(t, ev);
             }
+        }
+        /// The time of the tape's first packet queued (where the machine syncs) to its last
+        /// event: what a tiled trace attributes.
+        pub fn synced_span(&self) -> u64 {
+            let first_send = self
+                .events
+                .iter()
+                .find(|(_, e)| matches!(e, Event::DevQueue { .. }))
+                .unwrap()
+                .0;
+            self.events.last().unwrap().0 - first_send
         }
     }
 
@@ -561,14 +575,7 @@ pub(crate) mod tests {
         tape.run(&mut m);
         // The first round trip syncs at the client's first send (a tracked thread queues a
         // packet from its system call); from there on every ns is in a stage.
-        let first_send = tape
-            .events
-            .iter()
-            .find(|(_, e)| matches!(e, Event::DevQueue { .. }))
-            .unwrap()
-            .0;
-        let end = tape.events.last().unwrap().0;
-        assert_eq!(total(&m), end - first_send);
+        assert_eq!(total(&m), tape.synced_span());
         // Two backlog waits per round trip, each with its softirq delay.
         assert_eq!(get(&m, stage::BACKLOG_WAIT), (6, 6 * 250));
         assert_eq!(get(&m, stage::SOFTIRQ_DELAY), (6, 6 * 50));
@@ -978,14 +985,7 @@ pub(crate) mod tests {
         }
         let mut m = Machine::remote(&[(CLIENT, 1)], nic);
         tape.run(&mut m);
-        let first_send = tape
-            .events
-            .iter()
-            .find(|(_, e)| matches!(e, Event::DevQueue { .. }))
-            .unwrap()
-            .0;
-        let end = tape.events.last().unwrap().0;
-        assert_eq!(total(&m), end - first_send, "{:#?} {m:?}", m.stages);
+        assert_eq!(total(&m), tape.synced_span(), "{:#?} {m:?}", m.stages);
         // The remote stage, keyed by the wire: transmit → first packet back.
         let remote: Vec<_> = m
             .stages

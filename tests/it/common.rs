@@ -553,3 +553,15 @@ pub fn docker_test_image() -> Result<(), String> {
 fn tempfile_dir() -> String {
     format!("/tmp/nslat-image-{}", unique("img"))
 }
+
+/// The row of `mode` in a compare report's JSON (its `modes`), cloned; panics naming the
+/// mode and showing `context` (the command's output) when there is none.
+pub fn mode_row(report: &serde_json::Value, mode: &str, context: &str) -> serde_json::Value {
+    report["modes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no modes in the report: {context}"))
+        .iter()
+        .find(|m| m["mode"] == mode)
+        .unwrap_or_else(|| panic!("no row {mode}: {context}"))
+        .clone()
+}

@@ -45,6 +45,37 @@ fn wait_for_port(ns: &str, addr: std::net::SocketAddr) {
     }
 }
 
+/// A lab with the host mode only and `nslat serve` in its remote namespace (the second
+/// machine), reachable from the node (this machine): the cleanup (server killed, lab down on
+/// drop), the node's namespace, and the server's address (port by the process id + `port_offset`).
+fn remote_lab(prefix: &str, port_offset: u32) -> (Cleanup, String, std::net::SocketAddr) {
+    let lab = common::unique(prefix);
+    let mut cleanup = Cleanup {
+        lab: lab.clone(),
+        server: None,
+    };
+    common::nslat_ok(&["lab", "up", "--name", &lab, "--modes", "host"]);
+    let node_ns = format!("nslat-{lab}-node");
+    let port = 20000 + ((std::process::id() + port_offset) % 20000) as u16;
+    let listen: std::net::SocketAddr = format!("198.18.0.2:{port}").parse().unwrap();
+    cleanup.server = Some(
+        Command::new(common::nslat_bin())
+            .args([
+                "serve",
+                "--netns",
+                &format!("nslat-{lab}-remote"),
+                "--listen",
+            ])
+            .arg(listen.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(&node_ns, listen);
+    (cleanup, node_ns, listen)
+}
+
 #[test]
 fn compare_against_a_real_remote_attaches_modes_to_the_nic() {
     if !common::need_root("compare_against_a_real_remote_attaches_modes_to_the_nic") {
@@ -52,31 +83,7 @@ fn compare_against_a_real_remote_attaches_modes_to_the_nic() {
     }
     let root = common::RootSnapshot::take();
     let bin = common::nslat_bin();
-    let lab = common::unique("rmt");
-    let mut cleanup = Cleanup {
-        lab: lab.clone(),
-        server: None,
-    };
-    common::nslat_ok(&["lab", "up", "--name", &lab, "--modes", "host"]);
-    let remote_ns = format!("nslat-{lab}-remote");
-    let node_ns = format!("nslat-{lab}-node");
-    let port = 20000 + (std::process::id() % 20000) as u16;
-    let listen: std::net::SocketAddr = format!("198.18.0.2:{port}").parse().unwrap();
-    cleanup.server = Some(
-        Command::new(bin)
-            .args([
-                "serve",
-                "--netns",
-                &remote_ns,
-                "--listen",
-                &listen.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_port(&node_ns, listen);
+    let (cleanup, node_ns, listen) = remote_lab("rmt", 0);
 
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("r.json");
@@ -209,26 +216,7 @@ fn remote_waterfall_has_one_remote_stage_and_this_machines_hops() {
     }
     let root = common::RootSnapshot::take();
     let bin = common::nslat_bin();
-    let lab = common::unique("rwf");
-    let mut cleanup = Cleanup {
-        lab: lab.clone(),
-        server: None,
-    };
-    common::nslat_ok(&["lab", "up", "--name", &lab, "--modes", "host"]);
-    let remote_ns = format!("nslat-{lab}-remote");
-    let node_ns = format!("nslat-{lab}-node");
-    let port = 20000 + ((std::process::id() + 7) % 20000) as u16;
-    let listen: std::net::SocketAddr = format!("198.18.0.2:{port}").parse().unwrap();
-    cleanup.server = Some(
-        Command::new(bin)
-            .args(["serve", "--netns", &remote_ns, "--listen"])
-            .arg(listen.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_port(&node_ns, listen);
+    let (cleanup, node_ns, listen) = remote_lab("rwf", 7);
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("r.json");
     let out = Command::new(bin)

@@ -176,15 +176,7 @@ fn real_docker_containers_are_described_and_measured_beside_the_host_and_the_lab
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let row = |k: &str| -> Value {
-        report["modes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["mode"] == k)
-            .unwrap_or_else(|| panic!("no row {k}: {stdout}"))
-            .clone()
-    };
+    let row = |k: &str| common::mode_row(&report, k, &stdout);
     let tgt = |k: &str| row(k)["target"].clone();
 
     // One targets section, the same in the terminal, the Markdown and the HTML page.
@@ -414,15 +406,7 @@ fn a_container_killed_mid_run_is_left_out_and_the_rest_finishes() {
         "one line for the target: {stderr}"
     );
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let row = |k: &str| -> Value {
-        report["modes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["mode"] == k)
-            .unwrap_or_else(|| panic!("no row {k}: {stdout}"))
-            .clone()
-    };
+    let row = |k: &str| common::mode_row(&report, k, &stdout);
     assert_eq!(row("gone")["available"], false, "{}", row("gone"));
     for k in ["host", "keep"] {
         let r = row(k);
@@ -484,15 +468,7 @@ fn a_docker_containers_waterfall_is_traced_beside_the_labs_bridge() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let wf = |k: &str| -> Value {
-        report["modes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["mode"] == k)
-            .unwrap_or_else(|| panic!("no row {k}: {stdout}"))["waterfall"]
-            .clone()
-    };
+    let wf = |k: &str| common::mode_row(&report, k, &stdout)["waterfall"].clone();
     let per_rt = |w: &Value, kind: &str, dk: Option<&str>| -> f64 {
         w["stages"]
             .as_array()

@@ -42,13 +42,15 @@ fn mode<'a>(report: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {name} in the report"))
 }
 
+/// Root, and the tools the hiding of nft needs (else `test` skips with the reason).
+fn can_hide_nft(test: &str) -> bool {
+    common::need_root(test) && common::need_tool(test, "nft") && common::need_tool(test, "unshare")
+}
+
 #[test]
 fn compare_without_nft_measures_the_rest_and_names_bridge_not_available() {
     let test = "compare_without_nft_measures_the_rest_and_names_bridge_not_available";
-    if !common::need_root(test)
-        || !common::need_tool(test, "nft")
-        || !common::need_tool(test, "unshare")
-    {
+    if !can_hide_nft(test) {
         return;
     }
     let snap = common::RootSnapshot::take();
@@ -128,10 +130,7 @@ fn compare_without_nft_measures_the_rest_and_names_bridge_not_available() {
 #[test]
 fn compare_family_both_without_nft_measures_ipv6_of_the_rest() {
     let test = "compare_family_both_without_nft_measures_ipv6_of_the_rest";
-    if !common::need_root(test)
-        || !common::need_tool(test, "nft")
-        || !common::need_tool(test, "unshare")
-    {
+    if !can_hide_nft(test) {
         return;
     }
     let snap = common::RootSnapshot::take();

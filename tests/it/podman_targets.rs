@@ -190,15 +190,7 @@ fn real_podman_containers_are_described_and_measured() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let tgt = |k: &str| -> Value {
-        report["modes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["mode"] == k)
-            .unwrap_or_else(|| panic!("no row {k}: {stdout}"))["target"]
-            .clone()
-    };
+    let tgt = |k: &str| common::mode_row(&report, k, &stdout)["target"].clone();
     // Podman's default bridge and its NAT chains are named by its network backend: netavark
     // (`podman0`, `NETAVARK-…`) or CNI (`cni-podman0`, `CNI-…`), as Debian 12's Podman 4.3 uses
     // when netavark is not installed.

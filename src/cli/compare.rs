@@ -129,6 +129,11 @@ pub struct CompareArgs {
     /// TCP_RR; needs root and BTF (docs/waterfall.md).
     #[arg(long)]
     waterfall: bool,
+    /// With --waterfall: pairs of a traced and an untraced 100 ms block per path (2 to 100).
+    /// Fewer: a quicker waterfall with a wider interval on the tracing overhead.
+    #[arg(long, value_name = "N", default_value_t = crate::waterfall::run::DEFAULT_PAIRS,
+          value_parser = clap::value_parser!(u32).range(2..=100), requires = "waterfall")]
+    waterfall_pairs: u32,
     /// Skip the feature checks (Service, node access, policy) shown beside the latency table.
     #[arg(long)]
     no_checks: bool,
@@ -457,6 +462,7 @@ fn options(args: &CompareArgs) -> CompareOptions {
         cpu: args.cpu,
         explain: args.explain,
         waterfall: args.waterfall,
+        waterfall_pairs: args.waterfall_pairs,
         checks: !args.no_checks,
         schedule: args.schedule,
         block_time: args.block_time,

@@ -104,12 +104,7 @@ pub(super) fn run(
                 token: None,
             })
             .collect();
-        super::waterfall::trace_paths(
-            &todo,
-            super::options::CompareOptions::cpus_for(placement),
-            (runner.opts.request_size, runner.opts.response_size),
-            progress,
-        )
+        super::waterfall::trace_paths(&todo, placement, runner.opts, progress)
     });
     drop(servers);
     drop(set);

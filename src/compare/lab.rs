@@ -638,9 +638,7 @@ fn waterfall_paths(
             token: None,
         })
         .collect();
-    let cpus = CompareOptions::cpus_for(placement);
-    let sizes = (opts.request_size, opts.response_size);
-    super::waterfall::trace_paths(&todo, cpus, sizes, progress)
+    super::waterfall::trace_paths(&todo, placement, opts, progress)
 }
 
 /// The runs schedule: one run per mode after another, repeated, against the lab's server.

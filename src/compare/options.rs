@@ -127,6 +127,8 @@ pub struct CompareOptions {
     pub explain: bool,
     /// Trace each path after the timed rounds (`--waterfall`, src/waterfall).
     pub waterfall: bool,
+    /// Pairs of traced and untraced blocks per traced path (`--waterfall-pairs`).
+    pub waterfall_pairs: u32,
     /// Run the feature checks and put the matrix beside the latency table.
     pub checks: bool,
     /// Time budget per placement for `RepsChoice::Auto` (more rounds stop when the next would pass it).
@@ -177,6 +179,7 @@ impl Default for CompareOptions {
             cpu: CpuChoice::Same,
             explain: false,
             waterfall: false,
+            waterfall_pairs: crate::waterfall::run::DEFAULT_PAIRS,
             checks: true,
             budget: Duration::from_secs(50),
             schedule: ScheduleChoice::Interleaved,

@@ -76,10 +76,19 @@ pub fn lines(r: &CompareReport) -> Vec<String> {
     else {
         return Vec::new();
     };
+    // One container mode measured (`--modes host,bridge`): it is not "the fastest" of anything.
+    let (fastest_is, overall) = if containers.len() == 1 {
+        (
+            "the one container mode measured",
+            "the one container mode measured",
+        )
+    } else {
+        ("fastest", "fastest overall")
+    };
     let checks = r.checks.as_ref().and_then(|c| c.matrix());
     let Some(checks) = checks else {
         return vec![
-            format!("fastest: {} at {}", fastest.mode, cost(fastest)),
+            format!("{fastest_is}: {} at {}", fastest.mode, cost(fastest)),
             "which modes keep Services, node access and host policy is unknown: run without \
              --no-checks"
                 .into(),
@@ -106,7 +115,7 @@ pub fn lines(r: &CompareReport) -> Vec<String> {
         return out;
     }
     out.push(format!(
-        "fastest overall: {} at {}, but it loses {}",
+        "{overall}: {} at {}, but it loses {}",
         fastest.mode,
         cost(fastest),
         lost.join(", ")
@@ -284,6 +293,25 @@ mod tests {
         let l = lines(&r);
         assert!(l[0].starts_with("fastest: macvlan"), "{l:?}");
         assert!(l[1].contains("--no-checks"), "{l:?}");
+    }
+
+    #[test]
+    fn one_container_mode_is_not_called_the_fastest() {
+        // `compare --modes host,bridge --no-checks` said "fastest: bridge ... +39% vs host".
+        let mut r = crate::report::sample_report();
+        r.modes.retain(|m| m.mode == "host" || m.mode == "bridge");
+        let l = lines(&r);
+        assert!(
+            l[0].starts_with("the one container mode measured: bridge at"),
+            "{l:?}"
+        );
+        r.checks = Some(checks(&[("host", true), ("bridge", false)]));
+        let l = lines(&r);
+        assert!(l.iter().all(|x| !x.contains("fastest")), "{l:?}");
+        assert!(
+            l[1].starts_with("the one container mode measured: bridge"),
+            "{l:?}"
+        );
     }
 
     #[test]

@@ -299,12 +299,7 @@ fn trace_group(
             token: p.token.clone(),
         })
         .collect();
-    let t = super::waterfall::trace_paths(
-        &paths,
-        CompareOptions::cpus_for(placement),
-        (opts.request_size, opts.response_size),
-        progress,
-    );
+    let t = super::waterfall::trace_paths(&paths, placement, opts, progress);
     out.waterfalls.extend(t.waterfalls);
     out.failed.extend(t.failed);
     out.refused = t.refused;

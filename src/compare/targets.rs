@@ -526,12 +526,7 @@ fn trace(
             None => {}
         }
     }
-    let mut t = super::waterfall::trace_paths(
-        &todo,
-        CompareOptions::cpus_for(placement),
-        (opts.request_size, opts.response_size),
-        progress,
-    );
+    let mut t = super::waterfall::trace_paths(&todo, placement, opts, progress);
     t.failed.extend(failed);
     t
 }

@@ -12,6 +12,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use super::options::{CompareOptions, CpuPlacement};
 use super::Progress;
 use super::{CompareReport, Warning, BASELINE};
 use crate::bpf::waterfall::RemoteWire;
@@ -59,23 +60,26 @@ pub struct Traced {
     pub refused: Option<String>,
 }
 
-/// Traces each path in turn (TCP_RR 1,1 on the given CPUs). Stops trying at the first refusal
-/// of the programs: the next path would be refused the same way.
+/// Traces each path in turn (TCP_RR with the options' sizes, on the placement's CPUs, the
+/// options' number of block pairs). Stops trying at the first refusal of the programs: the
+/// next path would be refused the same way.
 pub fn trace_paths(
     paths: &[PathToTrace],
-    cpus: (usize, usize),
-    sizes: (usize, usize),
+    placement: CpuPlacement,
+    opts: &CompareOptions,
     progress: &dyn Progress,
 ) -> Traced {
     let mut out = Traced::default();
+    let (client_cpu, server_cpu) = CompareOptions::cpus_for(placement);
     for p in paths {
         let label = format!("{} (waterfall)", p.label);
         progress.run_started("waterfall", &label, 1, 1);
         let mut spec = TraceSpec::new(p.netns.clone(), p.server);
-        spec.client_cpu = Some(cpus.0);
-        spec.server_cpu = Some(cpus.1);
-        spec.request_size = sizes.0;
-        spec.response_size = sizes.1;
+        spec.client_cpu = Some(client_cpu);
+        spec.server_cpu = Some(server_cpu);
+        spec.request_size = opts.request_size;
+        spec.response_size = opts.response_size;
+        spec.pairs = opts.waterfall_pairs as usize;
         spec.wire = p.wire.clone();
         spec.remote = p.remote;
         spec.token = p.token.clone();

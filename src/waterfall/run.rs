@@ -75,13 +75,17 @@ impl TraceSpec {
             response_size: 1,
             token: None,
             block: Duration::from_millis(100),
-            pairs: 8,
+            pairs: DEFAULT_PAIRS as usize,
             wire: Vec::new(),
             tracepoints,
             remote: None,
         }
     }
 }
+
+/// Pairs of a traced and an untraced block per path unless told (`--waterfall-pairs`): 1.6 s
+/// of 100 ms blocks; the overhead's interval is over the pairs.
+pub const DEFAULT_PAIRS: u32 = 8;
 
 /// Why a path has no waterfall.
 #[derive(Debug, thiserror::Error)]

@@ -459,7 +459,8 @@ fn a_docker_containers_waterfall_is_traced_beside_the_labs_bridge() {
             "--target",
             &format!("def=docker:{ctr}"),
         ])
-        .args(["--waterfall", "--reps", "2", "-l", "0.3", "--warmup", "0.1"])
+        .args(["--waterfall", "--waterfall-pairs", "4"])
+        .args(["--reps", "2", "-l", "0.3", "--warmup", "0.1"])
         .arg("--json")
         .arg(&json)
         .output()

@@ -186,6 +186,8 @@ fn compare_waterfall(tag: &str, env: &[(&str, &str)]) -> (serde_json::Value, Str
             "--modes",
             "host,ptp",
             "--waterfall",
+            "--waterfall-pairs",
+            "4",
             "--no-checks",
         ])
         .args(["--budget", "3", "--lab", &lab, "--lock-wait", "300"])
@@ -299,6 +301,8 @@ fn explain_waterfall_sets_each_ablation_step_beside_its_stage_sums() {
             "host,bridge",
             "--explain",
             "--waterfall",
+            "--waterfall-pairs",
+            "4",
         ])
         .args([
             "--no-checks",

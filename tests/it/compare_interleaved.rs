@@ -33,7 +33,7 @@ fn ratio_ci(report: &Value, name: &str) -> (f64, f64) {
 fn compare(lab: &str, json: &std::path::Path) -> Value {
     let out = Command::new(common::nslat_bin())
         .args(["compare", "--modes", "host,bridge,ptp,macvlan"])
-        .args(["--budget", "6", "--lab", lab, "--lock-wait", "300"])
+        .args(["--budget", "5", "--lab", lab, "--lock-wait", "300"])
         .arg("--json")
         .arg(json)
         .output()

@@ -291,6 +291,8 @@ fn serve_run_lab_attach_check_and_compare_print_no_debug_formatting() {
         "host,bridge,ptp,macvlan",
         "--reps",
         "2",
+        "--replicates",
+        "2",
         "-l",
         "0.2",
         "--warmup",

@@ -51,6 +51,8 @@ fn compare_measures_explains_and_exports_then_cleans_up() {
             "host,bridge,ptp,macvlan,ipvlan-l2",
             "--reps",
             "2",
+            "--replicates",
+            "2",
         ])
         .args(["-l", "0.3", "--warmup", "0.1", "--lab", &lab])
         .arg("--json")

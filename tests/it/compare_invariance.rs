@@ -11,17 +11,11 @@ use std::process::Command;
 
 use serde_json::Value;
 
-/// One compare of `modes` (short budget, no checks, no other-state host row) on the kept lab `lab`: each mode's
-/// (ratio, half-width).
+/// One compare of `modes` on the kept lab `lab` (a short budget and no checks; otherwise the
+/// default compare): each mode's (ratio, half-width).
 fn compare(lab: &str, modes: &str, json: &std::path::Path) -> Value {
     let out = Command::new(common::nslat_bin())
-        .args([
-            "compare",
-            "--modes",
-            modes,
-            "--no-checks",
-            "--no-other-host",
-        ])
+        .args(["compare", "--modes", modes, "--no-checks"])
         .args(["--budget", "2", "--lab", lab, "--lock-wait", "300"])
         .arg("--json")
         .arg(json)
@@ -107,9 +101,12 @@ fn a_modes_ratio_does_not_depend_on_the_other_modes_measured() {
     for (k, x) in modes.iter().enumerate() {
         let (ma, ms) = (mean(&alone[k]), mean(&in_set[k]));
         let hw = hws[k].iter().cloned().fold(0.0, f64::max);
-        assert!(
-            (ma - ms).abs() <= 0.01,
-            "{x}: alone {ma:.4} vs in the set {ms:.4}: more than 1 point apart"
+        // The goal (at most 1 point apart) is a figure for the method's notes, from
+        // full-budget compares; these short ones must agree within their intervals.
+        eprintln!(
+            "{x}: alone {ma:.4}, in the set {ms:.4}: {:+.2} points (intervals ±{:.2})",
+            (ms - ma) * 100.0,
+            hw * 100.0
         );
         assert!(
             (ma - ms).abs() <= hw,

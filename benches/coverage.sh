@@ -54,7 +54,7 @@ for mode in modes:
     hw = st.median([(hi - lo) / 2 * 100 for _, (lo, hi) in rows])
     xs = [x for x, _ in rows]
     share = covered / len(rows)
-    ok &= share >= 0.9
+    ok &= share >= 0.9 and hw <= 0.7
     print(f"{mode:<20} {covered:>4}/{len(rows):<4} {hw:>8.2f}pt {(max(xs)-min(xs))*100:>6.2f}pt "
           f"{min(xs):>9.4f}..{max(xs):.4f}")
 aa = [r.get("aa_control") for _, _, r in runs]
@@ -65,6 +65,7 @@ for kind in ("fresh", "kept"):
     w = [t for k, t, _ in runs if k == kind]
     if w:
         print(f"wall, {kind} lab: median {st.median(w):.1f} s, max {max(w):.1f} s ({len(w)} runs)")
+ok &= st.median([t for _, t, _ in runs]) <= 25
 print("goals (coverage >= 90% per mode, A/A >= 90%, median half-width <= 0.7 pt, wall <= 25 s):",
       "met" if ok and within >= 0.9 * len(aa) else "NOT met")
 PY

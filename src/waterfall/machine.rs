@@ -474,6 +474,22 @@ pub(crate) mod tests {
                 m.step(t, ev);
             }
         }
+        /// The client wakes, returns to user space, and 100 ns later sends `skb` on `dev` from
+        /// a system call (CPU 0).
+        pub fn client_sends(&mut self, skb: u64, dev: DevId) -> &mut Tape {
+            self.at(0, Event::Wakeup { tid: CLIENT })
+                .at(10, Event::SysExit { tid: CLIENT })
+                .at(100, Event::SysEnter { tid: CLIENT })
+                .at(
+                    100,
+                    Event::DevQueue {
+                        skb,
+                        dev,
+                        tid: CLIENT,
+                        cpu: 0,
+                    },
+                )
+        }
         /// The time of the tape's first packet queued (where the machine syncs) to its last
         /// event: what a tiled trace attributes.
         pub fn synced_span(&self) -> u64 {
@@ -848,18 +864,7 @@ pub(crate) mod tests {
             dev(2, 20, "veth"),
         );
         let mut tape = Tape::new();
-        tape.at(0, Event::Wakeup { tid: CLIENT })
-            .at(10, Event::SysExit { tid: CLIENT })
-            .at(100, Event::SysEnter { tid: CLIENT })
-            .at(
-                100,
-                Event::DevQueue {
-                    skb: 0xa,
-                    dev: mv,
-                    tid: CLIENT,
-                    cpu: 0,
-                },
-            );
+        tape.client_sends(0xa, mv);
         veth_hop(&mut tape, 0xa, lower, remote, CLIENT, true);
         let mut m = machine();
         tape.run(&mut m);
@@ -1020,18 +1025,7 @@ pub(crate) mod tests {
         // The wire is a veth: its peer's netif_rx comes before the wire's net_dev_xmit.
         let (wire, peer) = (dev(2, 10, "veth"), dev(2, 20, "veth"));
         let mut tape = Tape::new();
-        tape.at(0, Event::Wakeup { tid: CLIENT })
-            .at(10, Event::SysExit { tid: CLIENT })
-            .at(100, Event::SysEnter { tid: CLIENT })
-            .at(
-                100,
-                Event::DevQueue {
-                    skb: 0xa,
-                    dev: wire,
-                    tid: CLIENT,
-                    cpu: 0,
-                },
-            )
+        tape.client_sends(0xa, wire)
             .at(
                 300,
                 Event::NetifRx {

@@ -77,11 +77,9 @@ pub fn lines(r: &CompareReport) -> Vec<String> {
         return Vec::new();
     };
     // One container mode measured (`--modes host,bridge`): it is not "the fastest" of anything.
+    const ONLY: &str = "the one container mode measured";
     let (fastest_is, overall) = if containers.len() == 1 {
-        (
-            "the one container mode measured",
-            "the one container mode measured",
-        )
+        (ONLY, ONLY)
     } else {
         ("fastest", "fastest overall")
     };

@@ -474,21 +474,23 @@ pub(crate) mod tests {
                 m.step(t, ev);
             }
         }
-        /// The client wakes, returns to user space, and 100 ns later sends `skb` on `dev` from
-        /// a system call (CPU 0).
-        pub fn client_sends(&mut self, skb: u64, dev: DevId) -> &mut Tape {
+        /// The client wakes, returns to user space, and `after_ns` later enters a system call.
+        pub fn client_enters_send(&mut self, after_ns: u64) -> &mut Tape {
             self.at(0, Event::Wakeup { tid: CLIENT })
                 .at(10, Event::SysExit { tid: CLIENT })
-                .at(100, Event::SysEnter { tid: CLIENT })
-                .at(
-                    100,
-                    Event::DevQueue {
-                        skb,
-                        dev,
-                        tid: CLIENT,
-                        cpu: 0,
-                    },
-                )
+                .at(after_ns, Event::SysEnter { tid: CLIENT })
+        }
+        /// [`Tape::client_enters_send`] after 100 ns, and the call queues `skb` on `dev` (CPU 0).
+        pub fn client_sends(&mut self, skb: u64, dev: DevId) -> &mut Tape {
+            self.client_enters_send(100).at(
+                100,
+                Event::DevQueue {
+                    skb,
+                    dev,
+                    tid: CLIENT,
+                    cpu: 0,
+                },
+            )
         }
         /// The time of the tape's first packet queued (where the machine syncs) to its last
         /// event: what a tiled trace attributes.
@@ -616,9 +618,7 @@ pub(crate) mod tests {
             dev(2, 20, "veth"),
         );
         let mut tape = Tape::new();
-        tape.at(0, Event::Wakeup { tid: CLIENT })
-            .at(10, Event::SysExit { tid: CLIENT })
-            .at(1_000, Event::SysEnter { tid: CLIENT });
+        tape.client_enters_send(1_000);
         veth_hop(&mut tape, 0xa, ctr, host_side, CLIENT, true);
         // Forwarded in the same softirq: queue on the wire, straight into the backlog.
         tape.at(
@@ -747,9 +747,7 @@ pub(crate) mod tests {
     fn a_reused_packet_address_is_not_taken_for_the_packet_in_flight() {
         let (node, remote, br) = (dev(2, 10, "veth"), dev(2, 20, "veth"), dev(3, 10, "bridge"));
         let mut tape = Tape::new();
-        tape.at(0, Event::Wakeup { tid: CLIENT })
-            .at(10, Event::SysExit { tid: CLIENT })
-            .at(1_000, Event::SysEnter { tid: CLIENT });
+        tape.client_enters_send(1_000);
         veth_hop(&mut tape, 0xa, node, remote, CLIENT, true);
         // The packet is in RX processing. Another thread's packet gets the same address (the
         // first was freed early, say) and is queued from process context: not ours.
@@ -881,17 +879,14 @@ pub(crate) mod tests {
     #[test]
     fn a_thread_that_blocks_before_sending_leaves_the_path() {
         let mut tape = Tape::new();
-        tape.at(0, Event::Wakeup { tid: CLIENT })
-            .at(10, Event::SysExit { tid: CLIENT })
-            .at(100, Event::SysEnter { tid: CLIENT })
-            .at(
-                100,
-                Event::Switch {
-                    prev: CLIENT,
-                    next: OTHER,
-                    prev_blocked: true,
-                },
-            );
+        tape.client_enters_send(100).at(
+            100,
+            Event::Switch {
+                prev: CLIENT,
+                next: OTHER,
+                prev_blocked: true,
+            },
+        );
         let mut m = machine();
         tape.run(&mut m);
         assert_eq!(m.left, 1);
@@ -1129,18 +1124,7 @@ pub(crate) mod tests {
         let nic = dev(3, 10, "");
         let mut m = Machine::remote(&[(CLIENT, 1)], nic);
         let mut t = Tape::new();
-        t.at(0, Event::Wakeup { tid: CLIENT })
-            .at(10, Event::SysExit { tid: CLIENT })
-            .at(100, Event::SysEnter { tid: CLIENT })
-            .at(
-                100,
-                Event::DevQueue {
-                    skb: 0xa,
-                    dev: nic,
-                    tid: CLIENT,
-                    cpu: 0,
-                },
-            )
+        t.client_sends(0xa, nic)
             .at(100, Event::DevXmit { skb: 0xa, dev: nic })
             .at(STALE_NS + 1, Event::SysExit { tid: CLIENT })
             .at(

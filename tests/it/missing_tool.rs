@@ -42,6 +42,26 @@ fn mode<'a>(report: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {name} in the report"))
 }
 
+/// `nslat compare ARGS` with nft hidden, which must succeed: its (first) report, read from
+/// its JSON (a temporary file named by `tag`), and its standard output.
+fn compare_without_nft(tag: &str, args: &[&str]) -> (Value, String) {
+    let json = std::env::temp_dir().join(format!("{}.json", common::unique(tag)));
+    let mut all = vec!["compare"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--lock-wait", "300", "--json", json.to_str().unwrap()]);
+    let out = without_nft(common::nslat_bin(), &all);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "compare without nft failed:\n{stdout}\n{stderr}"
+    );
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&json);
+    let report = if doc.is_array() { doc[0].clone() } else { doc };
+    (report, stdout)
+}
+
 /// Root, and the tools the hiding of nft needs (else `test` skips with the reason).
 fn can_hide_nft(test: &str) -> bool {
     common::need_root(test) && common::need_tool(test, "nft") && common::need_tool(test, "unshare")
@@ -61,32 +81,18 @@ fn compare_without_nft_measures_the_rest_and_names_bridge_not_available() {
         "nft still ran with an empty file bound over it"
     );
 
-    let json = std::env::temp_dir().join(format!("{}.json", common::unique("nonft")));
-    let out = without_nft(
-        common::nslat_bin(),
+    let (doc, stdout) = compare_without_nft(
+        "nonft",
         &[
-            "compare",
             "--modes",
             "host,bridge,ptp,macvlan",
             "--replicates",
             "2",
             "--budget",
             "3",
-            "--lock-wait",
-            "300",
-            "--json",
-            json.to_str().unwrap(),
         ],
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "compare without nft failed:\n{stdout}\n{stderr}"
-    );
-    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let _ = std::fs::remove_file(&json);
-    let report = if doc.is_array() { &doc[0] } else { &doc };
+    let report = &doc;
     for m in ["ptp", "macvlan"] {
         let r = mode(report, m)["vs_host"]["ratio"].as_f64();
         assert!(
@@ -134,11 +140,9 @@ fn compare_family_both_without_nft_measures_ipv6_of_the_rest() {
         return;
     }
     let snap = common::RootSnapshot::take();
-    let json = std::env::temp_dir().join(format!("{}.json", common::unique("nonft6")));
-    let out = without_nft(
-        common::nslat_bin(),
+    let (doc, _) = compare_without_nft(
+        "nonft6",
         &[
-            "compare",
             "--family",
             "both",
             "--modes",
@@ -148,18 +152,9 @@ fn compare_family_both_without_nft_measures_ipv6_of_the_rest() {
             "--budget",
             "2",
             "--no-checks",
-            "--lock-wait",
-            "300",
-            "--json",
-            json.to_str().unwrap(),
         ],
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
-    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let _ = std::fs::remove_file(&json);
-    let report = if doc.is_array() { &doc[0] } else { &doc };
+    let report = &doc;
     let r = mode(report, "ptp (IPv6)")["vs_host"]["ratio"].as_f64();
     assert!(r.is_some_and(|r| r > 0.8 && r < 2.0), "{report}");
     for m in ["bridge", "bridge (IPv6)"] {

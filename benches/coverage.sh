@@ -5,7 +5,8 @@
 # kept half differs only in the shared lab that the checks use). Prints per mode: the share of runs
 # whose 95% interval contains the median ratio of all the *other* runs, the median half-width, the
 # spread of the ratios; the A/A control's share within its interval; every run's wall time (lab or
-# cells build, measuring, checks, tracepoint runs and teardown included). KEEP=DIR keeps the JSON.
+# cells build, measuring, checks, tracepoint runs and teardown included). KEEP=DIR keeps the JSON and
+# every instance's block means (NSLAT_DUMP_MEANS); ARGS="..." adds compare options (e.g. --replicates 5).
 # Run as root, on an otherwise idle machine:
 #   sudo benches/coverage.sh [path/to/nslat]
 set -euo pipefail
@@ -21,7 +22,9 @@ for i in $(seq 1 "$N"); do
   kind=fresh
   if [ $((i % 2)) = 0 ]; then extra=(--lab "$LAB"); kind=kept; fi
   t0=$(date +%s.%N)
-  "$NSLAT" compare --lock-wait 600 --json "$OUT/$i.json" "${extra[@]}" >"$OUT/$i.out" 2>&1 ||
+  # shellcheck disable=SC2086 # ARGS: extra compare options, split on spaces
+  NSLAT_DUMP_MEANS="$OUT/$i.means" "$NSLAT" compare --lock-wait 600 --json "$OUT/$i.json" "${extra[@]}" ${ARGS:-} \
+    >"$OUT/$i.out" 2>&1 ||
     { cat "$OUT/$i.out" >&2; exit 1; }
   t1=$(date +%s.%N)
   echo "$kind $t0 $t1" >"$OUT/$i.wall"

@@ -98,8 +98,10 @@ pub struct CompareArgs {
     /// Interleaved lab compare: independent instances of every path (own namespaces, links,
     /// connection and server thread), measured in the same rounds. Where an instance lands in
     /// memory shifts its latency by a few tenths of a percent for its whole life; the ratio's
-    /// 95% CI is Student's t over the instances, so it covers what a rerun gives.
-    #[arg(long, value_name = "N", default_value = "5", value_parser = clap::value_parser!(u8).range(1..=12))]
+    /// 95% CI adds the spread between the instances to the spread between time batches
+    /// (corrected for their autocorrelation), so it covers what a rerun gives.
+    #[arg(long, value_name = "N", default_value_t = crate::compare::DEFAULT_REPLICATES as u8,
+          value_parser = clap::value_parser!(u8).range(1..=12))]
     replicates: u8,
     /// Do not measure the host on a node of the other netfilter state beside the baseline.
     #[arg(long)]

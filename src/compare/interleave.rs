@@ -209,7 +209,8 @@ pub(super) fn measure_replicated(
             format!(
                 "{} ({replicates} independent instances of every path, each paired with the \
                  host's by round; the interval adds the spread between instances to the spread \
-                 between time batches, Student's t){stall_note}",
+                 between time batches, corrected for their autocorrelation, Student's t)\
+                 {stall_note}",
                 paired::REPLICATE_METHOD
             )
         } else if let Some(per) = rounds.checked_div(k) {

@@ -517,6 +517,12 @@ fn measure_placement_interleaved(
         }
     };
     repair_v6(&groups, &mut m, reps);
+    if let Some(file) = std::env::var_os("NSLAT_DUMP_MEANS") {
+        let labels: Vec<&str> = groups.iter().map(|g| g.label.as_str()).collect();
+        let dump =
+            serde_json::json!({"labels": labels, "replicates": reps, "means_ns": m.means_ns});
+        let _ = std::fs::write(file, dump.to_string());
+    }
     // The tracepoint run of each mode, on its first replicate's cell (outside the statistics).
     let traced = trace_config(placement);
     let mut inputs: Vec<ModeInput> = Vec::with_capacity(groups.len() + failed.len());

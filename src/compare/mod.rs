@@ -37,6 +37,7 @@ pub use lab::LabPlan;
 pub use model::*;
 pub use options::{
     CompareOptions, CpuChoice, CpuPlacement, FamilyChoice, RepsChoice, ScheduleChoice,
+    DEFAULT_REPLICATES,
 };
 pub use progress::{Progress, SilentProgress};
 pub use remote::RemotePlan;

@@ -162,9 +162,10 @@ pub struct CompareOptions {
 /// The fewest and the most replicates per path.
 pub const MIN_REPLICATES: usize = 1;
 pub const MAX_REPLICATES: usize = 12;
-/// The default: enough that Student's t over the replicates (4 degrees of freedom) gives an
-/// interval of about half a point on this kind of machine, few enough to build in a second.
-pub const DEFAULT_REPLICATES: usize = 5;
+/// The default: enough that Student's t over the replicates (7 degrees of freedom) gives an
+/// interval of about half a point on this kind of machine, few enough to build in a second
+/// (issue 19's coverage runs of 6 December 2026: docs/method.md).
+pub const DEFAULT_REPLICATES: usize = 8;
 
 impl Default for CompareOptions {
     fn default() -> Self {

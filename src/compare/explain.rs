@@ -188,9 +188,7 @@ impl Servers {
 
 impl Drop for Servers {
     fn drop(&mut self) {
-        for (_, h, _) in self.running.drain(..) {
-            h.stop();
-        }
+        crate::bench::server::ServerHandle::stop_all(self.running.drain(..).map(|(_, h, _)| h));
     }
 }
 

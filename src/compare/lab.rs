@@ -15,7 +15,7 @@ use super::options::{CompareOptions, CpuPlacement, RepsChoice, ScheduleChoice};
 use super::progress::{ChecksProgress, Progress};
 use super::runs::{probe_config, trace_config, Runner};
 use crate::bench::client::ClientError;
-use crate::bench::server::{Server, ServerConfig};
+use crate::bench::server::{Server, ServerConfig, ServerHandle};
 use crate::lab::cells::{Cell, CellSet, CellSpec};
 use crate::lab::{self, Lab, LabError, LabSpec, Mode};
 use crate::measure::sockets::PathSpec;
@@ -512,7 +512,7 @@ fn measure_placement_interleaved(
     let mut m = match measured {
         Ok(m) => m,
         Err(e) => {
-            servers.into_iter().for_each(|s| s.stop());
+            ServerHandle::stop_all(servers);
             return Err(e);
         }
     };
@@ -551,7 +551,7 @@ fn measure_placement_interleaved(
     let waterfalls = opts
         .waterfall
         .then(|| waterfall_paths(&groups, &paths, &built, placement, opts, progress));
-    servers.into_iter().for_each(|s| s.stop());
+    ServerHandle::stop_all(servers);
     if let Some(e) = trace_err {
         return Err(e);
     }

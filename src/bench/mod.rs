@@ -111,7 +111,7 @@ pub struct Placement {
 }
 
 /// Everything the client needs for one run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunSpec {
     /// The server's control address (`nslat serve`).
     pub server: std::net::SocketAddr,

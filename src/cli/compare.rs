@@ -27,7 +27,8 @@ use crate::target::TargetSpec;
     replicate (a remote, a node of its own in the --baseline state, the mode's container), runs \
     `nslat serve` in every copy's remote, and measures every mode, the host on a node of the other \
     state and an A/A control at once in interleaved 1 ms blocks, each paired with the host round by \
-    round; the ratio's 95% CI spans the --replicates instances and the time batches. Then one short \
+    round, in --epochs fresh processes one after another; the ratio's 95% CI spans the --replicates \
+    instances and the epochs. Then one short \
     run per mode with tracepoint counters (backlog packets, NET_RX softirqs, CPU time, tracepoints), \
     the feature checks (which features each mode keeps), and everything is removed.\n\n\
     Client and server are pinned to one CPU by default (--cpu same): on different CPUs the \
@@ -103,6 +104,13 @@ pub struct CompareArgs {
     #[arg(long, value_name = "N", default_value_t = crate::compare::DEFAULT_REPLICATES as u8,
           value_parser = clap::value_parser!(u8).range(1..=12))]
     replicates: u8,
+    /// Interleaved lab compare with replicates: split the measuring time into N epochs, each in
+    /// a fresh process (its own servers, connections and client thread) over the same cells.
+    /// Where a process's memory lands shifts a path's latency for that process's life (bridge's
+    /// by up to a point); the ratio's 95% CI takes the spread between epochs, so it covers what
+    /// a rerun in a new process gives. 1: measure in this process, in one go.
+    #[arg(long, value_name = "N", default_value_t = crate::measure::epochs::DEFAULT_EPOCHS)]
+    epochs: usize,
     /// Do not measure the host on a node of the other netfilter state beside the baseline.
     #[arg(long)]
     no_other_host: bool,
@@ -474,6 +482,7 @@ fn options(args: &CompareArgs) -> CompareOptions {
         measure_budget: args.budget,
         baseline: args.baseline,
         replicates: usize::from(args.replicates),
+        epochs: args.epochs,
         other_host: !args.no_other_host,
         family: args.family,
         ..CompareOptions::default()

@@ -69,6 +69,9 @@ enum Command {
     /// Render what measures a Kubernetes cluster: the token Secret, the Job for one node pair.
     #[command(subcommand)]
     Deploy(deploy::DeployCommand),
+    /// One epoch of a compare's measurement (internal: `compare` starts it, a job on stdin).
+    #[command(name = "epoch-child", hide = true)]
+    EpochChild,
 }
 
 /// Parses the command line, runs the command, prints errors as one line, and maps them to an exit status.
@@ -119,6 +122,7 @@ fn missing_subcommand(args: &[String]) -> String {
     }
     let names: Vec<&str> = cmd
         .get_subcommands()
+        .filter(|s| !s.is_hide_set())
         .map(|s| s.get_name())
         .filter(|n| *n != "help")
         .collect();
@@ -160,6 +164,9 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Check(args) => check::run(args),
         Command::Report(cmd) => report::run(cmd),
         Command::Deploy(cmd) => deploy::run(cmd),
+        Command::EpochChild => {
+            std::process::exit(crate::measure::epochs::child_main());
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use super::progress::Progress;
 use super::runs::Runner;
 use crate::error::error_chain;
 use crate::measure::sockets::{self, MeasureError, PathSpec};
-use crate::measure::{paired, BlockSize, Ci, Stopped};
+use crate::measure::{epochs, paired, BlockSize, Ci, Stopped};
 
 /// What an interleaved set gave.
 pub(super) struct Measurement {
@@ -30,6 +30,8 @@ pub(super) struct Measurement {
     pub means_ns: Vec<Vec<f64>>,
     /// Measured time, seconds.
     pub measured_s: f64,
+    /// Rounds of each epoch (empty: measured in this process, in one go).
+    pub epochs: Vec<usize>,
 }
 
 pub(super) fn scale(c: Ci, k: f64) -> Ci {
@@ -60,24 +62,77 @@ pub(super) fn measure_replicated(
     placement: CpuPlacement,
     progress: &dyn Progress,
 ) -> Result<Measurement, CompareError> {
-    let opts = runner.opts;
     let replicates = replicates.max(1);
-    let cfg = opts.schedule_config(paths.len(), replicates);
-    let label = if replicates > 1 {
+    let cfg = runner.opts.schedule_config(paths.len(), replicates);
+    progress.run_started(placement.name(), &set_label(paths.len(), replicates), 1, 1);
+    let m = sockets::measure(paths, &runner.opts.run_spec(placement), &cfg, &runner.stop)
+        .map_err(measure_error)?;
+    assemble(runner, paths, replicates, &cfg, m, progress)
+}
+
+/// What the progress line calls a set.
+fn set_label(paths: usize, replicates: usize) -> String {
+    if replicates > 1 {
         format!(
             "{} paths × {replicates} replicates interleaved",
-            paths.len() / replicates
+            paths / replicates
         )
     } else {
-        format!("{} paths interleaved", paths.len())
-    };
-    progress.run_started(placement.name(), &label, 1, 1);
-    let m = sockets::measure(paths, &opts.run_spec(placement), &cfg, &runner.stop).map_err(
-        |e| match e {
-            MeasureError::Baseline { error, .. } => CompareError::Baseline(error),
-            e => CompareError::Invalid(error_chain(&e)),
+        format!("{paths} paths interleaved")
+    }
+}
+
+fn measure_error(e: MeasureError) -> CompareError {
+    match e {
+        MeasureError::Baseline { error, .. } => CompareError::Baseline(error),
+        e => CompareError::Invalid(error_chain(&e)),
+    }
+}
+
+/// [`measure_replicated`] in `epochs` fresh processes one after another
+/// ([`crate::measure::epochs`]): each binds a server of its own for every path in the path's
+/// `server_netns` (the paths' ports are the epoch's).
+pub(super) fn measure_epochs(
+    runner: &Runner,
+    paths: &[epochs::EpochPath],
+    replicates: usize,
+    epochs_n: usize,
+    placement: CpuPlacement,
+    progress: &dyn Progress,
+) -> Result<Measurement, CompareError> {
+    let replicates = replicates.max(1);
+    let cfg = runner.opts.schedule_config(paths.len(), replicates);
+    let label = set_label(paths.len(), replicates);
+    let m = epochs::measure_here(
+        paths,
+        epochs_n,
+        &runner.opts.run_spec(placement),
+        &cfg,
+        &runner.stop,
+        &mut |e| {
+            progress.run_started(
+                placement.name(),
+                &format!("{label}, epoch {} of {epochs_n}", e + 1),
+                e + 1,
+                epochs_n,
+            )
         },
-    )?;
+    )
+    .map_err(measure_error)?;
+    let specs: Vec<PathSpec> = paths.iter().map(|p| p.path.clone()).collect();
+    assemble(runner, &specs, replicates, &cfg, m, progress)
+}
+
+/// The report model's inputs from what a set measured.
+fn assemble(
+    runner: &Runner,
+    paths: &[PathSpec],
+    replicates: usize,
+    cfg: &crate::measure::ScheduleConfig,
+    m: sockets::Measured,
+    progress: &dyn Progress,
+) -> Result<Measurement, CompareError> {
+    let opts = runner.opts;
     if m.rounds.stopped == Stopped::Interrupted || runner.stopped() {
         return Err(CompareError::Interrupted(""));
     }
@@ -205,7 +260,16 @@ pub(super) fn measure_replicated(
         rounds,
         block_transactions,
         block_s,
-        ci_method: if replicates > 1 {
+        ci_method: if replicates > 1 && m.rounds.epochs.len() > 1 {
+            format!(
+                "{} ({replicates} independent instances of every path, each paired with the \
+                 host's by round, measured in {} epochs, each a fresh process; the interval adds \
+                 the spread between instances to the spread between epochs, corrected for their \
+                 autocorrelation, Student's t){stall_note}",
+                paired::REPLICATE_METHOD,
+                m.rounds.epochs.len()
+            )
+        } else if replicates > 1 {
             format!(
                 "{} ({replicates} independent instances of every path, each paired with the \
                  host's by round; the interval adds the spread between instances to the spread \
@@ -225,6 +289,7 @@ pub(super) fn measure_replicated(
             )
         },
         warnings,
+        epochs: m.rounds.epochs.clone(),
         means_ns: m.rounds.means_ns,
         measured_s: m.rounds.measured_ns as f64 / 1e9,
     })

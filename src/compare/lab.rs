@@ -384,10 +384,11 @@ fn repair_v6(groups: &[Group], m: &mut interleave::Measurement, reps: usize) {
         if !group.spec.ipv6 || k == host6 {
             continue;
         }
-        let pair = crate::measure::paired::replicated(&series(k), &base).map(|mut v| {
-            v.delta = interleave::scale(v.delta, 1e-3);
-            v
-        });
+        let pair =
+            crate::measure::paired::replicated_in(&series(k), &base, &m.epochs).map(|mut v| {
+                v.delta = interleave::scale(v.delta, 1e-3);
+                v
+            });
         out.push((k, pair));
     }
     for (k, pair) in out {
@@ -508,7 +509,21 @@ fn measure_placement_interleaved(
         });
     }
     progress.placement(placement.name(), groups.len() + groups.len() - 1, 1.0);
-    let measured = interleave::measure_replicated(runner, &paths, reps, placement, progress);
+    // Each epoch's process binds a server of its own in every cell's remote (the servers
+    // above stay for the tracepoint runs and the waterfall).
+    let epoch_paths: Vec<crate::measure::epochs::EpochPath> = built
+        .iter()
+        .zip(&paths)
+        .map(|(cell, path)| crate::measure::epochs::EpochPath {
+            path: path.clone(),
+            server_netns: Some(cell.remote.clone()),
+        })
+        .collect();
+    let measured = if reps > 1 && opts.epochs > 1 {
+        interleave::measure_epochs(runner, &epoch_paths, reps, opts.epochs, placement, progress)
+    } else {
+        interleave::measure_replicated(runner, &paths, reps, placement, progress)
+    };
     let mut m = match measured {
         Ok(m) => m,
         Err(e) => {
@@ -519,8 +534,8 @@ fn measure_placement_interleaved(
     repair_v6(&groups, &mut m, reps);
     if let Some(file) = std::env::var_os("NSLAT_DUMP_MEANS") {
         let labels: Vec<&str> = groups.iter().map(|g| g.label.as_str()).collect();
-        let dump =
-            serde_json::json!({"labels": labels, "replicates": reps, "means_ns": m.means_ns});
+        let dump = serde_json::json!({"labels": labels, "replicates": reps, "epochs": m.epochs,
+            "means_ns": m.means_ns});
         let _ = std::fs::write(file, dump.to_string());
     }
     // The tracepoint run of each mode, on its first replicate's cell (outside the statistics).

@@ -153,6 +153,10 @@ pub struct CompareOptions {
     /// connection and server thread), measured in the same rounds; the ratio's interval is
     /// over them.
     pub replicates: usize,
+    /// `--epochs`: the lab compare's measuring time split into this many epochs, each in a
+    /// fresh process (its own servers, connections and client thread) over the same cells; the
+    /// interval's time term is the spread between epochs. 1: one process, as before.
+    pub epochs: usize,
     /// Also measure the host on a node of the other state (`--no-other-host` turns it off).
     pub other_host: bool,
     /// `--family`: IPv4, IPv6 or both (the lab's interleaved schedule).
@@ -191,6 +195,7 @@ impl Default for CompareOptions {
             measure_budget: Duration::from_secs(12),
             baseline: crate::lab::cells::NodeState::Bare,
             replicates: DEFAULT_REPLICATES,
+            epochs: crate::measure::epochs::DEFAULT_EPOCHS,
             other_host: true,
             family: FamilyChoice::V4,
         }
@@ -237,6 +242,13 @@ impl CompareOptions {
         }
         if self.measure_budget.is_zero() {
             return Err("--budget must be more than 0 seconds".into());
+        }
+        let max_epochs = crate::measure::epochs::MAX_EPOCHS;
+        if !(1..=max_epochs).contains(&self.epochs) {
+            return Err(format!(
+                "--epochs must be 1 to {max_epochs} (got {})",
+                self.epochs
+            ));
         }
         if self.explain && self.schedule == ScheduleChoice::Runs {
             return Err(

@@ -110,6 +110,10 @@ impl Flow for TargetPlan {
                 "--explain builds its variants beside a lab; it cannot run with --target".into(),
             );
         }
+        // The NIC and the attached modes' addresses (read only), before waiting for the CPUs.
+        if let Some(a) = &self.attach {
+            check_nic(&a.nic, a.modes.len()).map_err(|e| error_chain(&e))?;
+        }
         Ok(())
     }
 

@@ -17,6 +17,8 @@
 //! [`ScheduleConfig`], read [`sockets::Measured`] (per-path [`crate::bench::RunResult`]s and the
 //! [`Interleaved`] rounds, whose [`Interleaved::paired`] gives each ratio with its interval).
 
+pub mod child;
+pub mod epochs;
 pub mod fake;
 pub mod openloop;
 pub mod paired;

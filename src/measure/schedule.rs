@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::paired::{self, Ci, Paired};
 
 /// How long one block runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum BlockSize {
     /// B transactions (request/response tests; for TCP_CRR, B connections).
     Transactions(u64),
@@ -16,7 +16,7 @@ pub enum BlockSize {
 }
 
 /// What one block did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Block {
     /// Completed transactions (or stream send/recv calls), each one timed into the path's
     /// histogram when the block was timed.
@@ -84,7 +84,7 @@ impl Block {
         }
     }
 
-    fn add(&mut self, b: &Block) {
+    pub(crate) fn add(&mut self, b: &Block) {
         self.transactions += b.transactions;
         self.lost += b.lost;
         self.elapsed_ns += b.elapsed_ns;
@@ -115,7 +115,7 @@ pub trait PathSet {
 }
 
 /// When the schedule stops measuring.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum StopRule {
     /// After this much measured time (all paths' blocks together).
     Time(Duration),
@@ -125,7 +125,7 @@ pub enum StopRule {
 }
 
 /// The schedule's settings.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ScheduleConfig {
     /// Target time of one block; B is chosen from it after the warm-up.
     pub block_time: Duration,
@@ -185,7 +185,7 @@ pub const MAX_BLOCK_TRANSACTIONS: u64 = 1_000_000;
 const CHECK_EVERY: usize = 25;
 
 /// Why the schedule stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Stopped {
     /// Every ratio interval reached the target width.
     Target,
@@ -239,6 +239,9 @@ pub struct Interleaved<E> {
     pub baseline: usize,
     /// Replicates per group ([`ScheduleConfig::replicates`]).
     pub replicates: usize,
+    /// Rounds of each epoch, in order, when the rounds were measured in epochs (fresh processes,
+    /// [`crate::measure::epochs`]); empty: one run of the schedule.
+    pub epochs: Vec<usize>,
 }
 
 /// The block means of group `g`'s replicates (paths `g`, `g + G`, `g + 2G`, … of `R * G`).
@@ -295,7 +298,7 @@ impl<E> Interleaved<E> {
         if group == self.baseline || group >= self.groups() {
             return None;
         }
-        paired::replicated(&self.group(group), &self.group(self.baseline))
+        paired::replicated_in(&self.group(group), &self.group(self.baseline), &self.epochs)
     }
 
     /// Mean block mean of `group` (ns) with its interval (batch means of one path, or over the
@@ -476,6 +479,7 @@ pub fn run<S: PathSet>(
         failures,
         baseline: cfg.baseline,
         replicates: reps,
+        epochs: Vec::new(),
     })
 }
 

@@ -26,7 +26,7 @@ use crate::bench::{RunResult, RunSpec, TestKind};
 use crate::netns::NetnsError;
 
 /// One path: where the client's sockets live and which server they talk to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PathSpec {
     /// As reports show it, e.g. `bridge` or `host (A/A)`.
     pub label: String,

@@ -29,6 +29,7 @@ mod deploy_auth;
 mod docker_targets;
 mod engine;
 mod engine_hostile;
+mod epochs;
 mod fleet;
 mod image;
 mod lab;

@@ -103,7 +103,13 @@ pub(super) fn measure_epochs(
     let replicates = replicates.max(1);
     let cfg = runner.opts.schedule_config(paths.len(), replicates);
     let label = set_label(paths.len(), replicates);
-    let m = epochs::measure_here(
+    let exe = runner
+        .opts
+        .epoch_exe
+        .clone()
+        .unwrap_or_else(|| epochs::SELF_EXE.into());
+    let m = epochs::measure(
+        &exe,
         paths,
         epochs_n,
         &runner.opts.run_spec(placement),

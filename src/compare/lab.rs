@@ -34,6 +34,14 @@ pub struct LabPlan {
 }
 
 impl Flow for LabPlan {
+    /// `--lab NAME` is a valid name (before waiting for the CPUs).
+    fn check(&self, _opts: &CompareOptions) -> Result<(), String> {
+        match &self.name {
+            Some(name) => lab::validate_name(name).map_err(|e| format!("lab: {e}")),
+            None => Ok(()),
+        }
+    }
+
     fn builds_lab(&self) -> bool {
         true
     }

@@ -157,6 +157,9 @@ pub struct CompareOptions {
     /// fresh process (its own servers, connections and client thread) over the same cells; the
     /// interval's time term is the spread between epochs. 1: one process, as before.
     pub epochs: usize,
+    /// The nslat binary each epoch runs (`None`: this program, `/proc/self/exe`). A program
+    /// that embeds the library and is not nslat itself (a test) names the nslat binary here.
+    pub epoch_exe: Option<std::path::PathBuf>,
     /// Also measure the host on a node of the other state (`--no-other-host` turns it off).
     pub other_host: bool,
     /// `--family`: IPv4, IPv6 or both (the lab's interleaved schedule).
@@ -196,6 +199,7 @@ impl Default for CompareOptions {
             baseline: crate::lab::cells::NodeState::Bare,
             replicates: DEFAULT_REPLICATES,
             epochs: crate::measure::epochs::DEFAULT_EPOCHS,
+            epoch_exe: None,
             other_host: true,
             family: FamilyChoice::V4,
         }

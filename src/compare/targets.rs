@@ -581,6 +581,7 @@ fn row(p: &Measured) -> ModeResult {
             delta_us_ci95: pd.delta.ci95.map(|(lo, hi)| [lo / 1e3, hi / 1e3]),
             rounds: Some(pd.rounds),
             replicates: Some(pd.replicates),
+            epochs: None,
         });
     }
     r

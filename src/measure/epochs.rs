@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::child::{self, SELF_EXE};
+use super::child;
+pub use super::child::SELF_EXE;
 use super::schedule::{
     Block, BlockSize, Interleaved, PathFailure, ScheduleConfig, StopRule, Stopped,
 };
@@ -215,26 +216,6 @@ pub fn measure(
     }
     let acc = acc.ok_or_else(|| MeasureError::Invalid("interrupted before any epoch".into()))?;
     Ok(acc.into_measured(&labels, cfg, stopped))
-}
-
-/// [`measure`] with this program's own binary.
-pub fn measure_here(
-    paths: &[EpochPath],
-    epochs: usize,
-    template: &RunSpec,
-    cfg: &ScheduleConfig,
-    stop: &Arc<AtomicBool>,
-    on_epoch: &mut dyn FnMut(usize),
-) -> Result<Measured, MeasureError> {
-    measure(
-        std::path::Path::new(SELF_EXE),
-        paths,
-        epochs,
-        template,
-        cfg,
-        stop,
-        on_epoch,
-    )
 }
 
 /// The epoch process's side (`nslat epoch-child`, hidden): reads the job from standard input,
@@ -505,6 +486,64 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("epoch 1"), "{e}");
+    }
+
+    fn wire(means: Vec<Vec<Option<f64>>>, failed: &[usize]) -> Wire {
+        let n = means.len();
+        let block = Block {
+            transactions: 10,
+            elapsed_ns: 1000,
+            ..Block::default()
+        };
+        Wire {
+            runs: vec![None; n],
+            hists: vec![Vec::new(); n],
+            block: BlockSize::Transactions(10),
+            stall_ns: 50_000,
+            warmup_rounds: 2,
+            means_ns: means,
+            totals: vec![block; n],
+            warmup: vec![Block::default(); n],
+            measured_ns: 5000,
+            stopped: Stopped::Time,
+            failures: failed.iter().map(|&p| (p, "broke".to_string())).collect(),
+            cleanup: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn epochs_merge_in_order_and_a_path_failed_in_one_is_failed_in_all() {
+        let cfg = ScheduleConfig::default();
+        let mut acc = Acc::first(
+            3,
+            wire(
+                vec![
+                    vec![Some(1.0), Some(2.0)],
+                    vec![Some(3.0), None],
+                    vec![Some(5.0), Some(6.0)],
+                ],
+                &[],
+            ),
+        );
+        acc.add(wire(
+            vec![
+                vec![Some(7.0), Some(8.0), Some(9.0)],
+                vec![],
+                vec![Some(1.0), Some(2.0), Some(3.0)],
+            ],
+            &[1],
+        ));
+        let m = acc.into_measured(&["a".into(), "b".into(), "c".into()], &cfg, Stopped::Budget);
+        let r = &m.rounds;
+        assert_eq!(r.epochs, [2, 3]);
+        assert_eq!(r.means_ns[0], [1.0, 2.0, 7.0, 8.0, 9.0]);
+        assert!(r.means_ns[1].is_empty(), "a failed path keeps no rounds");
+        assert!(r.failed(1).is_some_and(|e| e.to_string().contains("broke")));
+        assert_eq!(r.means_ns[2].len(), 5);
+        assert_eq!(r.totals[0].transactions, 20);
+        assert_eq!(r.measured_ns, 10_000);
+        assert_eq!(r.warmup_rounds, 4);
+        assert_eq!(r.stopped, Stopped::Budget);
     }
 
     #[test]

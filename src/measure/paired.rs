@@ -71,6 +71,10 @@ pub struct Paired {
     /// Independent replicates the interval comes from (1: batch means of one instance).
     #[serde(default = "one")]
     pub replicates: usize,
+    /// Epochs (fresh processes) the rounds were measured in, which are then the interval's
+    /// time batches (0: one process, in one go).
+    #[serde(default)]
+    pub epochs: usize,
 }
 
 fn one() -> usize {
@@ -178,6 +182,7 @@ pub fn paired(sample: &[f64], baseline: &[f64]) -> Option<Paired> {
         delta,
         p_value,
         replicates: 1,
+        epochs: 0,
     })
 }
 
@@ -265,6 +270,11 @@ pub fn replicated_in(sample: &[&[f64]], baseline: &[&[f64]], epochs: &[usize]) -
         delta: delta_ci,
         p_value: p_value_of(ratio - 1.0, p_value),
         replicates: r,
+        epochs: if epochs.len() >= 2 {
+            batch_ratios.len()
+        } else {
+            0
+        },
     })
 }
 

@@ -235,6 +235,7 @@ fn sample_explain() -> crate::compare::Explain {
         delta: ci(delta, 0.03),
         p_value: Some(0.0),
         replicates: 1,
+        epochs: 0,
     };
     let step = |name: &str, us: f64, prev_us: f64| crate::compare::ExplainStep {
         name: name.into(),
@@ -341,6 +342,7 @@ pub fn sample_report() -> CompareReport {
         delta_us_ci95: None,
         rounds: None,
         replicates: None,
+        epochs: None,
     };
     let mut report = CompareReport {
         test: "TCP_RR".into(),

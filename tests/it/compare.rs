@@ -179,6 +179,7 @@ fn explain_attributes_the_bridge_gap_and_restores_nat() {
 
     let lab = common::unique("exp");
     let opts = CompareOptions {
+        epoch_exe: Some(crate::common::nslat_bin().into()),
         modes: vec![Mode::Host, Mode::Bridge],
         duration: Duration::from_millis(200),
         warmup: Duration::from_millis(50),
@@ -455,6 +456,7 @@ fn explain_steps_for_veth_and_bridge_are_positive_on_a_real_lab() {
     for attempt in 1..=2 {
         let lab = common::unique("xpos");
         let opts = CompareOptions {
+            epoch_exe: Some(crate::common::nslat_bin().into()),
             modes: vec![Mode::Host],
             duration: Duration::from_millis(300),
             warmup: Duration::from_millis(100),

@@ -48,6 +48,10 @@ fn ratio(report: &Value, mode: &str) -> (f64, f64) {
         v["replicates"].as_u64().unwrap_or(0) >= 2,
         "{mode}: the interval is not over replicates: {v}"
     );
+    assert!(
+        v["epochs"].as_u64().unwrap_or(0) >= 2,
+        "{mode}: the rounds were not measured in epochs (fresh processes): {v}"
+    );
     (v["ratio"].as_f64().unwrap(), hw)
 }
 

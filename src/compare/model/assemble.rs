@@ -252,6 +252,7 @@ pub fn build_mode(input: &ModeInput, baseline: Option<&[f64]>) -> ModeResult {
             delta_us_ci95: pair(v.delta),
             rounds: Some(v.rounds),
             replicates: Some(v.replicates),
+            epochs: (v.epochs > 1).then_some(v.epochs),
         }),
         None => baseline
             .and_then(|b| stats::vs_baseline(&lat, b))
@@ -265,6 +266,7 @@ pub fn build_mode(input: &ModeInput, baseline: Option<&[f64]>) -> ModeResult {
                 delta_us_ci95: None,
                 rounds: None,
                 replicates: None,
+                epochs: None,
             }),
     };
 

@@ -379,6 +379,10 @@ pub struct VsHost {
     /// means over its rounds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicates: Option<usize>,
+    /// Interleaved: epochs (fresh processes, one after another) the rounds were measured in,
+    /// which are the interval's time batches (absent: one process, in one go).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epochs: Option<usize>,
 }
 
 /// Probe counters per transaction, averaged over repetitions (`None`: not measured).

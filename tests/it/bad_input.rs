@@ -815,6 +815,8 @@ fn compare_bad_input() {
         c(&["--warmup", "-1"], &["0 or more"]),
         c(&["--reps", "0"], &["repetition", "auto"]),
         c(&["--reps", "-2"], &["repetition", "auto"]),
+        c(&["--epochs", "0"], &["--epochs must be 1 to 40"]),
+        c(&["--epochs", "41"], &["--epochs must be 1 to 40"]),
         c(
             &["--cpu", "diagonal"],
             &["--cpu", "possible values: same, split, both"],

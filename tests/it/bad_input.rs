@@ -1040,6 +1040,14 @@ fn compare_target_bad_input() {
         .output()
         .is_ok_and(|o| o.status.success());
     let stopped = format!("nslat-test-{u}-stopped");
+    // Removed when the test ends, however it ends (a failed case panics in check_all).
+    struct RemoveContainer<'a>(&'a str);
+    impl Drop for RemoveContainer<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("docker").args(["rm", "-f", self.0]).output();
+        }
+    }
+    let _remove = RemoveContainer(&stopped);
     if docker && common::docker_test_image().is_ok() {
         let ok = Command::new("docker")
             .args(["create", "--name", &stopped, common::DOCKER_TEST_IMAGE])
@@ -1053,7 +1061,6 @@ fn compare_target_bad_input() {
         }
     }
     check_all("compare --target", &cases);
-    let _ = Command::new("docker").args(["rm", "-f", &stopped]).output();
 
     // Docker not installed: a PATH without docker.
     let out = Command::new(common::nslat_bin())

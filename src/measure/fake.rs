@@ -361,13 +361,6 @@ mod tests {
         assert!((x.ratio.estimate - 2.0).abs() < 1e-9);
     }
 
-    /// A standard normal deviate (Box-Muller).
-    fn normal(rng: &mut XorShift) -> f64 {
-        let u1 = 1.0 - rng.next_f64();
-        let u2 = rng.next_f64();
-        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-    }
-
     /// One simulated compare: a 10 µs baseline and a path 1.25 times slower, `replicates`
     /// instances of each; every instance's latency is off by its own random effect (relative
     /// standard deviation `offset`) for the whole run. Returns the ratio's interval.
@@ -377,7 +370,7 @@ mod tests {
         let mut paths = Vec::new();
         for _ in 0..replicates {
             for base in [10_000.0, 12_500.0] {
-                paths.push(p(base * (1.0 + offset * normal(&mut rng)), 0.05));
+                paths.push(p(base * (1.0 + offset * rng.next_normal()), 0.05));
             }
         }
         let mut set = FakePaths::new(paths, Drift::None, seed);

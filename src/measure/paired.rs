@@ -475,11 +475,7 @@ mod tests {
     /// autocorrelation correction.
     fn drifting_pair(reps: usize, n: usize, phi: f64, drift: f64, seed: u64) -> (Ci, Ci) {
         let mut rng = crate::rng::XorShift::new(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-        let mut normal = move || {
-            let u1 = 1.0 - rng.next_f64();
-            let u2 = rng.next_f64();
-            (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-        };
+        let mut normal = move || rng.next_normal();
         let offsets: Vec<f64> = (0..reps).map(|_| 0.003 * normal()).collect();
         let mut d = drift * normal();
         let (mut s, mut b) = (vec![vec![]; reps], vec![vec![]; reps]);
@@ -530,11 +526,7 @@ mod tests {
     /// with the epochs as the time batches, and the interval over the instances alone.
     fn epoch_pair(epochs: usize, process: f64, seed: u64) -> (Ci, Ci) {
         let mut rng = crate::rng::XorShift::new(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-        let mut normal = move || {
-            let u1 = 1.0 - rng.next_f64();
-            let u2 = rng.next_f64();
-            (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-        };
+        let mut normal = move || rng.next_normal();
         let reps = 8;
         let offsets: Vec<f64> = (0..reps).map(|_| 0.003 * normal()).collect();
         let lens: Vec<usize> = (0..epochs).map(|e| 20 + (e % 3) * 3).collect();
